@@ -1,0 +1,210 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// Placements tells the Router where a tenant lives. The catalog implements
+// it; an unknown or departing tenant yields an error wrapping
+// ErrUnknownTenant.
+type Placements interface {
+	Placement(ctx context.Context, id tenant.ID) (Placement, error)
+}
+
+// Config configures a Router.
+type Config struct {
+	Placements Placements
+	// Backends maps shard names to backends.
+	Backends map[string]Backend
+	// CursorKey authenticates list cursors (at least 32 bytes, kept secret
+	// and stable across restarts).
+	CursorKey []byte
+	// Now returns the time stamped on records; time.Now if nil.
+	Now func() time.Time
+}
+
+// Router opens tenant-scoped transactions on the backend that hosts the
+// tenant in the context. It is safe for concurrent use.
+type Router struct {
+	placements Placements
+	backends   map[string]Backend
+	cursors    *CursorCodec
+	now        func() time.Time
+}
+
+// NewRouter returns a Router for cfg.
+func NewRouter(cfg Config) (*Router, error) {
+	if cfg.Placements == nil {
+		return nil, errors.New("store: Config.Placements is required")
+	}
+	if len(cfg.Backends) == 0 {
+		return nil, errors.New("store: at least one backend is required")
+	}
+	codec, err := NewCursorCodec(cfg.CursorKey)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	b := make(map[string]Backend, len(cfg.Backends))
+	for name, be := range cfg.Backends {
+		b[name] = be
+	}
+	return &Router{placements: cfg.Placements, backends: b, cursors: codec, now: now}, nil
+}
+
+// Shards returns the names of the router's shards, sorted.
+func (r *Router) Shards() []string {
+	names := make([]string, 0, len(r.backends))
+	for n := range r.backends {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (r *Router) backend(p Placement) (Backend, error) {
+	b, ok := r.backends[p.Shard]
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownShard, p.Shard)
+	}
+	return b, nil
+}
+
+// Supports reports whether placement p can be hosted: the shard exists and
+// its backend supports the mode.
+func (r *Router) Supports(p Placement) error {
+	if _, err := ParseMode(string(p.Mode)); err != nil {
+		return err
+	}
+	b, err := r.backend(p)
+	if err != nil {
+		return err
+	}
+	return b.Supports(p.Mode)
+}
+
+// Provision prepares storage for tenant id at placement p. It is a
+// control-plane operation and takes the tenant explicitly.
+func (r *Router) Provision(ctx context.Context, id tenant.ID, p Placement) error {
+	if id.IsZero() {
+		return tenant.ErrMissing
+	}
+	if err := r.Supports(p); err != nil {
+		return err
+	}
+	b, _ := r.backend(p)
+	return b.Provision(ctx, id, p.Mode)
+}
+
+// Drop removes all data of tenant id at placement p. It is a control-plane
+// operation and takes the tenant explicitly.
+func (r *Router) Drop(ctx context.Context, id tenant.ID, p Placement) error {
+	if id.IsZero() {
+		return tenant.ErrMissing
+	}
+	b, err := r.backend(p)
+	if err != nil {
+		return err
+	}
+	return b.Drop(ctx, id, p.Mode)
+}
+
+// Ping checks every backend.
+func (r *Router) Ping(ctx context.Context) error {
+	for _, name := range r.Shards() {
+		if err := r.backends[name].Ping(ctx); err != nil {
+			return fmt.Errorf("shard %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// Close closes every backend.
+func (r *Router) Close() error {
+	var errs []error
+	for _, name := range r.Shards() {
+		if err := r.backends[name].Close(); err != nil {
+			errs = append(errs, fmt.Errorf("shard %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// TxOptions configures a transaction.
+type TxOptions struct {
+	// ReadOnly transactions may not write; backends may serve them
+	// concurrently with a writer.
+	ReadOnly bool
+}
+
+// Begin opens a transaction for the tenant in ctx. Without a tenant in ctx
+// it fails with tenant.ErrMissing; it never opens an unscoped transaction.
+func (r *Router) Begin(ctx context.Context, opts TxOptions) (*Tx, error) {
+	id, err := tenant.FromContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p, err := r.placements.Placement(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	b, err := r.backend(p)
+	if err != nil {
+		return nil, err
+	}
+	btx, err := b.Begin(ctx, id, p.Mode, !opts.ReadOnly)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	return &Tx{r: r, tenant: id, btx: btx, readOnly: opts.ReadOnly}, nil
+}
+
+// Tx runs fn in a read-write transaction for the tenant in ctx, committing
+// if fn returns nil and rolling back otherwise (also when fn panics).
+func (r *Router) Tx(ctx context.Context, fn func(*Tx) error) error {
+	return r.run(ctx, TxOptions{}, fn)
+}
+
+// ReadTx runs fn in a read-only transaction for the tenant in ctx.
+func (r *Router) ReadTx(ctx context.Context, fn func(*Tx) error) error {
+	return r.run(ctx, TxOptions{ReadOnly: true}, fn)
+}
+
+func (r *Router) run(ctx context.Context, opts TxOptions, fn func(*Tx) error) (err error) {
+	tx, err := r.Begin(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = tx.Rollback()
+			panic(p)
+		}
+	}()
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// newRecordID returns a server-made opaque record id: 128 random bits,
+// lowercase base32 (26 characters).
+func newRecordID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return recordIDEncoding.EncodeToString(b[:])
+}
+
+var recordIDEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)

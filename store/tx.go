@@ -1,0 +1,220 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// Tx is a transaction scoped to one tenant. It can only be had from
+// Router.Begin, Router.Tx or Router.ReadTx. A Tx is not safe for concurrent
+// use.
+type Tx struct {
+	r        *Router
+	tenant   tenant.ID
+	btx      BackendTx
+	readOnly bool
+	done     bool
+}
+
+// Tenant returns the tenant the transaction is scoped to.
+func (tx *Tx) Tenant() tenant.ID { return tx.tenant }
+
+// check fails closed if the transaction is finished or ctx names another tenant.
+func (tx *Tx) check(ctx context.Context) error {
+	if tx.done {
+		return ErrTxDone
+	}
+	if id, err := tenant.FromContext(ctx); err == nil && id != tx.tenant {
+		return ErrTenantMismatch
+	}
+	return ctx.Err()
+}
+
+func (tx *Tx) checkWrite(ctx context.Context) error {
+	if err := tx.check(ctx); err != nil {
+		return err
+	}
+	if tx.readOnly {
+		return errors.New("store: write in a read-only transaction")
+	}
+	return nil
+}
+
+// Commit commits the transaction.
+func (tx *Tx) Commit() error {
+	if tx.done {
+		return ErrTxDone
+	}
+	tx.done = true
+	return tx.btx.Commit()
+}
+
+// Rollback aborts the transaction. It is safe to call after Commit.
+func (tx *Tx) Rollback() error {
+	if tx.done {
+		return nil
+	}
+	tx.done = true
+	return tx.btx.Rollback()
+}
+
+// Get returns the record, or ErrNotFound.
+func (tx *Tx) Get(ctx context.Context, collection, id string) (Record, error) {
+	if err := tx.check(ctx); err != nil {
+		return Record{}, err
+	}
+	if err := ValidCollection(collection); err != nil {
+		return Record{}, err
+	}
+	if err := ValidRecordID(id); err != nil {
+		return Record{}, err
+	}
+	return tx.btx.Get(ctx, collection, id)
+}
+
+// Put creates the record (created = true, version 1) or replaces it
+// (version + 1). A set precondition that the record does not meet — or a
+// precondition on a missing record — gives ErrPrecondition.
+func (tx *Tx) Put(ctx context.Context, collection, id string, data []byte, cond IfMatch) (rec Record, created bool, err error) {
+	if err := tx.checkWrite(ctx); err != nil {
+		return Record{}, false, err
+	}
+	if err := ValidCollection(collection); err != nil {
+		return Record{}, false, err
+	}
+	if err := ValidRecordID(id); err != nil {
+		return Record{}, false, err
+	}
+	norm, err := NormalizeData(data)
+	if err != nil {
+		return Record{}, false, err
+	}
+	now := tx.r.now().UTC().Truncate(1e3)
+	cur, err := tx.btx.Get(ctx, collection, id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		if cond.set() {
+			return Record{}, false, fmt.Errorf("%w: record does not exist", ErrPrecondition)
+		}
+		rec = Record{ID: id, Collection: collection, Data: norm, Version: 1, CreatedAt: now, UpdatedAt: now}
+		if err := tx.btx.Insert(ctx, rec); err != nil {
+			return Record{}, false, err
+		}
+		return rec, true, nil
+	case err != nil:
+		return Record{}, false, err
+	}
+	if cond.Version != 0 && cond.Version != cur.Version {
+		return Record{}, false, fmt.Errorf("%w: record is at version %d", ErrPrecondition, cur.Version)
+	}
+	rec = Record{ID: id, Collection: collection, Data: norm, Version: cur.Version + 1, CreatedAt: cur.CreatedAt, UpdatedAt: now}
+	if err := tx.btx.Update(ctx, rec, cur.Version); err != nil {
+		return Record{}, false, err
+	}
+	return rec, false, nil
+}
+
+// Create stores data as a new record with a server-made opaque id.
+func (tx *Tx) Create(ctx context.Context, collection string, data []byte) (Record, error) {
+	if err := tx.checkWrite(ctx); err != nil {
+		return Record{}, err
+	}
+	if err := ValidCollection(collection); err != nil {
+		return Record{}, err
+	}
+	norm, err := NormalizeData(data)
+	if err != nil {
+		return Record{}, err
+	}
+	now := tx.r.now().UTC().Truncate(1e3)
+	rec := Record{ID: newRecordID(), Collection: collection, Data: norm, Version: 1, CreatedAt: now, UpdatedAt: now}
+	if err := tx.btx.Insert(ctx, rec); err != nil {
+		return Record{}, err
+	}
+	return rec, nil
+}
+
+// Delete removes the record, or returns ErrNotFound. A set precondition the
+// record does not meet gives ErrPrecondition.
+func (tx *Tx) Delete(ctx context.Context, collection, id string, cond IfMatch) error {
+	if err := tx.checkWrite(ctx); err != nil {
+		return err
+	}
+	if err := ValidCollection(collection); err != nil {
+		return err
+	}
+	if err := ValidRecordID(id); err != nil {
+		return err
+	}
+	if cond.Version != 0 {
+		cur, err := tx.btx.Get(ctx, collection, id)
+		if err != nil {
+			return err
+		}
+		if cur.Version != cond.Version {
+			return fmt.Errorf("%w: record is at version %d", ErrPrecondition, cur.Version)
+		}
+	}
+	return tx.btx.Delete(ctx, collection, id)
+}
+
+// List returns one page of the collection in ascending id order.
+func (tx *Tx) List(ctx context.Context, collection string, opts ListOptions) (Page, error) {
+	if err := tx.check(ctx); err != nil {
+		return Page{}, err
+	}
+	if err := ValidCollection(collection); err != nil {
+		return Page{}, err
+	}
+	limit := opts.Limit
+	if limit == 0 {
+		limit = DefaultLimit
+	}
+	if limit < 1 || limit > MaxLimit {
+		return Page{}, fmt.Errorf("%w: must be 1 to %d", ErrInvalidLimit, MaxLimit)
+	}
+	if len(opts.Filters) > MaxFilters {
+		return Page{}, fmt.Errorf("%w: at most %d filters", ErrInvalidFilter, MaxFilters)
+	}
+	for _, f := range opts.Filters {
+		if _, err := ParseFilter(f.Field, "eq."+f.Value); err != nil {
+			return Page{}, err
+		}
+	}
+	var after string
+	if opts.Cursor != "" {
+		a, err := tx.r.cursors.Decode(tx.tenant, collection, opts.Filters, opts.Cursor)
+		if err != nil {
+			return Page{}, err
+		}
+		after = a
+	}
+	recs, err := tx.btx.List(ctx, Query{Collection: collection, Filters: opts.Filters, After: after, Limit: limit + 1})
+	if err != nil {
+		return Page{}, err
+	}
+	page := Page{Items: recs}
+	if len(recs) > limit {
+		page.Items = recs[:limit]
+		page.NextCursor = tx.r.cursors.Encode(tx.tenant, collection, opts.Filters, page.Items[limit-1].ID)
+	}
+	if page.Items == nil {
+		page.Items = []Record{}
+	}
+	return page, nil
+}
+
+// Collections returns the tenant's collections with record counts.
+func (tx *Tx) Collections(ctx context.Context) ([]Collection, error) {
+	if err := tx.check(ctx); err != nil {
+		return nil, err
+	}
+	cs, err := tx.btx.Collections(ctx)
+	if cs == nil && err == nil {
+		cs = []Collection{}
+	}
+	return cs, err
+}
