@@ -1,91 +1,427 @@
 // Package catalog is the control-plane registry: tenants, their placement
 // and state, and their API keys, kept in <data-dir>/control.db (SQLite).
+//
 // Lookups on the request path (Authenticate, Placement) are cached; every
-// change through the Catalog invalidates the cache at once, so revocation
-// and suspension take effect on the next request.
+// change made through the Catalog invalidates the cache before it returns,
+// so revocation and suspension take effect on the next request. Entries
+// also expire after Options.CacheTTL, bounding staleness should another
+// process change the database.
 package catalog
 
 import (
 	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/tenant"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
 // Options configures Open.
-type Options struct{}
+type Options struct {
+	// CacheTTL bounds how long a cached key or tenant lookup is trusted
+	// (default 2s). Changes through this Catalog invalidate at once.
+	CacheTTL time.Duration
+	// Now is the clock (time.Now if nil).
+	Now func() time.Time
+}
 
 // Catalog is the registry. It is safe for concurrent use.
-type Catalog struct{}
+type Catalog struct {
+	db    *sql.DB
+	now   func() time.Time
+	cache *cache
+	bg    sync.WaitGroup // last-used updates in flight
+}
+
+const schemaSQL = `
+CREATE TABLE IF NOT EXISTS tenants (
+	id         TEXT PRIMARY KEY,
+	name       TEXT NOT NULL,
+	tier       TEXT NOT NULL,
+	state      TEXT NOT NULL,
+	mode       TEXT NOT NULL,
+	shard      TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS api_keys (
+	tenant_id    TEXT NOT NULL,
+	id           TEXT NOT NULL UNIQUE,
+	role         TEXT NOT NULL,
+	name         TEXT NOT NULL,
+	secret_hash  BLOB NOT NULL,
+	created_at   INTEGER NOT NULL,
+	revoked_at   INTEGER,
+	last_used_at INTEGER,
+	PRIMARY KEY (tenant_id, id)
+) WITHOUT ROWID;
+`
 
 // Open opens (creating if needed) the catalog database at path.
-func Open(path string, opts Options) (*Catalog, error) { panic("in progress") }
+func Open(path string, opts Options) (*Catalog, error) {
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("open catalog: path %q must not contain '?' or '#'", path)
+	}
+	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)" +
+		"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open catalog: %w", err)
+	}
+	db.SetMaxOpenConns(4)
+	if _, err := db.Exec(schemaSQL); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open catalog %s: %w", path, err)
+	}
+	ttl := opts.CacheTTL
+	if ttl <= 0 {
+		ttl = 2 * time.Second
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Catalog{db: db, now: now, cache: newCache(ttl, now)}, nil
+}
 
-// Close closes the catalog.
-func (c *Catalog) Close() error { panic("in progress") }
+// Close waits for background updates and closes the catalog.
+func (c *Catalog) Close() error {
+	c.bg.Wait()
+	return c.db.Close()
+}
 
 // Ping checks the catalog database.
-func (c *Catalog) Ping(ctx context.Context) error { panic("in progress") }
+func (c *Catalog) Ping(ctx context.Context) error {
+	var one int
+	return c.db.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+}
+
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }
 
 // ProvisionFunc prepares or removes a tenant's storage (store.Router.Provision / Drop).
 type ProvisionFunc func(ctx context.Context, id tenant.ID, p store.Placement) error
 
-// CreateTenant registers t (ID, Name, Tier, Placement set by the caller;
+// CreateTenant registers t (ID, Name, Tier and Placement set by the caller;
 // State and timestamps set here), calls provision, and makes the tenant
-// active. ErrExists if the id is taken; if provision fails nothing is left behind.
+// active. It returns ErrExists if the id is taken (also by a tenant still
+// being offboarded); if provision fails, nothing is left in the catalog.
 func (c *Catalog) CreateTenant(ctx context.Context, t Tenant, provision ProvisionFunc) (Tenant, error) {
-	panic("in progress")
+	if t.ID.IsZero() {
+		return Tenant{}, tenant.ErrMissing
+	}
+	if t.Name == "" {
+		t.Name = t.ID.String()
+	}
+	if t.Tier == "" {
+		t.Tier = DefaultTier
+	}
+	if err := ValidName(t.Name); err != nil {
+		return Tenant{}, err
+	}
+	if err := ValidTier(t.Tier); err != nil {
+		return Tenant{}, err
+	}
+	if _, err := store.ParseMode(string(t.Placement.Mode)); err != nil {
+		return Tenant{}, err
+	}
+	now := c.now().UTC().Truncate(time.Microsecond)
+	t.State, t.CreatedAt, t.UpdatedAt = Provisioning, now, now
+	_, err := c.db.ExecContext(ctx, `INSERT INTO tenants (id, name, tier, state, mode, shard, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.ID.String(), t.Name, t.Tier, string(t.State), string(t.Placement.Mode), t.Placement.Shard, micros(now), micros(now))
+	if err != nil {
+		if isConstraint(err) {
+			return Tenant{}, fmt.Errorf("%w: %s", ErrExists, t.ID)
+		}
+		return Tenant{}, fmt.Errorf("create tenant: %w", err)
+	}
+	if err := provision(ctx, t.ID, t.Placement); err != nil {
+		// Leave nothing behind; a fresh context so cancellation cannot strand the row.
+		_, derr := c.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM tenants WHERE id = ? AND state = ?`, t.ID.String(), string(Provisioning))
+		return Tenant{}, errors.Join(fmt.Errorf("provision tenant %s: %w", t.ID, err), derr)
+	}
+	if _, err := c.db.ExecContext(ctx, `UPDATE tenants SET state = ? WHERE id = ?`, string(Active), t.ID.String()); err != nil {
+		return Tenant{}, fmt.Errorf("activate tenant: %w", err)
+	}
+	c.cache.invalidateTenant(t.ID)
+	t.State = Active
+	return t, nil
+}
+
+func isConstraint(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "constraint failed")
+}
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+const tenantCols = `id, name, tier, state, mode, shard, created_at, updated_at`
+
+func scanTenant(r rowScanner) (Tenant, error) {
+	var (
+		t                Tenant
+		id, state, mode  string
+		created, updated int64
+	)
+	if err := r.Scan(&id, &t.Name, &t.Tier, &state, &mode, &t.Placement.Shard, &created, &updated); err != nil {
+		return Tenant{}, err
+	}
+	tid, err := tenant.Parse(id)
+	if err != nil {
+		return Tenant{}, fmt.Errorf("catalog holds an invalid tenant id: %w", err)
+	}
+	t.ID, t.State, t.Placement.Mode = tid, State(state), store.Mode(mode)
+	t.CreatedAt, t.UpdatedAt = fromMicros(created), fromMicros(updated)
+	return t, nil
 }
 
 // Tenant returns the tenant or ErrNotFound.
-func (c *Catalog) Tenant(ctx context.Context, id tenant.ID) (Tenant, error) { panic("in progress") }
+func (c *Catalog) Tenant(ctx context.Context, id tenant.ID) (Tenant, error) {
+	t, err := scanTenant(c.db.QueryRowContext(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id = ?`, id.String()))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Tenant{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return Tenant{}, fmt.Errorf("read tenant: %w", err)
+	}
+	return t, nil
+}
 
-// ListTenants returns up to limit tenants with ids after after, by id.
+// ListTenants returns up to limit tenants whose ids sort after after, by id.
 func (c *Catalog) ListTenants(ctx context.Context, after string, limit int) ([]Tenant, error) {
-	panic("in progress")
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	rows, err := c.db.QueryContext(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list tenants: %w", err)
+	}
+	defer rows.Close()
+	out := []Tenant{}
+	for rows.Next() {
+		t, err := scanTenant(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list tenants: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// CountByShard returns how many tenants each shard hosts.
+func (c *Catalog) CountByShard(ctx context.Context) (map[string]int, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT shard, count(*) FROM tenants GROUP BY shard`)
+	if err != nil {
+		return nil, fmt.Errorf("count tenants: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var s string
+		var n int
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, err
+		}
+		out[s] = n
+	}
+	return out, rows.Err()
 }
 
 // UpdateTenant applies u and returns the tenant.
 func (c *Catalog) UpdateTenant(ctx context.Context, id tenant.ID, u TenantUpdate) (Tenant, error) {
-	panic("in progress")
+	if u.Name != nil {
+		if err := ValidName(*u.Name); err != nil {
+			return Tenant{}, err
+		}
+	}
+	if u.Tier != nil {
+		if err := ValidTier(*u.Tier); err != nil {
+			return Tenant{}, err
+		}
+	}
+	return c.change(ctx, id, func(t *Tenant) error {
+		if t.State == Deleting || t.State == Provisioning {
+			return fmt.Errorf("%w: tenant %s is %s", ErrInvalidState, id, t.State)
+		}
+		if u.Name != nil {
+			t.Name = *u.Name
+		}
+		if u.Tier != nil {
+			t.Tier = *u.Tier
+		}
+		return nil
+	})
 }
 
-// Suspend and Resume switch an active tenant to suspended and back.
-func (c *Catalog) Suspend(ctx context.Context, id tenant.ID) (Tenant, error) { panic("in progress") }
-func (c *Catalog) Resume(ctx context.Context, id tenant.ID) (Tenant, error)  { panic("in progress") }
+// Suspend switches an active tenant to suspended; its credentials are
+// refused from the next request on. Suspending a suspended tenant is a no-op.
+func (c *Catalog) Suspend(ctx context.Context, id tenant.ID) (Tenant, error) {
+	return c.setState(ctx, id, Suspended)
+}
 
-// Offboard marks the tenant deleting, revokes all its keys, calls drop, and
-// removes the tenant. Re-running it finishes an interrupted offboarding.
+// Resume switches a suspended tenant back to active. Resuming an active
+// tenant is a no-op.
+func (c *Catalog) Resume(ctx context.Context, id tenant.ID) (Tenant, error) {
+	return c.setState(ctx, id, Active)
+}
+
+func (c *Catalog) setState(ctx context.Context, id tenant.ID, to State) (Tenant, error) {
+	return c.change(ctx, id, func(t *Tenant) error {
+		if t.State != Active && t.State != Suspended {
+			return fmt.Errorf("%w: tenant %s is %s", ErrInvalidState, id, t.State)
+		}
+		t.State = to
+		return nil
+	})
+}
+
+// change reads the tenant, applies fn and writes it back in one transaction.
+func (c *Catalog) change(ctx context.Context, id tenant.ID, fn func(*Tenant) error) (Tenant, error) {
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Tenant{}, fmt.Errorf("update tenant: %w", err)
+	}
+	defer tx.Rollback()
+	t, err := scanTenant(tx.QueryRowContext(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id = ?`, id.String()))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Tenant{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return Tenant{}, fmt.Errorf("update tenant: %w", err)
+	}
+	before := t
+	if err := fn(&t); err != nil {
+		return Tenant{}, err
+	}
+	if t == before {
+		return t, nil
+	}
+	t.UpdatedAt = c.now().UTC().Truncate(time.Microsecond)
+	if _, err := tx.ExecContext(ctx, `UPDATE tenants SET name = ?, tier = ?, state = ?, updated_at = ? WHERE id = ?`,
+		t.Name, t.Tier, string(t.State), micros(t.UpdatedAt), id.String()); err != nil {
+		return Tenant{}, fmt.Errorf("update tenant: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Tenant{}, fmt.Errorf("update tenant: %w", err)
+	}
+	c.cache.invalidateTenant(id)
+	return t, nil
+}
+
+// Offboard marks the tenant deleting (its credentials stop working at
+// once), revokes its keys, calls drop to remove its data, and then removes
+// the tenant and its keys from the catalog, so the id can be created again
+// and starts empty. If drop fails the tenant stays in state deleting;
+// calling Offboard again (or ResumeOffboarding) finishes the job.
 func (c *Catalog) Offboard(ctx context.Context, id tenant.ID, drop ProvisionFunc) error {
-	panic("in progress")
+	t, err := c.change(ctx, id, func(t *Tenant) error {
+		if t.State == Provisioning {
+			return fmt.Errorf("%w: tenant %s is still being provisioned", ErrInvalidState, id)
+		}
+		t.State = Deleting
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	now := micros(c.now())
+	if _, err := c.db.ExecContext(ctx, `UPDATE api_keys SET revoked_at = ? WHERE tenant_id = ? AND revoked_at IS NULL`, now, id.String()); err != nil {
+		return fmt.Errorf("revoke keys of %s: %w", id, err)
+	}
+	c.cache.invalidateTenant(id)
+	if err := drop(ctx, id, t.Placement); err != nil {
+		return fmt.Errorf("drop data of %s: %w", id, err)
+	}
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("remove tenant %s: %w", id, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM api_keys WHERE tenant_id = ?`, id.String()); err != nil {
+		return fmt.Errorf("remove keys of %s: %w", id, err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM tenants WHERE id = ? AND state = ?`, id.String(), string(Deleting)); err != nil {
+		return fmt.Errorf("remove tenant %s: %w", id, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("remove tenant %s: %w", id, err)
+	}
+	c.cache.invalidateTenant(id)
+	return nil
 }
 
-// ResumeOffboarding finishes every offboarding a crash interrupted.
+// ResumeOffboarding finishes every offboarding a crash interrupted and
+// removes tenants whose provisioning was interrupted (dropping whatever
+// storage they got).
 func (c *Catalog) ResumeOffboarding(ctx context.Context, drop ProvisionFunc) error {
-	panic("in progress")
+	rows, err := c.db.QueryContext(ctx, `SELECT `+tenantCols+` FROM tenants WHERE state IN (?, ?) ORDER BY id`,
+		string(Deleting), string(Provisioning))
+	if err != nil {
+		return fmt.Errorf("find interrupted offboardings: %w", err)
+	}
+	var pending []Tenant
+	for rows.Next() {
+		t, err := scanTenant(rows)
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		pending = append(pending, t)
+	}
+	rows.Close()
+	var errs []error
+	for _, t := range pending {
+		if t.State == Provisioning {
+			if _, err := c.db.ExecContext(ctx, `UPDATE tenants SET state = ? WHERE id = ? AND state = ?`,
+				string(Deleting), t.ID.String(), string(Provisioning)); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		if err := c.Offboard(ctx, t.ID, drop); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
-// Placement implements store.Placements: active and suspended tenants only.
+// Placement implements store.Placements. Only active and suspended tenants
+// have one; any other tenant yields an error wrapping store.ErrUnknownTenant.
 func (c *Catalog) Placement(ctx context.Context, id tenant.ID) (store.Placement, error) {
-	panic("in progress")
+	e, err := c.tenantEntry(ctx, id)
+	if err != nil {
+		return store.Placement{}, err
+	}
+	if !e.found || (e.state != Active && e.state != Suspended) {
+		return store.Placement{}, fmt.Errorf("%w: %s", store.ErrUnknownTenant, id)
+	}
+	return e.placement, nil
 }
 
-// CreateKey issues a key; the token bk_<key_id>_<secret> is returned once.
-func (c *Catalog) CreateKey(ctx context.Context, id tenant.ID, role Role, name string) (Key, string, error) {
-	panic("in progress")
-}
-
-// RevokeKey revokes the tenant's key; ErrKeyNotFound if it is not this tenant's.
-func (c *Catalog) RevokeKey(ctx context.Context, id tenant.ID, keyID string) error {
-	panic("in progress")
-}
-
-// ListKeys returns the tenant's keys.
-func (c *Catalog) ListKeys(ctx context.Context, id tenant.ID) ([]Key, error) { panic("in progress") }
-
-// Authenticate resolves a tenant API token: ErrUnauthenticated for a
-// malformed, unknown or revoked token (or a deleted tenant), ErrSuspended
-// for a suspended tenant.
-func (c *Catalog) Authenticate(ctx context.Context, token string) (Principal, error) {
-	panic("in progress")
+// tenantEntry returns the cached state and placement of a tenant.
+func (c *Catalog) tenantEntry(ctx context.Context, id tenant.ID) (tenantEntry, error) {
+	if e, ok := c.cache.tenant(id); ok {
+		return e, nil
+	}
+	gen := c.cache.generation()
+	var state, mode, shard string
+	err := c.db.QueryRowContext(ctx, `SELECT state, mode, shard FROM tenants WHERE id = ?`, id.String()).Scan(&state, &mode, &shard)
+	e := tenantEntry{}
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return tenantEntry{}, fmt.Errorf("read tenant: %w", err)
+	default:
+		e = tenantEntry{found: true, state: State(state), placement: store.Placement{Mode: store.Mode(mode), Shard: shard}}
+	}
+	c.cache.putTenant(gen, id, e)
+	return e, nil
 }

@@ -21,6 +21,9 @@ type cursor struct {
 	After  string `json:"a"`
 }
 
+// strictB64 refuses non-canonical encodings, so each cursor has exactly one spelling.
+var strictB64 = base64.RawURLEncoding.Strict()
+
 // maxCursorLen bounds the work spent on a hostile cursor.
 const maxCursorLen = 1024
 
@@ -64,8 +67,8 @@ func (c *CursorCodec) Decode(t tenant.ID, collection string, fs []Filter, s stri
 	if !ok {
 		return "", fmt.Errorf("%w: malformed", ErrInvalidCursor)
 	}
-	payload, err1 := base64.RawURLEncoding.DecodeString(p64)
-	mac, err2 := base64.RawURLEncoding.DecodeString(m64)
+	payload, err1 := strictB64.DecodeString(p64)
+	mac, err2 := strictB64.DecodeString(m64)
 	if err1 != nil || err2 != nil {
 		return "", fmt.Errorf("%w: malformed", ErrInvalidCursor)
 	}
