@@ -176,12 +176,12 @@ func TestFilterMatches(t *testing.T) {
 
 func TestParseFilterRefusesBadInput(t *testing.T) {
 	for _, tc := range [][2]string{
-		{"status", "open"},         // no operator
-		{"status", "neq.open"},     // unsupported operator
-		{"1status", "eq.x"},        // field starts with a digit
-		{"a.b", "eq.x"},            // nested path
-		{`a"b`, "eq.x"},            // quote in field
-		{"", "eq.x"},               // empty field
+		{"status", "open"},     // no operator
+		{"status", "neq.open"}, // unsupported operator
+		{"1status", "eq.x"},    // field starts with a digit
+		{"a.b", "eq.x"},        // nested path
+		{`a"b`, "eq.x"},        // quote in field
+		{"", "eq.x"},           // empty field
 		{strings.Repeat("a", 65), "eq.x"},
 		{"a", "eq." + strings.Repeat("v", 1025)},
 	} {
