@@ -138,7 +138,8 @@ func (tx *Tx) Create(ctx context.Context, collection string, data []byte) (Recor
 }
 
 // Delete removes the record, or returns ErrNotFound. A set precondition the
-// record does not meet gives ErrPrecondition.
+// record does not meet — or any precondition on a missing record — gives
+// ErrPrecondition.
 func (tx *Tx) Delete(ctx context.Context, collection, id string, cond IfMatch) error {
 	if err := tx.checkWrite(ctx); err != nil {
 		return err
@@ -149,12 +150,15 @@ func (tx *Tx) Delete(ctx context.Context, collection, id string, cond IfMatch) e
 	if err := ValidRecordID(id); err != nil {
 		return err
 	}
-	if cond.Version != 0 {
+	if cond.set() {
 		cur, err := tx.btx.Get(ctx, collection, id)
+		if errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("%w: record does not exist", ErrPrecondition)
+		}
 		if err != nil {
 			return err
 		}
-		if cur.Version != cond.Version {
+		if cond.Version != 0 && cur.Version != cond.Version {
 			return fmt.Errorf("%w: record is at version %d", ErrPrecondition, cur.Version)
 		}
 	}

@@ -39,7 +39,8 @@ func ValidRecordID(id string) error {
 }
 
 // NormalizeData checks that data is one JSON object nested at most MaxDepth
-// deep and returns it compacted.
+// deep, in valid UTF-8, without lone surrogate escapes or duplicate keys
+// (which JSON implementations read differently), and returns it compacted.
 func NormalizeData(data []byte) (json.RawMessage, error) {
 	if !json.Valid(data) {
 		return nil, fmt.Errorf("%w: not valid JSON", ErrInvalidData)
@@ -55,6 +56,9 @@ func NormalizeData(data []byte) (json.RawMessage, error) {
 	}
 	if d := depth(out); d > MaxDepth {
 		return nil, fmt.Errorf("%w: nested %d deep, at most %d allowed", ErrInvalidData, d, MaxDepth)
+	}
+	if err := portable(out); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidData, err)
 	}
 	return json.RawMessage(out), nil
 }

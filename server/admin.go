@@ -1,0 +1,374 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/bulkhead-dev/bulkhead/catalog"
+	"github.com/bulkhead-dev/bulkhead/store"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// The control plane. Every handler here runs behind operatorOnly. It acts
+// on the tenant named in the path, explicitly: the only place where a path
+// names a tenant.
+
+// TenantView is a tenant as the control plane shows it; Usage is set by
+// the show endpoint only.
+type TenantView struct {
+	catalog.Tenant
+	Usage *Usage `json:"usage,omitempty"`
+}
+
+// Usage is what a tenant stores.
+type Usage struct {
+	Collections int   `json:"collections"`
+	Records     int64 `json:"records"`
+}
+
+// NewKey is a freshly issued key with its token, shown this once.
+type NewKey struct {
+	catalog.Key
+	Token string `json:"token"`
+}
+
+// decodeJSON reads the body into v: one JSON object with only known fields.
+func decodeJSON(r *http.Request, v any) error {
+	b, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return newError(http.StatusBadRequest, "invalid_json", "the body is empty; send a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var syn *json.SyntaxError
+		if errors.As(err, &syn) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return newError(http.StatusBadRequest, "invalid_json", "the body is not valid JSON")
+		}
+		// Type mismatches and unknown fields: json's message names the field.
+		return newError(http.StatusBadRequest, "invalid_json", "the body does not fit the request: "+err.Error())
+	}
+	if dec.More() {
+		return newError(http.StatusBadRequest, "invalid_json", "the body holds more than one JSON value")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return newError(http.StatusBadRequest, "invalid_json", "the body holds more than one JSON value")
+	}
+	return nil
+}
+
+// pathTenant parses the {id} path segment.
+func pathTenant(r *http.Request) (tenant.ID, error) {
+	return tenant.Parse(r.PathValue("id"))
+}
+
+// createTenant: POST /v1/admin/tenants {"id","name","isolation","tier"}.
+func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		ID        string  `json:"id"`
+		Name      *string `json:"name"`
+		Isolation *string `json:"isolation"`
+		Tier      *string `json:"tier"`
+	}
+	if err := decodeJSON(r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	id, err := tenant.Parse(req.ID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	mode := store.Pooled
+	if req.Isolation != nil {
+		if mode, err = store.ParseMode(*req.Isolation); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	placement := store.Placement{Mode: mode, Shard: LocalShard}
+	if err := s.router.Supports(placement); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	tier := catalog.DefaultTier
+	if req.Tier != nil {
+		tier = *req.Tier
+	}
+	if err := catalog.ValidTier(tier); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	name := id.String()
+	if req.Name != nil {
+		name = *req.Name
+	}
+	if err := catalog.ValidName(name); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	t, err := s.catalog.CreateTenant(r.Context(),
+		catalog.Tenant{ID: id, Name: name, Tier: tier, Placement: placement}, s.router.Provision)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/admin/tenants/"+t.ID.String())
+	s.writeJSON(w, r, http.StatusCreated, TenantView{Tenant: t})
+}
+
+// listTenants: GET /v1/admin/tenants?limit=&cursor= (by id; the cursor is
+// the last id of the page, base64url-encoded — the list is operator-only,
+// so it needs no authentication of its own).
+func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		s.writeError(w, r, newError(http.StatusBadRequest, "invalid_limit", "the query string is malformed"))
+		return
+	}
+	limit := store.DefaultLimit
+	if vs, ok := q["limit"]; ok {
+		n, err := strconv.Atoi(vs[0])
+		if len(vs) != 1 || err != nil || n < 1 || n > store.MaxLimit {
+			s.writeError(w, r, newError(http.StatusBadRequest, "invalid_limit",
+				"limit must be one integer from 1 to "+strconv.Itoa(store.MaxLimit)))
+			return
+		}
+		limit = n
+	}
+	var after string
+	if vs, ok := q["cursor"]; ok {
+		b, err := base64.RawURLEncoding.DecodeString(vs[0])
+		if err == nil {
+			_, err = tenant.Parse(string(b))
+		}
+		if len(vs) != 1 || err != nil {
+			s.writeError(w, r, store.ErrInvalidCursor)
+			return
+		}
+		after = string(b)
+	}
+	ts, err := s.catalog.ListTenants(r.Context(), after, limit+1)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	next := ""
+	if len(ts) > limit {
+		ts = ts[:limit]
+		next = base64.RawURLEncoding.EncodeToString([]byte(ts[limit-1].ID.String()))
+	}
+	items := make([]TenantView, len(ts))
+	for i, t := range ts {
+		items[i] = TenantView{Tenant: t}
+	}
+	s.writeJSON(w, r, http.StatusOK, map[string]any{"items": items, "next_cursor": next})
+}
+
+// showTenant: GET /v1/admin/tenants/{id}, with usage read through the
+// router in a context that names this tenant — the control plane's
+// explicit act on one tenant.
+func (s *Server) showTenant(w http.ResponseWriter, r *http.Request) {
+	id, err := pathTenant(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	t, err := s.catalog.Tenant(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	view := TenantView{Tenant: t}
+	ctx := tenant.WithID(r.Context(), id)
+	var cs []store.Collection
+	err = s.router.ReadTx(ctx, func(tx *store.Tx) error {
+		var err error
+		cs, err = tx.Collections(ctx)
+		return err
+	})
+	switch {
+	case err == nil:
+		u := &Usage{Collections: len(cs)}
+		for _, c := range cs {
+			u.Records += c.Records
+		}
+		view.Usage = u
+	case errors.Is(err, store.ErrUnknownTenant):
+		// Provisioning or being deleted: no usage to show.
+	default:
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, view)
+}
+
+// updateTenant: PATCH /v1/admin/tenants/{id} {"name"?, "tier"?}.
+func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) {
+	id, err := pathTenant(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req struct {
+		Name *string `json:"name"`
+		Tier *string `json:"tier"`
+	}
+	if err := decodeJSON(r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.Name != nil {
+		if err := catalog.ValidName(*req.Name); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	if req.Tier != nil {
+		if err := catalog.ValidTier(*req.Tier); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	t, err := s.catalog.UpdateTenant(r.Context(), id, catalog.TenantUpdate{Name: req.Name, Tier: req.Tier})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, TenantView{Tenant: t})
+}
+
+// suspendTenant and resumeTenant: POST .../suspend and .../resume. Asking
+// for the state a tenant is already in is not an error.
+func (s *Server) suspendTenant(w http.ResponseWriter, r *http.Request) {
+	s.setState(w, r, catalog.Suspended, s.catalog.Suspend)
+}
+
+func (s *Server) resumeTenant(w http.ResponseWriter, r *http.Request) {
+	s.setState(w, r, catalog.Active, s.catalog.Resume)
+}
+
+func (s *Server) setState(w http.ResponseWriter, r *http.Request, want catalog.State,
+	change func(context.Context, tenant.ID) (catalog.Tenant, error)) {
+	id, err := pathTenant(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	t, err := change(r.Context(), id)
+	if errors.Is(err, catalog.ErrInvalidState) {
+		if cur, err2 := s.catalog.Tenant(r.Context(), id); err2 == nil && cur.State == want {
+			t, err = cur, nil
+		}
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, TenantView{Tenant: t})
+}
+
+// deleteTenant: DELETE /v1/admin/tenants/{id} offboards the tenant: keys
+// revoked, data dropped, entry removed (204).
+func (s *Server) deleteTenant(w http.ResponseWriter, r *http.Request) {
+	id, err := pathTenant(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.catalog.Offboard(r.Context(), id, s.router.Drop); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// createKey: POST /v1/admin/tenants/{id}/keys {"role","name"} → 201 with
+// the token, shown this once.
+func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
+	id, err := pathTenant(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req struct {
+		Role string  `json:"role"`
+		Name *string `json:"name"`
+	}
+	if err := decodeJSON(r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	role, err := catalog.ParseRole(req.Role)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	name := string(role)
+	if req.Name != nil {
+		name = *req.Name
+	}
+	if err := catalog.ValidName(name); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	key, token, err := s.catalog.CreateKey(r.Context(), id, role, name)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	s.writeJSON(w, r, http.StatusCreated, NewKey{Key: key, Token: token})
+}
+
+// listKeys: GET /v1/admin/tenants/{id}/keys (metadata only, never tokens).
+func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
+	id, err := pathTenant(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if _, err := s.catalog.Tenant(r.Context(), id); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	keys, err := s.catalog.ListKeys(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if keys == nil {
+		keys = []catalog.Key{}
+	}
+	s.writeJSON(w, r, http.StatusOK, map[string]any{"items": keys})
+}
+
+// revokeKey: DELETE /v1/admin/tenants/{id}/keys/{key_id}, effective on the
+// next request (204).
+func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) {
+	id, err := pathTenant(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	keyID := r.PathValue("key_id")
+	if keyID == "" || len(keyID) > 128 {
+		s.writeError(w, r, catalog.ErrKeyNotFound)
+		return
+	}
+	if err := s.catalog.RevokeKey(r.Context(), id, keyID); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,213 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/server"
+	"github.com/bulkhead-dev/bulkhead/telemetry"
+)
+
+const (
+	benchTenants = 100
+	benchRecords = 20 // per tenant, for get
+)
+
+// benchServer is a server on a real loopback listener with benchTenants
+// tenants in one mode, each with a writer key and benchRecords records.
+type benchServer struct {
+	base   string
+	client *http.Client
+	tokens []string
+}
+
+func newBenchServer(b *testing.B, mode string) *benchServer {
+	b.Helper()
+	dir := b.TempDir()
+	s, err := server.Open(context.Background(), server.Options{
+		DataDir: dir,
+		Logger:  telemetry.NewLogger(io.Discard, slog.LevelInfo), // log lines are still formatted
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	b.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Error(err)
+		}
+		if err := s.Close(); err != nil {
+			b.Error(err)
+		}
+	})
+	bs := &benchServer{
+		base: "http://" + ln.Addr().String(),
+		client: &http.Client{Transport: &http.Transport{
+			MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: time.Minute,
+		}},
+	}
+	op, err := server.ReadOperatorToken(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < benchTenants; i++ {
+		id := fmt.Sprintf("tenant-%03d", i)
+		bs.must(b, "POST", "/v1/admin/tenants", op, fmt.Sprintf(`{"id":%q,"isolation":%q}`, id, mode), 201)
+		body := bs.must(b, "POST", "/v1/admin/tenants/"+id+"/keys", op, `{"role":"writer"}`, 201)
+		tok := body[bytes.Index(body, []byte(`"token":"`))+9:]
+		bs.tokens = append(bs.tokens, string(tok[:bytes.IndexByte(tok, '"')]))
+	}
+	var wg sync.WaitGroup
+	for i, tok := range bs.tokens {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := 0; r < benchRecords; r++ {
+				bs.must(b, "PUT", fmt.Sprintf("/v1/collections/bench/records/r%d", r), tok, benchBody(i, r), 201)
+			}
+		}()
+	}
+	wg.Wait()
+	return bs
+}
+
+func benchBody(tenant, n int) string {
+	return fmt.Sprintf(`{"tenant_no":%d,"n":%d,"status":"open","title":"a benchmark record with some text in it"}`, tenant, n)
+}
+
+func (bs *benchServer) do(method, path, token, body string) (int, []byte, error) {
+	var rd io.Reader
+	if body != "" {
+		rd = bytes.NewReader([]byte(body))
+	}
+	req, err := http.NewRequest(method, bs.base+path, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := bs.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	return res.StatusCode, b, err
+}
+
+func (bs *benchServer) must(b *testing.B, method, path, token, body string, status int) []byte {
+	code, out, err := bs.do(method, path, token, body)
+	if err != nil || code != status {
+		b.Errorf("%s %s: %d %v %s", method, path, code, err, out)
+	}
+	return out
+}
+
+// latencies collects per-request latencies from parallel workers.
+type latencies struct {
+	mu  sync.Mutex
+	all []time.Duration
+}
+
+func (l *latencies) add(d []time.Duration) {
+	l.mu.Lock()
+	l.all = append(l.all, d...)
+	l.mu.Unlock()
+}
+
+func (l *latencies) quantile(q float64) time.Duration {
+	slices.Sort(l.all)
+	if len(l.all) == 0 {
+		return 0
+	}
+	return l.all[int(q*float64(len(l.all)-1))]
+}
+
+// run measures op with 8 concurrent clients per GOMAXPROCS and reports
+// throughput, p50 and p99, and (given a baseline p50) the p50 ratio.
+func run(b *testing.B, baseline *time.Duration, op func(rng *rand.Rand) (int, int, error)) {
+	var lat latencies
+	b.SetParallelism(8)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+		local := make([]time.Duration, 0, 1024)
+		for pb.Next() {
+			t0 := time.Now()
+			got, wantStatus, err := op(rng)
+			local = append(local, time.Since(t0))
+			if err != nil || got != wantStatus {
+				b.Errorf("status %d, want %d (%v)", got, wantStatus, err)
+				return
+			}
+		}
+		lat.add(local)
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	p50, p99 := lat.quantile(0.50), lat.quantile(0.99)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
+	b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
+	if baseline != nil {
+		if *baseline == 0 {
+			*baseline = p50
+		} else {
+			b.ReportMetric(float64(p50)/float64(*baseline), "p50/healthz")
+		}
+	}
+}
+
+// BenchmarkHTTP measures record puts and gets over real loopback HTTP with
+// benchTenants tenants, in each isolation mode. healthz (same middleware,
+// no credential, no store) is the baseline of the p50/healthz ratio.
+//
+//	go test -run '^$' -bench BenchmarkHTTP -benchtime 3000x ./server
+func BenchmarkHTTP(b *testing.B) {
+	for _, mode := range modes {
+		b.Run(mode, func(b *testing.B) {
+			bs := newBenchServer(b, mode)
+			var baseline time.Duration
+			b.Run("healthz", func(b *testing.B) {
+				baseline = 0
+				run(b, &baseline, func(*rand.Rand) (int, int, error) {
+					code, _, err := bs.do("GET", "/healthz", "", "")
+					return code, 200, err
+				})
+			})
+			b.Run("put", func(b *testing.B) {
+				run(b, &baseline, func(rng *rand.Rand) (int, int, error) {
+					i, r := rng.IntN(benchTenants), rng.IntN(benchRecords)
+					code, _, err := bs.do("PUT", fmt.Sprintf("/v1/collections/bench/records/r%d", r), bs.tokens[i], benchBody(i, r))
+					return code, 200, err
+				})
+			})
+			b.Run("get", func(b *testing.B) {
+				run(b, &baseline, func(rng *rand.Rand) (int, int, error) {
+					i, r := rng.IntN(benchTenants), rng.IntN(benchRecords)
+					code, _, err := bs.do("GET", fmt.Sprintf("/v1/collections/bench/records/r%d", r), bs.tokens[i], "")
+					return code, 200, err
+				})
+			})
+		})
+	}
+}

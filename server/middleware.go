@@ -1,0 +1,180 @@
+package server
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+
+	"github.com/bulkhead-dev/bulkhead/catalog"
+	"github.com/bulkhead-dev/bulkhead/telemetry"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// maxRequestIDLen bounds an inbound X-Request-ID the server will adopt.
+const maxRequestIDLen = 64
+
+// requestID gives every request an id: the inbound X-Request-ID if it is
+// short and made of safe characters, a random one otherwise. The id is
+// echoed in the X-Request-ID response header and carried in the request's
+// telemetry.RequestInfo.
+func requestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-ID")
+		if !safeRequestID(id) {
+			var b [16]byte
+			_, _ = rand.Read(b[:])
+			id = hex.EncodeToString(b[:])
+		}
+		info := &telemetry.RequestInfo{}
+		info.SetID(id)
+		w.Header().Set("X-Request-ID", id)
+		next.ServeHTTP(w, r.WithContext(telemetry.WithInfo(r.Context(), info)))
+	})
+}
+
+func safeRequestID(id string) bool {
+	if len(id) < 1 || len(id) > maxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+// recoverPanics turns a panicking handler into a 500 internal problem
+// (if nothing was sent yet) and logs the panic with its stack. The client
+// learns nothing about the cause.
+func (s *Server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &telemetry.StatusRecorder{ResponseWriter: w}
+		defer func() {
+			p := recover()
+			if p == nil {
+				return
+			}
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.log.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
+				slog.String("request_id", telemetry.InfoFrom(r.Context()).ID()),
+				slog.String("panic", fmt.Sprint(p)),
+				slog.String("stack", string(debug.Stack())))
+			if rec.Written() {
+				// Too late for a problem document: cut the response short.
+				panic(http.ErrAbortHandler)
+			}
+			writeProblem(w, newError(http.StatusInternalServerError, "internal", detailInternal))
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}
+
+// limitBody refuses bodies over the limit: at once when Content-Length
+// says so, and while reading otherwise (handlers see *http.MaxBytesError,
+// which maps to 413 body_too_large).
+func (s *Server) limitBody(next http.Handler) http.Handler {
+	max := s.opts.MaxBodyBytes
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > max {
+			w.Header().Set("Connection", "close")
+			writeProblem(w, newError(http.StatusRequestEntityTooLarge, "body_too_large",
+				"the request body is larger than "+strconv.FormatInt(max, 10)+" bytes"))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, max)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// bearerToken returns the token of an "Authorization: Bearer <token>"
+// header, or "" if there is none or it is malformed.
+func bearerToken(r *http.Request) string {
+	vals := r.Header.Values("Authorization")
+	if len(vals) != 1 {
+		return ""
+	}
+	scheme, tok, ok := strings.Cut(vals[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	tok = strings.TrimSpace(tok)
+	if tok == "" || len(tok) > 512 {
+		return ""
+	}
+	return tok
+}
+
+func unauthenticated(detail string, invalidToken bool) *apiError {
+	e := newError(http.StatusUnauthorized, "unauthenticated", detail)
+	v := `Bearer realm="bulkhead"`
+	if invalidToken {
+		v += `, error="invalid_token"`
+	}
+	e.header = http.Header{"Www-Authenticate": {v}}
+	return e
+}
+
+// operatorOnly admits only the operator token (compared in constant time
+// against its SHA-256). A valid tenant key is 403 forbidden here: tenant
+// credentials never reach the control plane.
+func (s *Server) operatorOnly(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok := bearerToken(r)
+		if tok == "" {
+			writeProblem(w, unauthenticated(detailUnauth+" (the operator token)", false))
+			return
+		}
+		if operatorMatch(s.opHash, tok) {
+			next(w, r)
+			return
+		}
+		if _, err := s.catalog.Authenticate(r.Context(), tok); err == nil || errors.Is(err, catalog.ErrSuspended) {
+			writeProblem(w, newError(http.StatusForbidden, "forbidden",
+				"tenant API keys cannot use the control plane; use the operator token"))
+			return
+		}
+		writeProblem(w, unauthenticated("the credential is not the operator token", true))
+	}
+}
+
+// tenantOnly admits tenant API keys whose role allows need, and runs next
+// with the key's tenant in the context (tenant.WithID). The tenant comes
+// from the credential alone: no header, path, query or body field selects
+// or changes it. The operator token is 403 forbidden here (there is no
+// act-as yet).
+func (s *Server) tenantOnly(need catalog.Role, next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok := bearerToken(r)
+		if tok == "" {
+			writeProblem(w, unauthenticated(detailUnauth+" (a tenant API key)", false))
+			return
+		}
+		if operatorMatch(s.opHash, tok) {
+			writeProblem(w, newError(http.StatusForbidden, "forbidden",
+				"the operator token cannot use the data plane; use a tenant API key"))
+			return
+		}
+		p, err := s.catalog.Authenticate(r.Context(), tok)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		telemetry.InfoFrom(r.Context()).SetTenant(p.Tenant.String())
+		if !p.Role.Allows(need) {
+			writeProblem(w, newError(http.StatusForbidden, "forbidden",
+				fmt.Sprintf("a %s key cannot do this; it needs a %s key", p.Role, need)))
+			return
+		}
+		next(w, r.WithContext(tenant.WithID(r.Context(), p.Tenant)))
+	}
+}

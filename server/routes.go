@@ -1,0 +1,131 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/catalog"
+	"github.com/bulkhead-dev/bulkhead/telemetry"
+)
+
+// methods maps HTTP methods to the handlers of one path.
+type methods map[string]http.HandlerFunc
+
+// routes builds the API: every path is registered once on a ServeMux and
+// dispatches on the method itself, so that a known path with a wrong
+// method is a 405 problem (with Allow) and an unknown path a 404 problem.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	read := func(h http.HandlerFunc) http.HandlerFunc { return s.tenantOnly(catalog.RoleReader, h) }
+	write := func(h http.HandlerFunc) http.HandlerFunc { return s.tenantOnly(catalog.RoleWriter, h) }
+	op := s.operatorOnly
+
+	// Operations. /metrics needs no credential: the server listens on
+	// loopback by default (127.0.0.1:8080), and whoever exposes it further
+	// must put the scrape endpoint behind their own access control. It
+	// holds tenant ids (bounded) but never record data.
+	s.handle(mux, "/healthz", methods{http.MethodGet: s.healthz})
+	s.handle(mux, "/readyz", methods{http.MethodGet: s.readyz})
+	s.handle(mux, "/metrics", methods{http.MethodGet: s.metrics.Handler().ServeHTTP})
+
+	// Control plane: the operator token only.
+	s.handle(mux, "/v1/admin/tenants", methods{
+		http.MethodGet:  op(s.listTenants),
+		http.MethodPost: op(s.createTenant),
+	})
+	s.handle(mux, "/v1/admin/tenants/{id}", methods{
+		http.MethodGet:    op(s.showTenant),
+		http.MethodPatch:  op(s.updateTenant),
+		http.MethodDelete: op(s.deleteTenant),
+	})
+	s.handle(mux, "/v1/admin/tenants/{id}/suspend", methods{http.MethodPost: op(s.suspendTenant)})
+	s.handle(mux, "/v1/admin/tenants/{id}/resume", methods{http.MethodPost: op(s.resumeTenant)})
+	s.handle(mux, "/v1/admin/tenants/{id}/keys", methods{
+		http.MethodGet:  op(s.listKeys),
+		http.MethodPost: op(s.createKey),
+	})
+	s.handle(mux, "/v1/admin/tenants/{id}/keys/{key_id}", methods{http.MethodDelete: op(s.revokeKey)})
+
+	// Data plane: tenant API keys; the tenant comes from the key.
+	s.handle(mux, "/v1/collections", methods{http.MethodGet: read(s.listCollections)})
+	s.handle(mux, "/v1/collections/{c}/records", methods{
+		http.MethodGet:  read(s.listRecords),
+		http.MethodPost: write(s.createRecord),
+	})
+	s.handle(mux, "/v1/collections/{c}/records/{id}", methods{
+		http.MethodGet:    read(s.getRecord),
+		http.MethodPut:    write(s.putRecord),
+		http.MethodDelete: write(s.deleteRecord),
+	})
+
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, newError(http.StatusNotFound, "route_not_found",
+			"no such route; the v1 API lives under /v1/collections and /v1/admin/tenants"))
+	})
+
+	var h http.Handler = mux
+	h = s.limitBody(h)
+	h = s.recoverPanics(h)
+	h = telemetry.Middleware(s.log, s.metrics)(h)
+	h = requestID(h)
+	return h
+}
+
+// handle registers pattern (a path, no method) with its method table. The
+// route recorded for logs and metrics is "<METHOD> <pattern>", or the bare
+// pattern for a refused method. HEAD is served by the GET handler.
+func (s *Server) handle(mux *http.ServeMux, pattern string, ms methods) {
+	allowed := make([]string, 0, len(ms)+1)
+	for m := range ms {
+		allowed = append(allowed, m)
+	}
+	if ms[http.MethodGet] != nil {
+		allowed = append(allowed, http.MethodHead)
+	}
+	slices.Sort(allowed)
+	allow := strings.Join(allowed, ", ")
+
+	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		info := telemetry.InfoFrom(r.Context())
+		m := r.Method
+		h := ms[m]
+		if h == nil && m == http.MethodHead {
+			h = ms[http.MethodGet]
+		}
+		if h == nil {
+			info.SetRoute(pattern)
+			e := newError(http.StatusMethodNotAllowed, "method_not_allowed", "use one of: "+allow)
+			e.header = http.Header{"Allow": {allow}}
+			writeProblem(w, e)
+			return
+		}
+		info.SetRoute(m + " " + pattern)
+		h(w, r)
+	})
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz reports whether the catalog and every store shard answer.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	err := s.catalog.Ping(ctx)
+	if err == nil {
+		err = s.router.Ping(ctx)
+	}
+	if err != nil {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "not ready",
+			slog.String("request_id", telemetry.InfoFrom(ctx).ID()),
+			slog.String("error", err.Error()))
+		writeProblem(w, newError(http.StatusServiceUnavailable, "unavailable", "a dependency of the server is not reachable; see the server log"))
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ready"})
+}

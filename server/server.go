@@ -1,0 +1,204 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/catalog"
+	"github.com/bulkhead-dev/bulkhead/store"
+	"github.com/bulkhead-dev/bulkhead/store/sqlite"
+	"github.com/bulkhead-dev/bulkhead/telemetry"
+)
+
+// LocalShard is the name of the embedded SQLite shard.
+const LocalShard = "local"
+
+// Defaults for Options.
+const (
+	DefaultMaxOpenDatabases = 256
+	DefaultMaxBodyBytes     = 1 << 20
+	DefaultShutdownTimeout  = 30 * time.Second
+)
+
+// Options configures Open.
+type Options struct {
+	// DataDir holds the catalog, the records and the server's secrets. It
+	// is required and created (mode 0700) if missing.
+	DataDir string
+	// MaxOpenDatabases bounds the SQLite database-mode handles kept open
+	// (LRU); default DefaultMaxOpenDatabases.
+	MaxOpenDatabases int
+	// MaxBodyBytes bounds request bodies; default DefaultMaxBodyBytes (1 MiB).
+	MaxBodyBytes int64
+	// Logger receives the request log and server events; nil means JSON
+	// to stderr.
+	Logger *slog.Logger
+	// ShutdownTimeout bounds how long Serve waits for in-flight requests
+	// after its context is done; default DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
+	// MaxTenantLabels bounds the distinct tenant label values of the
+	// metrics; default telemetry.DefaultMaxTenants.
+	MaxTenantLabels int
+}
+
+// Server is a Bulkhead server: the v1 HTTP API over a catalog and a store
+// router. It is safe for concurrent use.
+type Server struct {
+	opts     Options
+	log      *slog.Logger
+	catalog  *catalog.Catalog
+	router   *store.Router
+	metrics  *telemetry.Metrics
+	opHash   [32]byte // SHA-256 of the operator token; the token itself is not kept
+	opPath   string
+	handler  http.Handler
+	closeOne sync.Once
+	closeErr error
+}
+
+// Open opens the server's state in opts.DataDir: it creates the directory,
+// the cursor key and the operator token on first start (logging the token
+// file's path, never the token), opens the catalog and the SQLite backend,
+// and finishes offboardings a crash interrupted.
+func Open(ctx context.Context, opts Options) (*Server, error) {
+	if opts.DataDir == "" {
+		return nil, errors.New("open server: Options.DataDir is required (for example ./bulkhead-data)")
+	}
+	if opts.MaxOpenDatabases <= 0 {
+		opts.MaxOpenDatabases = DefaultMaxOpenDatabases
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if opts.Logger == nil {
+		opts.Logger = telemetry.NewLogger(os.Stderr, slog.LevelInfo)
+	}
+	dir := opts.DataDir
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open server: create data dir: %w", err)
+	}
+	cursorKey, err := loadCursorKey(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open server: %w", err)
+	}
+	opHash, created, err := loadOperatorToken(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open server: %w", err)
+	}
+	s := &Server{
+		opts:    opts,
+		log:     opts.Logger,
+		opHash:  opHash,
+		opPath:  filepath.Join(dir, operatorTokenFile),
+		metrics: telemetry.NewMetrics(telemetry.MetricsOptions{MaxTenants: opts.MaxTenantLabels}),
+	}
+	if created {
+		s.log.Info("operator token created; pass it as 'Authorization: Bearer <token>' to /v1/admin", slog.String("path", s.opPath))
+	} else {
+		s.log.Info("operator token loaded", slog.String("path", s.opPath))
+	}
+
+	cat, err := catalog.Open(filepath.Join(dir, catalogFile), catalog.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("open server: %w", err)
+	}
+	backend, err := sqlite.Open(dir, sqlite.Options{MaxOpenDatabases: opts.MaxOpenDatabases})
+	if err != nil {
+		cat.Close()
+		return nil, fmt.Errorf("open server: %w", err)
+	}
+	router, err := store.NewRouter(store.Config{
+		Placements: cat,
+		Backends:   map[string]store.Backend{LocalShard: backend},
+		CursorKey:  cursorKey,
+	})
+	if err != nil {
+		backend.Close()
+		cat.Close()
+		return nil, fmt.Errorf("open server: %w", err)
+	}
+	s.catalog, s.router = cat, router
+	if err := cat.ResumeOffboarding(ctx, router.Drop); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open server: finish interrupted offboardings: %w", err)
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Handler returns the server's HTTP handler: the whole v1 API with its
+// middleware (request id, request log and metrics, panic recovery, body
+// limit; authentication per route).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// OperatorTokenPath returns the path of the operator token file.
+func (s *Server) OperatorTokenPath() string { return s.opPath }
+
+// Serve serves HTTP on ln until ctx is done, then shuts down gracefully:
+// it stops accepting, lets in-flight requests finish for at most
+// Options.ShutdownTimeout, and returns nil if they all did. It does not
+// close the stores; call Close after Serve returns.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.log.Info("serving", slog.String("addr", ln.Addr().String()))
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down; waiting for in-flight requests", slog.Duration("timeout", s.opts.ShutdownTimeout))
+	sctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+		<-errc
+		return fmt.Errorf("shutdown: in-flight requests did not finish within %s: %w", s.opts.ShutdownTimeout, err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	s.log.Info("shut down cleanly")
+	return nil
+}
+
+// Close closes the store router (and its backends) and the catalog. It is
+// safe to call more than once.
+func (s *Server) Close() error {
+	s.closeOne.Do(func() {
+		var errs []error
+		if s.router != nil {
+			if err := s.router.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close store: %w", err))
+			}
+		}
+		if s.catalog != nil {
+			if err := s.catalog.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close catalog: %w", err))
+			}
+		}
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}

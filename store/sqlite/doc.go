@@ -1,0 +1,35 @@
+// Package sqlite is the embedded default store.Backend: tenant records in
+// SQLite files under one data directory, on the pure-Go modernc.org/sqlite
+// driver.
+//
+// It hosts two isolation modes:
+//
+//   - store.Pooled: every tenant shares <dir>/pooled.db. Each statement is
+//     generated here with the tenant predicate bound as a parameter, and the
+//     tenant is fixed when the transaction begins; tenants never get SQL.
+//   - store.Database: one file per tenant, <dir>/tenants/<StorageName>.db,
+//     created through an os.Root on <dir>/tenants. The rows keep tenant_id and
+//     every statement keeps its tenant predicate, as defence in depth. At most
+//     Options.MaxOpenDatabases files stay open; idle ones are closed least
+//     recently used first.
+//
+// store.Schema needs PostgreSQL and is refused with an error wrapping
+// store.ErrIsolationUnsupported.
+//
+// Every file runs in WAL mode with synchronous=FULL, a busy timeout and
+// foreign keys on. Each file has one writer — a pool of one connection that
+// begins with BEGIN IMMEDIATE — and a separate pool of query-only readers
+// that serve read-only transactions concurrently with the writer.
+// Connections open lazily and parse each generated statement once, then
+// keep it prepared.
+//
+// Backends move rows; a store.Router does the rest:
+//
+//	be, err := sqlite.Open(dataDir, sqlite.Options{})
+//	if err != nil { ... }
+//	router, err := store.NewRouter(store.Config{
+//		Placements: catalog,
+//		Backends:   map[string]store.Backend{"local": be},
+//		CursorKey:  key,
+//	})
+package sqlite

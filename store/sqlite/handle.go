@@ -1,0 +1,225 @@
+package sqlite
+
+import (
+	"container/list"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/store"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// handle is one open SQLite file: a single-connection write pool whose
+// transactions begin IMMEDIATE, and a query-only read pool. Connections
+// open lazily and cache their prepared statements (see cachingConn).
+type handle struct {
+	id    tenant.ID // zero for the pooled database
+	write *sql.DB
+	read  *sql.DB
+
+	// Guarded by Backend.mu (unused for the pooled handle).
+	refs     int           // transactions (and provisions) in flight
+	elem     *list.Element // position in Backend.idle while refs == 0
+	dropping bool          // Drop is waiting for refs to reach 0
+	drained  chan struct{} // closed when refs reaches 0, for Drop
+
+	closed chan struct{} // closed once an evicted handle is fully closed
+}
+
+// dsn returns the URI that opens path with the backend's pragmas: WAL,
+// synchronous=FULL, busy_timeout and foreign keys on every connection;
+// BEGIN IMMEDIATE on the writer; query_only on readers. create allows the
+// writer to create the file; otherwise a missing file fails to open.
+func dsn(path string, write, create bool, busy time.Duration) string {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(busy.Milliseconds(), 10)+")")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(FULL)")
+	if write {
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Set("_txlock", "immediate")
+	} else {
+		q.Add("_pragma", "query_only(1)")
+	}
+	mode := "rw"
+	if create && write {
+		mode = "rwc"
+	}
+	q.Set("mode", mode)
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path), RawQuery: q.Encode()}
+	return u.String()
+}
+
+// pooledReaders is the read pool size of the shared pooled file.
+func pooledReaders() int { return max(4, runtime.GOMAXPROCS(0)) }
+
+// tenantReaders is the read pool size of one tenant file.
+const tenantReaders = 4
+
+// newHandle returns a handle on path. It opens no connection yet.
+func newHandle(id tenant.ID, path string, create bool, busy time.Duration, readers int) *handle {
+	w := sql.OpenDB(connector{dsn(path, true, create, busy)})
+	w.SetMaxOpenConns(1) // one writer per file
+	w.SetMaxIdleConns(1)
+	r := sql.OpenDB(connector{dsn(path, false, false, busy)})
+	r.SetMaxOpenConns(readers)
+	r.SetMaxIdleConns(min(readers, 2))
+	return &handle{id: id, write: w, read: r, closed: make(chan struct{})}
+}
+
+// createSchema creates the records table if it does not exist; it also
+// puts a new file in WAL mode (the writer's DSN does).
+func (h *handle) createSchema(ctx context.Context) error {
+	if _, err := h.write.ExecContext(ctx, sqlSchema); err != nil {
+		return fmt.Errorf("create schema: %w", err)
+	}
+	return nil
+}
+
+// begin opens a transaction on the writer or a reader.
+func (h *handle) begin(ctx context.Context, id tenant.ID, write bool) (*tx, error) {
+	db := h.read
+	if write {
+		db = h.write
+	}
+	sqlTx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: begin: %w", err)
+	}
+	return &tx{tx: sqlTx, tenant: id.String(), h: h, write: write}, nil
+}
+
+// close closes both pools.
+func (h *handle) close() error {
+	return errors.Join(h.read.Close(), h.write.Close())
+}
+
+// acquire returns tenant id's open handle, opening its file if needed, and
+// counts a user of it; release undoes that. A handle with users is never
+// closed by the LRU.
+func (b *Backend) acquire(id tenant.ID) (*handle, error) {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil, ErrClosed
+	}
+	h := b.dbs[id]
+	if h != nil {
+		if h.dropping {
+			b.mu.Unlock()
+			return nil, fmt.Errorf("%w: tenant %s database is being dropped", store.ErrUnknownTenant, id)
+		}
+		h.refs++
+		if h.elem != nil {
+			b.idle.Remove(h.elem)
+			h.elem = nil
+		}
+		b.mu.Unlock()
+	} else {
+		name := fileName(id)
+		if !filepath.IsLocal(name) { // cannot happen with StorageName; defence in depth
+			b.mu.Unlock()
+			return nil, fmt.Errorf("sqlite: tenant database name %q is not local", name)
+		}
+		if err := b.checkFile(name); err != nil {
+			b.mu.Unlock()
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("%w: tenant %s has no database file (provision it first)", store.ErrUnknownTenant, id)
+			}
+			return nil, fmt.Errorf("sqlite: open tenant database: %w", err)
+		}
+		// Make room first, so that the bound holds whenever an idle
+		// handle can be closed.
+		var evicted []*handle
+		for len(b.dbs) >= b.opts.MaxOpenDatabases && b.idle.Len() > 0 {
+			evicted = append(evicted, b.evictLocked(b.idle.Back().Value.(*handle)))
+		}
+		h = newHandle(id, filepath.Join(b.dir, "tenants", name), false, b.opts.BusyTimeout, tenantReaders)
+		h.refs = 1
+		b.dbs[id] = h
+		b.mu.Unlock()
+		b.closeEvicted(evicted)
+	}
+	return h, nil
+}
+
+// release ends one use of h. When h becomes idle it goes to the front of the
+// LRU list and, if more files are open than allowed, the least recently
+// used idle ones are closed.
+func (b *Backend) release(h *handle) {
+	b.mu.Lock()
+	h.refs--
+	if h.refs > 0 {
+		b.mu.Unlock()
+		return
+	}
+	if h.drained != nil {
+		close(h.drained)
+		h.drained = nil
+	}
+	var evicted []*handle
+	switch {
+	case b.closed || b.dbs[h.id] != h || h.dropping:
+		// Close or Drop owns it.
+	default:
+		h.elem = b.idle.PushFront(h)
+		for len(b.dbs) > b.opts.MaxOpenDatabases && b.idle.Len() > 0 {
+			evicted = append(evicted, b.evictLocked(b.idle.Back().Value.(*handle)))
+		}
+	}
+	b.mu.Unlock()
+	b.closeEvicted(evicted)
+}
+
+// forget removes h from the open set; the caller closes it. Called with mu held.
+func (b *Backend) forget(h *handle) {
+	if b.dbs[h.id] == h {
+		delete(b.dbs, h.id)
+	}
+	if h.elem != nil {
+		b.idle.Remove(h.elem)
+		h.elem = nil
+	}
+}
+
+// evictLocked forgets idle handle h and registers it as closing. Called
+// with mu held and the backend open.
+func (b *Backend) evictLocked(h *handle) *handle {
+	b.forget(h)
+	b.closing[h] = struct{}{}
+	b.wg.Add(1)
+	return h
+}
+
+// closeEvicted closes handles evicted by evictLocked, off the caller's path.
+func (b *Backend) closeEvicted(hs []*handle) {
+	for _, h := range hs {
+		go func() {
+			defer b.wg.Done()
+			_ = h.close() // nothing to report to: the handle was idle
+			b.mu.Lock()
+			delete(b.closing, h)
+			b.mu.Unlock()
+			close(h.closed)
+		}()
+	}
+}
+
+// closingHandle returns a handle of id that is still closing, if any.
+// Called with mu held.
+func (b *Backend) closingHandle(id tenant.ID) *handle {
+	for h := range b.closing {
+		if h.id == id {
+			return h
+		}
+	}
+	return nil
+}

@@ -1,0 +1,350 @@
+package sqlite
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/store"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+var _ store.Backend = (*Backend)(nil)
+
+// ErrClosed reports use of a Backend after Close.
+var ErrClosed = errors.New("sqlite backend is closed")
+
+// Defaults for Options.
+const (
+	DefaultMaxOpenDatabases = 256
+	DefaultBusyTimeout      = 5 * time.Second
+)
+
+// Options configures a Backend. The zero value uses the defaults.
+type Options struct {
+	// MaxOpenDatabases bounds the tenant database files (database mode) kept
+	// open; idle ones are closed least recently used first. A file with a
+	// transaction in flight is never closed, so while more than this many
+	// tenants have transactions in flight at once the bound is exceeded
+	// until they finish. Default 256.
+	MaxOpenDatabases int
+	// BusyTimeout is how long a statement waits for a lock another
+	// connection holds before failing. Default 5s.
+	BusyTimeout time.Duration
+}
+
+// Backend hosts tenants in SQLite files under one directory. It is safe for
+// concurrent use.
+type Backend struct {
+	dir    string
+	opts   Options
+	root   *os.Root // <dir>/tenants; every tenant file is created and removed through it
+	pooled *handle  // <dir>/pooled.db, open for the Backend's lifetime
+
+	mu      sync.Mutex
+	closed  bool                  // guarded by mu
+	dbs     map[tenant.ID]*handle // open tenant databases; guarded by mu
+	idle    *list.List            // of *handle with refs == 0, most recent first; guarded by mu
+	closing map[*handle]struct{}  // evicted handles being closed; guarded by mu
+	wg      sync.WaitGroup        // evicted handles being closed
+}
+
+// Open opens (creating if needed, mode 0700) the data directory dir and its
+// pooled database. Tenant databases are opened lazily.
+func Open(dir string, opts Options) (*Backend, error) {
+	if opts.MaxOpenDatabases <= 0 {
+		opts.MaxOpenDatabases = DefaultMaxOpenDatabases
+	}
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = DefaultBusyTimeout
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: data dir: %w", err)
+	}
+	tenants := filepath.Join(abs, "tenants")
+	if err := os.MkdirAll(tenants, 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: create data dir: %w", err)
+	}
+	root, err := os.OpenRoot(tenants)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open tenants dir: %w", err)
+	}
+	b := &Backend{
+		dir:     abs,
+		opts:    opts,
+		root:    root,
+		dbs:     make(map[tenant.ID]*handle),
+		idle:    list.New(),
+		closing: make(map[*handle]struct{}),
+	}
+	// Create the file 0600 before SQLite does (it would use 0644, and its
+	// -wal and -shm files copy the database file's mode).
+	pooledPath := filepath.Join(abs, "pooled.db")
+	f, err := os.OpenFile(pooledPath, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		_ = root.Close()
+		return nil, fmt.Errorf("sqlite: create pooled database: %w", err)
+	}
+	_ = f.Close()
+	b.pooled = newHandle(tenant.ID{}, pooledPath, true, opts.BusyTimeout, pooledReaders())
+	if err := b.pooled.createSchema(context.Background()); err != nil {
+		_ = b.pooled.close()
+		_ = root.Close()
+		return nil, fmt.Errorf("sqlite: open pooled database: %w", err)
+	}
+	return b, nil
+}
+
+// Supports returns nil for store.Pooled and store.Database, and an error
+// wrapping store.ErrIsolationUnsupported for anything else.
+func (b *Backend) Supports(mode store.Mode) error {
+	switch mode {
+	case store.Pooled, store.Database:
+		return nil
+	case store.Schema:
+		return fmt.Errorf("%w: sqlite does not support isolation %q (it needs PostgreSQL; use pooled or database)",
+			store.ErrIsolationUnsupported, mode)
+	}
+	return fmt.Errorf("%w: sqlite does not support isolation %q (use pooled or database)", store.ErrIsolationUnsupported, mode)
+}
+
+// Provision prepares storage for tenant id. In pooled mode there is nothing
+// to prepare; in database mode it creates the tenant's file and schema. It
+// is idempotent.
+func (b *Backend) Provision(ctx context.Context, id tenant.ID, mode store.Mode) error {
+	if err := b.check(id, mode); err != nil {
+		return err
+	}
+	if mode == store.Pooled {
+		return nil
+	}
+	if err := b.createFile(id); err != nil {
+		return err
+	}
+	h, err := b.acquire(id)
+	if err != nil {
+		return fmt.Errorf("sqlite: provision tenant database: %w", err)
+	}
+	defer b.release(h)
+	if err := h.createSchema(ctx); err != nil {
+		return fmt.Errorf("sqlite: provision tenant database: %w", err)
+	}
+	return nil
+}
+
+// createFile creates the tenant's database file through the tenants root,
+// so its name cannot leave <dir>/tenants, and checks that it is a regular
+// file (not, say, a symlink planted in the data directory).
+func (b *Backend) createFile(id tenant.ID) error {
+	name := fileName(id)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	if h := b.dbs[id]; h != nil && h.dropping {
+		return fmt.Errorf("sqlite: tenant %s database is being dropped; provision it again when the drop is done", id)
+	}
+	f, err := b.root.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("sqlite: create tenant database: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("sqlite: create tenant database: %w", err)
+	}
+	return b.checkFile(name)
+}
+
+// checkFile reports whether name is a regular file in the tenants root.
+func (b *Backend) checkFile(name string) error {
+	fi, err := b.root.Lstat(name)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("sqlite: tenant database %s is not a regular file (remove it from the data directory)", name)
+	}
+	return nil
+}
+
+// Drop removes all of tenant id's data: its rows in pooled mode, its
+// database file (with -wal and -shm) in database mode. In database mode it
+// waits for the tenant's transactions in flight to finish (or ctx to end),
+// and meanwhile refuses new ones. It is idempotent.
+func (b *Backend) Drop(ctx context.Context, id tenant.ID, mode store.Mode) error {
+	if err := b.check(id, mode); err != nil {
+		return err
+	}
+	if mode == store.Pooled {
+		tx, err := b.pooled.write.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("sqlite: drop tenant rows: %w", err)
+		}
+		defer func() { _ = tx.Rollback() }()
+		if _, err := tx.ExecContext(ctx, sqlDropTenant, id.String()); err != nil {
+			return fmt.Errorf("sqlite: drop tenant rows: %w", err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("sqlite: drop tenant rows: %w", err)
+		}
+		return nil
+	}
+	for {
+		b.mu.Lock()
+		if b.closed {
+			b.mu.Unlock()
+			return ErrClosed
+		}
+		// A handle evicted a moment ago may still be closing; closing its
+		// last connection deletes "-wal" by name, so wait before removing
+		// files (and before the name can be reused by a new Provision).
+		if h := b.closingHandle(id); h != nil {
+			b.mu.Unlock()
+			if err := wait(ctx, h.closed); err != nil {
+				return err
+			}
+			continue
+		}
+		h := b.dbs[id]
+		if h != nil && h.refs > 0 {
+			h.dropping = true
+			if h.drained == nil {
+				h.drained = make(chan struct{})
+			}
+			drained := h.drained
+			b.mu.Unlock()
+			if err := wait(ctx, drained); err != nil {
+				b.mu.Lock()
+				h.dropping = false
+				if h.refs == 0 && h.elem == nil && b.dbs[id] == h {
+					h.elem = b.idle.PushFront(h) // release skipped it while dropping
+				}
+				b.mu.Unlock()
+				return fmt.Errorf("sqlite: drop tenant database: %w", err)
+			}
+			continue
+		}
+		// Under mu from here on, so nobody reopens the file while it goes.
+		defer b.mu.Unlock()
+		var errs []error
+		if h != nil {
+			b.forget(h)
+			errs = append(errs, h.close())
+		}
+		name := fileName(id)
+		for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
+			if err := b.root.Remove(name + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("sqlite: drop tenant database: %w", err)
+		}
+		return nil
+	}
+}
+
+func wait(ctx context.Context, ch <-chan struct{}) error {
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Begin opens a transaction scoped to tenant id. Read-only transactions
+// (write false) run on the file's reader pool, concurrently with its writer.
+func (b *Backend) Begin(ctx context.Context, id tenant.ID, mode store.Mode, write bool) (store.BackendTx, error) {
+	if err := b.check(id, mode); err != nil {
+		return nil, err
+	}
+	h := b.pooled
+	if mode == store.Database {
+		var err error
+		if h, err = b.acquire(id); err != nil {
+			return nil, err
+		}
+	}
+	t, err := h.begin(ctx, id, write)
+	if err != nil {
+		if mode == store.Database {
+			b.release(h)
+		}
+		return nil, err
+	}
+	if mode == store.Database {
+		t.release = b.release
+	}
+	return t, nil
+}
+
+func (b *Backend) check(id tenant.ID, mode store.Mode) error {
+	if id.IsZero() {
+		return tenant.ErrMissing
+	}
+	return b.Supports(mode)
+}
+
+// Ping reports whether the pooled database and the tenants directory are
+// reachable.
+func (b *Backend) Ping(ctx context.Context) error {
+	b.mu.Lock()
+	closed := b.closed
+	b.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if err := b.pooled.read.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite: ping pooled database: %w", err)
+	}
+	if _, err := b.root.Stat("."); err != nil {
+		return fmt.Errorf("sqlite: tenants dir: %w", err)
+	}
+	return nil
+}
+
+// Close closes every database the backend has open. Transactions in flight
+// should be finished first; Close does not wait for them.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	hs := make([]*handle, 0, len(b.dbs))
+	for _, h := range b.dbs {
+		hs = append(hs, h)
+		b.forget(h)
+	}
+	b.mu.Unlock()
+	b.wg.Wait() // evicted handles still closing
+	var errs []error
+	for _, h := range hs {
+		errs = append(errs, h.close())
+	}
+	errs = append(errs, b.pooled.close(), b.root.Close())
+	return errors.Join(errs...)
+}
+
+// OpenDatabases returns how many tenant database files (database mode) are
+// open right now. It is at most Options.MaxOpenDatabases, except while more
+// tenants than that have transactions in flight.
+func (b *Backend) OpenDatabases() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.dbs)
+}
+
+// Dir returns the absolute data directory.
+func (b *Backend) Dir() string { return b.dir }
+
+// fileName is the tenant's database file name inside <dir>/tenants.
+func fileName(id tenant.ID) string { return id.StorageName() + ".db" }

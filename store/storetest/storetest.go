@@ -1,0 +1,215 @@
+// Package storetest is the conformance suite every store.Backend runs, in
+// every isolation mode it supports: a backend or mode is done when it passes
+// Run. It drives the backend only through a store.Router, as Bulkhead does,
+// and checks both record semantics and the tenancy contract — no result may
+// differ from the reference semantics in package store, and no tenant may
+// ever see another tenant's data.
+//
+// A backend package runs it from its own tests:
+//
+//	func TestConformance(t *testing.T) {
+//		for _, mode := range []store.Mode{store.Pooled, store.Database} {
+//			t.Run(string(mode), func(t *testing.T) {
+//				storetest.Run(t, func(t *testing.T) store.Backend {
+//					b, err := sqlite.Open(t.TempDir(), sqlite.Options{})
+//					if err != nil {
+//						t.Fatal(err)
+//					}
+//					return b
+//				}, mode)
+//			})
+//		}
+//	}
+//
+// The isolation property test is seeded; it logs its seed, and
+// -storetest.seed=N replays a failure. -storetest.ops sets its length
+// (3000 operations; 1000 under the race detector).
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"flag"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/store"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+var (
+	seedFlag = flag.Int64("storetest.seed", 0, "seed of the storetest isolation property test (0: random)")
+	opsFlag  = flag.Int("storetest.ops", defaultOps, "operations in the storetest isolation property test (default 3000, 1000 under -race)")
+)
+
+// Shard is the shard name under which Env and Run register the backend.
+const Shard = "test"
+
+// Run runs the whole conformance suite. Each test gets a fresh backend from
+// newBackend, which Run closes when the test ends; tenants are hosted in
+// mode. Tests run in parallel, so newBackend must be safe to call
+// concurrently (t.TempDir is). If the backend does not support mode, Run
+// fails.
+func Run(t *testing.T, newBackend func(t *testing.T) store.Backend, mode store.Mode) {
+	t.Helper()
+	tests := []struct {
+		name string
+		fn   func(*testing.T, *Env)
+	}{
+		{"PutCreatesThenReplaces", testPutCreateReplace},
+		{"PutKeepsCreatedAtAndMovesUpdatedAt", testPutTimestamps},
+		{"IfMatchGuardsPut", testIfMatchPut},
+		{"CreateMakesUniqueOpaqueIDs", testCreate},
+		{"GetOfMissingRecordIsNotFound", testGetMissing},
+		{"DeleteRemovesAndHonoursIfMatch", testDelete},
+		{"DataRoundTripsCompacted", testDataRoundTrip},
+		{"TxSeesItsOwnWrites", testOwnWrites},
+		{"ReadTxSeesCommittedDataAndRefusesWrites", testReadOnly},
+		{"FinishedTxRefusesUse", testTxDone},
+		{"ListPagesInIDByteOrder", testListPaging},
+		{"ListRefusesBadLimitsAndFilters", testListLimits},
+		{"FiltersAgreeWithFilterMatches", testFilters},
+		{"FilteredListsPage", testFilteredPaging},
+		{"CursorsAreBoundToTenantCollectionAndFilter", testCursorBinding},
+		{"TamperedCursorsAreRefused", testCursorTamper},
+		{"CollectionsCountRecords", testCollections},
+		{"BeginWithoutTenantFailsClosed", testNoTenant},
+		{"UnknownTenantIsRefused", testUnknownTenant},
+		{"TxRefusesAnotherTenantsContext", testTenantMismatch},
+		{"RollbackDiscardsWrites", testRollback},
+		{"PanicInTxRollsBack", testPanicRollback},
+		{"SameIDsInTwoTenantsAreIndependent", testSameIDs},
+		{"DropThenProvisionStartsEmpty", testDropReprovision},
+		{"ConcurrentWritersNeverLoseAnUpdate", testConcurrentWriters},
+		{"IsolationProperty", testIsolationProperty},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.fn(t, NewEnv(t, newBackend(t), mode))
+		})
+	}
+}
+
+// Env is a Router over one backend with an in-memory placement map and a
+// deterministic clock: the harness Run gives each test, exported so backend
+// packages can reuse it in their own tests and benchmarks.
+type Env struct {
+	Router     *store.Router // over Backend, on shard Shard
+	Placements *Placements   // the Router's placements; Tenant and Offboard maintain them
+	Backend    store.Backend // the backend under test
+	Mode       store.Mode    // the mode Tenant provisions in
+
+	clockMu sync.Mutex
+	clock   time.Time // guarded by clockMu
+}
+
+// NewEnv returns an Env over b whose tenants live in mode (on shard Shard).
+// The Router, and with it b, is closed when tb's test ends.
+func NewEnv(tb testing.TB, b store.Backend, mode store.Mode) *Env {
+	tb.Helper()
+	e := &Env{
+		Placements: &Placements{},
+		Backend:    b,
+		Mode:       mode,
+		clock:      time.Date(2024, 1, 2, 3, 4, 5, 123456789, time.UTC),
+	}
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	r, err := store.NewRouter(store.Config{
+		Placements: e.Placements,
+		Backends:   map[string]store.Backend{Shard: b},
+		CursorKey:  key,
+		Now:        e.now,
+	})
+	if err != nil {
+		_ = b.Close()
+		tb.Fatalf("new router: %v", err)
+	}
+	e.Router = r
+	tb.Cleanup(func() {
+		if err := r.Close(); err != nil {
+			tb.Errorf("close router: %v", err)
+		}
+	})
+	if err := r.Supports(store.Placement{Mode: mode, Shard: Shard}); err != nil {
+		tb.Fatalf("backend cannot host mode %s: %v", mode, err)
+	}
+	return e
+}
+
+// now is a clock that moves a little over a millisecond per call, with
+// sub-microsecond noise the Router must truncate.
+func (e *Env) now() time.Time {
+	e.clockMu.Lock()
+	defer e.clockMu.Unlock()
+	e.clock = e.clock.Add(time.Millisecond + 1001*time.Nanosecond)
+	return e.clock
+}
+
+// Tenant provisions tenant name in the Env's mode, registers its placement
+// and returns a context carrying it.
+func (e *Env) Tenant(tb testing.TB, name string) context.Context {
+	tb.Helper()
+	id, err := tenant.Parse(name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p := store.Placement{Mode: e.Mode, Shard: Shard}
+	if err := e.Router.Provision(context.Background(), id, p); err != nil {
+		tb.Fatalf("provision %s: %v", name, err)
+	}
+	e.Placements.Set(id, p)
+	return tenant.WithID(context.Background(), id)
+}
+
+// Offboard removes tenant name's placement and drops its data, as the
+// control plane does.
+func (e *Env) Offboard(tb testing.TB, name string) {
+	tb.Helper()
+	id := tenant.MustParse(name)
+	e.Placements.Delete(id)
+	if err := e.Router.Drop(context.Background(), id, store.Placement{Mode: e.Mode, Shard: Shard}); err != nil {
+		tb.Fatalf("drop %s: %v", name, err)
+	}
+}
+
+// Placements is a concurrency-safe in-memory store.Placements: a map from
+// tenant to placement. The zero value is empty and ready to use.
+type Placements struct {
+	mu sync.RWMutex
+	m  map[tenant.ID]store.Placement // guarded by mu
+}
+
+var _ store.Placements = (*Placements)(nil)
+
+// Set places tenant id at p.
+func (p *Placements) Set(id tenant.ID, pl store.Placement) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = make(map[tenant.ID]store.Placement)
+	}
+	p.m[id] = pl
+}
+
+// Delete forgets tenant id.
+func (p *Placements) Delete(id tenant.ID) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.m, id)
+}
+
+// Placement returns where tenant id lives, or an error wrapping
+// store.ErrUnknownTenant.
+func (p *Placements) Placement(_ context.Context, id tenant.ID) (store.Placement, error) {
+	p.mu.RLock()
+	pl, ok := p.m[id]
+	p.mu.RUnlock()
+	if !ok {
+		return store.Placement{}, fmt.Errorf("%w %q", store.ErrUnknownTenant, id)
+	}
+	return pl, nil
+}

@@ -1,0 +1,22 @@
+// Package telemetry gives Bulkhead's HTTP layer its logs and metrics.
+//
+// Logs are JSON lines from log/slog. The request-log middleware writes one
+// line per request with request_id, tenant, route (the route pattern, never
+// the raw path), method, status and duration — never bodies, tokens,
+// credential headers or record data.
+//
+// Metrics live on a private prometheus.Registry owned by a Metrics value
+// (no package globals): bulkhead_http_requests_total{tenant,route,code} and
+// bulkhead_http_request_duration_seconds{route}, plus the Go and process
+// collectors. The tenant label is bounded: the first MaxTenants distinct
+// tenants keep their own label value, later ones are folded into "_other",
+// and requests without a tenant are labelled "_none".
+//
+//	logger := telemetry.NewLogger(os.Stderr, slog.LevelInfo)
+//	metrics := telemetry.NewMetrics(telemetry.MetricsOptions{})
+//	h := telemetry.Middleware(logger, metrics)(mux)
+//	// inside, after authentication and routing:
+//	info := telemetry.InfoFrom(r.Context())
+//	info.SetTenant("acme")
+//	info.SetRoute("GET /v1/collections")
+package telemetry
