@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// printJSON writes a response body as indented JSON (the --json output);
+// an empty body (204) prints nothing.
+func printJSON(w io.Writer, raw []byte) error {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil
+	}
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, raw, "", "  "); err != nil {
+		return fmt.Errorf("response is not JSON: %w", err)
+	}
+	buf.WriteByte('\n')
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// writeTable writes rows under header as aligned columns.
+func writeTable(w io.Writer, header []string, rows [][]string) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	writeRow(tw, header)
+	for _, r := range rows {
+		writeRow(tw, r)
+	}
+	return tw.Flush()
+}
+
+// writeFields writes one object as aligned "Label  value" lines.
+func writeFields(w io.Writer, fields [][2]string) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, f := range fields {
+		writeRow(tw, []string{f[0] + ":", f[1]})
+	}
+	return tw.Flush()
+}
+
+func writeRow(w io.Writer, cells []string) {
+	clean := make([]string, len(cells))
+	for i, c := range cells {
+		clean[i] = cell(c)
+	}
+	fmt.Fprintln(w, strings.Join(clean, "\t"))
+}
+
+// cell makes a value safe for one table cell: control characters (tabs,
+// newlines, terminal escapes) become '?', and an empty value becomes "-".
+func cell(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+// formatTime prints a timestamp in UTC to the second; the zero time is "-".
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// formatTimePtr is formatTime for optional timestamps.
+func formatTimePtr(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return formatTime(*t)
+}
+
+// tenantView is a tenant as the v1 API returns it; Usage is set by show.
+type tenantView struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Tier      string `json:"tier"`
+	State     string `json:"state"`
+	Placement struct {
+		Mode  string `json:"mode"`
+		Shard string `json:"shard"`
+	} `json:"placement"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	Usage     *struct {
+		Collections int64 `json:"collections"`
+		Records     int64 `json:"records"`
+	} `json:"usage,omitempty"`
+}
+
+// tenantListHeader and row print tenants as a table.
+var tenantListHeader = []string{"ID", "NAME", "TIER", "STATE", "ISOLATION", "SHARD", "CREATED"}
+
+func (t tenantView) row() []string {
+	return []string{t.ID, t.Name, t.Tier, t.State, t.Placement.Mode, t.Placement.Shard, formatTime(t.CreatedAt)}
+}
+
+// fields prints one tenant, with its usage when the response had it.
+func (t tenantView) fields() [][2]string {
+	f := [][2]string{
+		{"ID", t.ID},
+		{"Name", t.Name},
+		{"Tier", t.Tier},
+		{"State", t.State},
+		{"Isolation", t.Placement.Mode},
+		{"Shard", t.Placement.Shard},
+	}
+	if t.Usage != nil {
+		f = append(f,
+			[2]string{"Collections", fmt.Sprint(t.Usage.Collections)},
+			[2]string{"Records", fmt.Sprint(t.Usage.Records)})
+	}
+	return append(f,
+		[2]string{"Created", formatTime(t.CreatedAt)},
+		[2]string{"Updated", formatTime(t.UpdatedAt)})
+}
+
+// keyView is a tenant API key as the v1 API returns it; Token is set only
+// in the response that creates the key.
+type keyView struct {
+	ID         string     `json:"id"`
+	Tenant     string     `json:"tenant"`
+	Role       string     `json:"role"`
+	Name       string     `json:"name"`
+	CreatedAt  time.Time  `json:"created_at"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	Token      string     `json:"token,omitempty"`
+}
+
+var keyListHeader = []string{"ID", "ROLE", "NAME", "CREATED", "LAST USED", "REVOKED"}
+
+func (k keyView) row() []string {
+	return []string{k.ID, k.Role, k.Name, formatTime(k.CreatedAt), formatTimePtr(k.LastUsedAt), formatTimePtr(k.RevokedAt)}
+}
+
+// page is one page of a v1 list. Items stay raw so that --json prints
+// exactly what the server sent.
+type page struct {
+	Items      []json.RawMessage `json:"items"`
+	NextCursor string            `json:"next_cursor"`
+}

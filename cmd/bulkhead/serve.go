@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bulkhead-dev/bulkhead/server"
+	"github.com/bulkhead-dev/bulkhead/telemetry"
+)
+
+func newServeCommand(g *globals) *cobra.Command {
+	var maxOpen int
+	var logLevel string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the Bulkhead server",
+		Long: `Run the Bulkhead server on --addr with its data in --data-dir.
+
+On first start it writes an operator token to <data-dir>/operator.token
+(mode 0600) and logs the file's path, never the token. It stops gracefully on
+SIGINT or SIGTERM: requests in flight finish and the stores are closed.`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if maxOpen < 1 {
+				return &usageError{cmd: cmd.CommandPath(),
+					err: fmt.Errorf("--max-open-databases must be at least 1, got %d", maxOpen)}
+			}
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return &usageError{cmd: cmd.CommandPath(),
+					err: fmt.Errorf("--log-level %q: use debug, info, warn or error", logLevel)}
+			}
+			logger := telemetry.NewLogger(cmd.ErrOrStderr(), level)
+			return serve(cmd.Context(), g.addr, g.dataDir, maxOpen, logger)
+		},
+	}
+	cmd.Flags().IntVar(&maxOpen, "max-open-databases", 256,
+		"SQLite database-mode files kept open at once (least recently used are closed)")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error (logs are JSON lines on stderr)")
+	return cmd
+}
+
+// serve runs the server until ctx is done or the process gets SIGINT or
+// SIGTERM, then shuts it down gracefully and closes the stores.
+func serve(ctx context.Context, addr, dataDir string, maxOpen int, logger *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		// After the first signal, restore the default behaviour so that a
+		// second Ctrl-C stops a shutdown that hangs.
+		<-ctx.Done()
+		stop()
+	}()
+
+	hostPort, err := listenAddress(addr)
+	if err != nil {
+		return err
+	}
+	dir, err := filepath.Abs(dataDir)
+	if err != nil {
+		return fmt.Errorf("data dir %q: %w", dataDir, err)
+	}
+
+	// Listen before opening the data directory, so that a taken port fails
+	// fast and touches nothing.
+	ln, err := net.Listen("tcp", hostPort)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("listen on %s: address already in use (is another bulkhead serve running? choose another --addr or BULKHEAD_ADDR)", hostPort)
+		}
+		return fmt.Errorf("listen on %s: %w (set --addr or BULKHEAD_ADDR to a free host:port)", hostPort, err)
+	}
+	srv, err := server.Open(ctx, server.Options{DataDir: dir, MaxOpenDatabases: maxOpen, Logger: logger})
+	if err != nil {
+		ln.Close()
+		return err // says what failed in which file
+	}
+	logger.Info("bulkhead listening",
+		"addr", "http://"+ln.Addr().String(),
+		"data_dir", dir,
+		"operator_token_file", srv.OperatorTokenPath())
+
+	serveErr := srv.Serve(ctx, ln) // returns once ctx is done and requests have finished
+	closeErr := srv.Close()
+	if err := errors.Join(serveErr, closeErr); err != nil {
+		return err
+	}
+	logger.Info("bulkhead stopped")
+	return nil
+}
+
+// listenAddress turns --addr into a host:port to listen on. It accepts the
+// forms the client commands accept (host:port, :port, http://host:port), so
+// one BULKHEAD_ADDR serves both.
+func listenAddress(addr string) (string, error) {
+	if !strings.Contains(addr, "://") {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return "", fmt.Errorf("invalid --addr %q: %v (use host:port, e.g. %s)", addr, err, defaultAddr)
+		}
+		return addr, nil
+	}
+	u, err := url.Parse(addr)
+	if err != nil {
+		return "", fmt.Errorf("invalid --addr %q: %v (use host:port, e.g. %s)", addr, err, defaultAddr)
+	}
+	if u.Scheme != "http" {
+		return "", fmt.Errorf("invalid --addr %q: serve speaks plain http; use host:port and put TLS in front of it", addr)
+	}
+	if u.Port() == "" {
+		return "", fmt.Errorf("invalid --addr %q: no port (use host:port, e.g. %s)", addr, defaultAddr)
+	}
+	if u.Path != "" && u.Path != "/" {
+		return "", fmt.Errorf("invalid --addr %q: serve cannot listen on a path prefix (use host:port)", addr)
+	}
+	return u.Host, nil
+}
