@@ -26,7 +26,7 @@ func portable(data []byte) error {
 }
 
 // checkSurrogates refuses \uXXXX escapes of a surrogate that is not half of
-// a high-low pair.
+// a high-low pair, and \u0000, which PostgreSQL's jsonb refuses.
 func checkSurrogates(data []byte) error {
 	lone := errors.New(`a \u escape of a lone surrogate`)
 	hex := func(i int) uint64 {
@@ -49,6 +49,8 @@ func checkSurrogates(data []byte) error {
 			r := hex(i + 1)
 			i += 4
 			switch {
+			case r == 0:
+				return errors.New(`a \u0000 escape (PostgreSQL's jsonb cannot store NUL characters)`)
 			case r >= 0xDC00 && r <= 0xDFFF:
 				return lone
 			case r >= 0xD800 && r <= 0xDBFF:

@@ -124,6 +124,7 @@ func TestNormalizeData(t *testing.T) {
 		{"malformed JSON", `{"a":`, false},
 		{"two values", `{} {}`, false},
 		{"nothing", ``, false},
+		{"an escaped NUL", `{"a":"x\u0000y"}`, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -232,7 +232,7 @@ func testDataRoundTrip(t *testing.T, e *Env) {
 	ctx := e.Tenant(t, "acme")
 	cases := map[string]string{
 		"spaces":  "{ \"a\" : [ 1 , 2 ] ,\n \"b\" : { } }",
-		"unicode": `{"name":"Zoë 😀 日本","esc":"\u00e9\n\"q\"","nul":"x\u0000y","pair":"\ud83d\ude00"}`,
+		"unicode": `{"name":"Zoë 😀 日本","esc":"\u00e9\n\"q\"","pair":"\ud83d\ude00"}`,
 		"numbers": `{"big":123456789012345678901234567890,"f":1.50,"e":1E+2,"neg":-0}`,
 		"nested":  `{"a":{"b":{"c":[true,false,null,{"d":"e"}]}}}`,
 		"large":   `{"blob":"` + strings.Repeat("x", 200_000) + `"}`,
