@@ -151,23 +151,15 @@ type TxOptions struct {
 // Begin opens a transaction for the tenant in ctx. Without a tenant in ctx
 // it fails with tenant.ErrMissing; it never opens an unscoped transaction.
 func (r *Router) Begin(ctx context.Context, opts TxOptions) (*Tx, error) {
-	id, err := tenant.FromContext(ctx)
+	sc, err := r.Resolve(ctx)
 	if err != nil {
 		return nil, err
 	}
-	p, err := r.placements.Placement(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	b, err := r.backend(p)
-	if err != nil {
-		return nil, err
-	}
-	btx, err := b.Begin(ctx, id, p.Mode, !opts.ReadOnly)
+	btx, err := sc.Backend.Begin(ctx, sc.Tenant, sc.Placement.Mode, !opts.ReadOnly)
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	return &Tx{r: r, tenant: id, btx: btx, readOnly: opts.ReadOnly}, nil
+	return &Tx{r: r, tenant: sc.Tenant, btx: btx, readOnly: opts.ReadOnly}, nil
 }
 
 // Tx runs fn in a read-write transaction for the tenant in ctx, committing
@@ -208,3 +200,35 @@ func newRecordID() string {
 }
 
 var recordIDEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// Scope is where the tenant of a context lives, as the Router resolves it.
+type Scope struct {
+	Tenant    tenant.ID
+	Placement Placement
+	Backend   Backend
+}
+
+// Resolve returns the scope of the tenant in ctx: its placement and the
+// backend hosting it. It is the entry point for backend capabilities beyond
+// records (for example store/postgres's tenant-scoped pgx transactions),
+// and like Begin it fails with tenant.ErrMissing without a tenant in ctx.
+func (r *Router) Resolve(ctx context.Context) (Scope, error) {
+	id, err := tenant.FromContext(ctx)
+	if err != nil {
+		return Scope{}, err
+	}
+	p, err := r.placements.Placement(ctx, id)
+	if err != nil {
+		return Scope{}, err
+	}
+	b, err := r.backend(p)
+	if err != nil {
+		return Scope{}, err
+	}
+	return Scope{Tenant: id, Placement: p, Backend: b}, nil
+}
+
+// Backend returns the backend of a shard.
+func (r *Router) Backend(shard string) (Backend, error) {
+	return r.backend(Placement{Shard: shard})
+}
