@@ -34,6 +34,7 @@ type cache struct {
 
 	mu      sync.Mutex // guards everything below
 	gen     uint64
+	bypass  bool // while set nothing is served from or stored in the cache
 	tenants map[tenant.ID]cached[tenantEntry]
 	keys    map[string]cached[keyEntry]
 }
@@ -60,7 +61,7 @@ func (c *cache) tenant(id tenant.ID) (tenantEntry, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.tenants[id]
-	if !ok || c.now().Sub(e.at) > c.ttl {
+	if !ok || c.bypass || c.now().Sub(e.at) > c.ttl {
 		return tenantEntry{}, false
 	}
 	return e.v, true
@@ -69,7 +70,7 @@ func (c *cache) tenant(id tenant.ID) (tenantEntry, bool) {
 func (c *cache) putTenant(gen uint64, id tenant.ID, e tenantEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if gen != c.gen {
+	if gen != c.gen || c.bypass {
 		return
 	}
 	if len(c.tenants) >= maxCacheEntries {
@@ -82,7 +83,7 @@ func (c *cache) key(id string) (keyEntry, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.keys[id]
-	if !ok || c.now().Sub(e.at) > c.ttl {
+	if !ok || c.bypass || c.now().Sub(e.at) > c.ttl {
 		return keyEntry{}, false
 	}
 	return e.v, true
@@ -91,7 +92,7 @@ func (c *cache) key(id string) (keyEntry, bool) {
 func (c *cache) putKey(gen uint64, id string, e keyEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if gen != c.gen {
+	if gen != c.gen || c.bypass {
 		return
 	}
 	if len(c.keys) >= maxCacheEntries {
@@ -119,4 +120,15 @@ func (c *cache) invalidateKey(keyID string) {
 	defer c.mu.Unlock()
 	c.gen++
 	delete(c.keys, keyID)
+}
+
+// flush drops everything; with bypass set, the cache stays empty and
+// unused until flush is called again with bypass false.
+func (c *cache) flush(bypass bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	c.bypass = bypass
+	clear(c.tenants)
+	clear(c.keys)
 }

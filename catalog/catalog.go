@@ -1,11 +1,15 @@
 // Package catalog is the control-plane registry: tenants, their placement
-// and state, and their API keys, kept in <data-dir>/control.db (SQLite).
+// and state, their API keys and the fleet's migration versions, kept in
+// <data-dir>/control.db (SQLite, Open) or in the schema bulkhead_catalog of
+// a PostgreSQL database (OpenPostgres). Both implement the same API.
 //
 // Lookups on the request path (Authenticate, Placement) are cached; every
 // change made through the Catalog invalidates the cache before it returns,
-// so revocation and suspension take effect on the next request. Entries
-// also expire after Options.CacheTTL, bounding staleness should another
-// process change the database.
+// so revocation and suspension take effect on the next request. On
+// PostgreSQL every change is also announced with NOTIFY in its own
+// transaction and every Catalog LISTENs, so changes made by another server
+// instance invalidate this one's cache as soon as they commit. Entries also
+// expire after Options.CacheTTL, bounding staleness in any case.
 package catalog
 
 import (
@@ -13,6 +17,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -30,14 +35,18 @@ type Options struct {
 	CacheTTL time.Duration
 	// Now is the clock (time.Now if nil).
 	Now func() time.Time
+	// Logger receives the PostgreSQL listener's reconnects (nil: discarded).
+	Logger *slog.Logger
 }
 
 // Catalog is the registry. It is safe for concurrent use.
 type Catalog struct {
-	db    *sql.DB
-	now   func() time.Time
-	cache *cache
-	bg    sync.WaitGroup // last-used updates in flight
+	db       *sql.DB
+	d        *dialect
+	now      func() time.Time
+	cache    *cache
+	bg       sync.WaitGroup // last-used updates in flight
+	listener *listener      // PostgreSQL only
 }
 
 const schemaSQL = `
@@ -62,6 +71,14 @@ CREATE TABLE IF NOT EXISTS api_keys (
 	last_used_at INTEGER,
 	PRIMARY KEY (tenant_id, id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS unit_versions (
+	shard      TEXT NOT NULL,
+	mode       TEXT NOT NULL,
+	tenant_id  TEXT NOT NULL,
+	version    INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL,
+	PRIMARY KEY (shard, mode, tenant_id)
+) WITHOUT ROWID;
 `
 
 // Open opens (creating if needed) the catalog database at path.
@@ -80,6 +97,10 @@ func Open(path string, opts Options) (*Catalog, error) {
 		db.Close()
 		return nil, fmt.Errorf("open catalog %s: %w", path, err)
 	}
+	return newCatalog(db, &dialect{}, opts), nil
+}
+
+func newCatalog(db *sql.DB, d *dialect, opts Options) *Catalog {
 	ttl := opts.CacheTTL
 	if ttl <= 0 {
 		ttl = 2 * time.Second
@@ -88,11 +109,15 @@ func Open(path string, opts Options) (*Catalog, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Catalog{db: db, now: now, cache: newCache(ttl, now)}, nil
+	return &Catalog{db: db, d: d, now: now, cache: newCache(ttl, now)}
 }
 
-// Close waits for background updates and closes the catalog.
+// Close stops the listener, waits for background updates and closes the
+// catalog. On PostgreSQL the pool passed to OpenPostgres stays open.
 func (c *Catalog) Close() error {
+	if c.listener != nil {
+		c.listener.stop()
+	}
 	c.bg.Wait()
 	return c.db.Close()
 }
@@ -135,30 +160,26 @@ func (c *Catalog) CreateTenant(ctx context.Context, t Tenant, provision Provisio
 	}
 	now := c.now().UTC().Truncate(time.Microsecond)
 	t.State, t.CreatedAt, t.UpdatedAt = Provisioning, now, now
-	_, err := c.db.ExecContext(ctx, `INSERT INTO tenants (id, name, tier, state, mode, shard, created_at, updated_at)
+	_, err := c.execNotify(ctx, tenantPayload(t.ID.String()), `INSERT INTO tenants (id, name, tier, state, mode, shard, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		t.ID.String(), t.Name, t.Tier, string(t.State), string(t.Placement.Mode), t.Placement.Shard, micros(now), micros(now))
 	if err != nil {
-		if isConstraint(err) {
+		if c.d.isConstraint(err) {
 			return Tenant{}, fmt.Errorf("%w: %s", ErrExists, t.ID)
 		}
 		return Tenant{}, fmt.Errorf("create tenant: %w", err)
 	}
 	if err := provision(ctx, t.ID, t.Placement); err != nil {
 		// Leave nothing behind; a fresh context so cancellation cannot strand the row.
-		_, derr := c.db.ExecContext(context.WithoutCancel(ctx), `DELETE FROM tenants WHERE id = ? AND state = ?`, t.ID.String(), string(Provisioning))
+		_, derr := c.execNotify(context.WithoutCancel(ctx), tenantPayload(t.ID.String()), `DELETE FROM tenants WHERE id = ? AND state = ?`, t.ID.String(), string(Provisioning))
 		return Tenant{}, errors.Join(fmt.Errorf("provision tenant %s: %w", t.ID, err), derr)
 	}
-	if _, err := c.db.ExecContext(ctx, `UPDATE tenants SET state = ? WHERE id = ?`, string(Active), t.ID.String()); err != nil {
+	if _, err := c.execNotify(ctx, tenantPayload(t.ID.String()), `UPDATE tenants SET state = ? WHERE id = ?`, string(Active), t.ID.String()); err != nil {
 		return Tenant{}, fmt.Errorf("activate tenant: %w", err)
 	}
 	c.cache.invalidateTenant(t.ID)
 	t.State = Active
 	return t, nil
-}
-
-func isConstraint(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "constraint failed")
 }
 
 type rowScanner interface{ Scan(dest ...any) error }
@@ -185,7 +206,7 @@ func scanTenant(r rowScanner) (Tenant, error) {
 
 // Tenant returns the tenant or ErrNotFound.
 func (c *Catalog) Tenant(ctx context.Context, id tenant.ID) (Tenant, error) {
-	t, err := scanTenant(c.db.QueryRowContext(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id = ?`, id.String()))
+	t, err := scanTenant(c.queryRow(ctx, c.db, `SELECT `+tenantCols+` FROM tenants WHERE id = ?`, id.String()))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Tenant{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
@@ -200,7 +221,7 @@ func (c *Catalog) ListTenants(ctx context.Context, after string, limit int) ([]T
 	if limit <= 0 || limit > 1000 {
 		limit = 1000
 	}
-	rows, err := c.db.QueryContext(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	rows, err := c.query(ctx, c.db, `SELECT `+tenantCols+` FROM tenants WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list tenants: %w", err)
 	}
@@ -218,7 +239,7 @@ func (c *Catalog) ListTenants(ctx context.Context, after string, limit int) ([]T
 
 // CountByShard returns how many tenants each shard hosts.
 func (c *Catalog) CountByShard(ctx context.Context) (map[string]int, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT shard, count(*) FROM tenants GROUP BY shard`)
+	rows, err := c.query(ctx, c.db, `SELECT shard, count(*) FROM tenants GROUP BY shard`)
 	if err != nil {
 		return nil, fmt.Errorf("count tenants: %w", err)
 	}
@@ -290,7 +311,7 @@ func (c *Catalog) change(ctx context.Context, id tenant.ID, fn func(*Tenant) err
 		return Tenant{}, fmt.Errorf("update tenant: %w", err)
 	}
 	defer tx.Rollback()
-	t, err := scanTenant(tx.QueryRowContext(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id = ?`, id.String()))
+	t, err := scanTenant(c.queryRow(ctx, tx, `SELECT `+tenantCols+` FROM tenants WHERE id = ?`, id.String()))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Tenant{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
@@ -305,8 +326,11 @@ func (c *Catalog) change(ctx context.Context, id tenant.ID, fn func(*Tenant) err
 		return t, nil
 	}
 	t.UpdatedAt = c.now().UTC().Truncate(time.Microsecond)
-	if _, err := tx.ExecContext(ctx, `UPDATE tenants SET name = ?, tier = ?, state = ?, updated_at = ? WHERE id = ?`,
+	if _, err := c.exec(ctx, tx, `UPDATE tenants SET name = ?, tier = ?, state = ?, updated_at = ? WHERE id = ?`,
 		t.Name, t.Tier, string(t.State), micros(t.UpdatedAt), id.String()); err != nil {
+		return Tenant{}, fmt.Errorf("update tenant: %w", err)
+	}
+	if err := c.notify(ctx, tx, tenantPayload(id.String())); err != nil {
 		return Tenant{}, fmt.Errorf("update tenant: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -333,7 +357,7 @@ func (c *Catalog) Offboard(ctx context.Context, id tenant.ID, drop ProvisionFunc
 		return err
 	}
 	now := micros(c.now())
-	if _, err := c.db.ExecContext(ctx, `UPDATE api_keys SET revoked_at = ? WHERE tenant_id = ? AND revoked_at IS NULL`, now, id.String()); err != nil {
+	if _, err := c.execNotify(ctx, tenantPayload(id.String()), `UPDATE api_keys SET revoked_at = ? WHERE tenant_id = ? AND revoked_at IS NULL`, now, id.String()); err != nil {
 		return fmt.Errorf("revoke keys of %s: %w", id, err)
 	}
 	c.cache.invalidateTenant(id)
@@ -345,10 +369,16 @@ func (c *Catalog) Offboard(ctx context.Context, id tenant.ID, drop ProvisionFunc
 		return fmt.Errorf("remove tenant %s: %w", id, err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `DELETE FROM api_keys WHERE tenant_id = ?`, id.String()); err != nil {
+	if _, err := c.exec(ctx, tx, `DELETE FROM api_keys WHERE tenant_id = ?`, id.String()); err != nil {
 		return fmt.Errorf("remove keys of %s: %w", id, err)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM tenants WHERE id = ? AND state = ?`, id.String(), string(Deleting)); err != nil {
+	if _, err := c.exec(ctx, tx, `DELETE FROM unit_versions WHERE tenant_id = ?`, id.String()); err != nil {
+		return fmt.Errorf("remove migration versions of %s: %w", id, err)
+	}
+	if _, err := c.exec(ctx, tx, `DELETE FROM tenants WHERE id = ? AND state = ?`, id.String(), string(Deleting)); err != nil {
+		return fmt.Errorf("remove tenant %s: %w", id, err)
+	}
+	if err := c.notify(ctx, tx, tenantPayload(id.String())); err != nil {
 		return fmt.Errorf("remove tenant %s: %w", id, err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -362,7 +392,7 @@ func (c *Catalog) Offboard(ctx context.Context, id tenant.ID, drop ProvisionFunc
 // removes tenants whose provisioning was interrupted (dropping whatever
 // storage they got).
 func (c *Catalog) ResumeOffboarding(ctx context.Context, drop ProvisionFunc) error {
-	rows, err := c.db.QueryContext(ctx, `SELECT `+tenantCols+` FROM tenants WHERE state IN (?, ?) ORDER BY id`,
+	rows, err := c.query(ctx, c.db, `SELECT `+tenantCols+` FROM tenants WHERE state IN (?, ?) ORDER BY id`,
 		string(Deleting), string(Provisioning))
 	if err != nil {
 		return fmt.Errorf("find interrupted offboardings: %w", err)
@@ -380,7 +410,7 @@ func (c *Catalog) ResumeOffboarding(ctx context.Context, drop ProvisionFunc) err
 	var errs []error
 	for _, t := range pending {
 		if t.State == Provisioning {
-			if _, err := c.db.ExecContext(ctx, `UPDATE tenants SET state = ? WHERE id = ? AND state = ?`,
+			if _, err := c.execNotify(ctx, tenantPayload(t.ID.String()), `UPDATE tenants SET state = ? WHERE id = ? AND state = ?`,
 				string(Deleting), t.ID.String(), string(Provisioning)); err != nil {
 				errs = append(errs, err)
 				continue
@@ -413,7 +443,7 @@ func (c *Catalog) tenantEntry(ctx context.Context, id tenant.ID) (tenantEntry, e
 	}
 	gen := c.cache.generation()
 	var state, mode, shard string
-	err := c.db.QueryRowContext(ctx, `SELECT state, mode, shard FROM tenants WHERE id = ?`, id.String()).Scan(&state, &mode, &shard)
+	err := c.queryRow(ctx, c.db, `SELECT state, mode, shard FROM tenants WHERE id = ?`, id.String()).Scan(&state, &mode, &shard)
 	e := tenantEntry{}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):

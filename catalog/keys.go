@@ -95,7 +95,7 @@ func (c *Catalog) CreateKey(ctx context.Context, id tenant.ID, role Role, name s
 	secret := newSecret()
 	hash := sha256.Sum256([]byte(secret))
 	// The tenant must still be there (and not being offboarded) when the key lands.
-	res, err := c.db.ExecContext(ctx, `INSERT INTO api_keys (tenant_id, id, role, name, secret_hash, created_at)
+	res, err := c.execNotify(ctx, keyPayload(k.ID), `INSERT INTO api_keys (tenant_id, id, role, name, secret_hash, created_at)
 		SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ? AND state IN (?, ?))`,
 		id.String(), k.ID, string(role), name, hash[:], micros(k.CreatedAt), id.String(), string(Active), string(Suspended))
 	if err != nil {
@@ -114,7 +114,7 @@ func (c *Catalog) RevokeKey(ctx context.Context, id tenant.ID, keyID string) err
 	if !validKeyID(keyID) {
 		return fmt.Errorf("%w: %q", ErrKeyNotFound, clipName(keyID))
 	}
-	res, err := c.db.ExecContext(ctx, `UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE tenant_id = ? AND id = ?`,
+	res, err := c.execNotify(ctx, keyPayload(keyID), `UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE tenant_id = ? AND id = ?`,
 		micros(c.now()), id.String(), keyID)
 	if err != nil {
 		return fmt.Errorf("revoke key: %w", err)
@@ -135,7 +135,7 @@ func clipName(s string) string {
 
 // ListKeys returns the tenant's keys, newest first. Secrets are never returned.
 func (c *Catalog) ListKeys(ctx context.Context, id tenant.ID) ([]Key, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT id, role, name, created_at, revoked_at, last_used_at
+	rows, err := c.query(ctx, c.db, `SELECT id, role, name, created_at, revoked_at, last_used_at
 		FROM api_keys WHERE tenant_id = ? ORDER BY created_at DESC, id`, id.String())
 	if err != nil {
 		return nil, fmt.Errorf("list keys: %w", err)
@@ -200,7 +200,8 @@ func (c *Catalog) Authenticate(ctx context.Context, token string) (Principal, er
 }
 
 // touch records a key's use in the background, at most once per
-// lastUsedEvery per key (the cache entry is updated first).
+// lastUsedEvery per key (the cache entry is updated first). It is the one
+// write not announced to other instances: it changes nothing they enforce.
 func (c *Catalog) touch(keyID string) {
 	now := c.now()
 	c.cache.mu.Lock()
@@ -218,7 +219,7 @@ func (c *Catalog) touch(keyID string) {
 		defer c.bg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_, _ = c.db.ExecContext(ctx, `UPDATE api_keys SET last_used_at = ? WHERE id = ?`, micros(now), keyID)
+		_, _ = c.exec(ctx, c.db, `UPDATE api_keys SET last_used_at = ? WHERE id = ?`, micros(now), keyID)
 	}()
 }
 
@@ -233,7 +234,7 @@ func (c *Catalog) keyEntry(ctx context.Context, keyID string) (keyEntry, error) 
 		revoked   sql.NullInt64
 		lastUsed  sql.NullInt64
 	)
-	err := c.db.QueryRowContext(ctx, `SELECT tenant_id, role, secret_hash, revoked_at, last_used_at FROM api_keys WHERE id = ?`, keyID).
+	err := c.queryRow(ctx, c.db, `SELECT tenant_id, role, secret_hash, revoked_at, last_used_at FROM api_keys WHERE id = ?`, keyID).
 		Scan(&tid, &role, &hash, &revoked, &lastUsed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return keyEntry{}, nil // unknown keys are not cached: ids are random, caching them helps nobody

@@ -1,7 +1,3 @@
-// Package migrate applies versioned SQL migrations across the tenant fleet:
-// once per shard for pooled tables, once per schema, once per tenant
-// database. Versions live in the catalog, so a run with nothing to apply
-// reads one table and opens no tenant's transaction.
 package migrate
 
 import (

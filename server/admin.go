@@ -79,6 +79,7 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
 		Name      *string `json:"name"`
 		Isolation *string `json:"isolation"`
 		Tier      *string `json:"tier"`
+		Shard     *string `json:"shard"`
 	}
 	if err := decodeJSON(r, &req); err != nil {
 		s.writeError(w, r, err)
@@ -96,7 +97,19 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	placement := store.Placement{Mode: mode, Shard: LocalShard}
+	requested := ""
+	if req.Shard != nil {
+		if requested = *req.Shard; requested == "" {
+			s.writeError(w, r, newError(http.StatusBadRequest, "invalid_shard", "shard is empty; name a shard or leave it out"))
+			return
+		}
+	}
+	shard, err := s.placeShard(r.Context(), requested)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	placement := store.Placement{Mode: mode, Shard: shard}
 	if err := s.router.Supports(placement); err != nil {
 		s.writeError(w, r, err)
 		return

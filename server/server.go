@@ -18,7 +18,8 @@ import (
 	"github.com/bulkhead-dev/bulkhead/telemetry"
 )
 
-// LocalShard is the name of the embedded SQLite shard.
+// LocalShard is the name of the embedded SQLite shard, used only when no
+// PostgreSQL is configured.
 const LocalShard = "local"
 
 // Defaults for Options.
@@ -33,8 +34,9 @@ type Options struct {
 	// DataDir holds the catalog, the records and the server's secrets. It
 	// is required and created (mode 0700) if missing.
 	DataDir string
-	// MaxOpenDatabases bounds the SQLite database-mode handles kept open
-	// (LRU); default DefaultMaxOpenDatabases.
+	// MaxOpenDatabases bounds the database-mode handles kept open (LRU):
+	// SQLite files (default DefaultMaxOpenDatabases), or PostgreSQL tenant
+	// database pools per shard (default postgres.DefaultMaxOpenDatabases).
 	MaxOpenDatabases int
 	// MaxBodyBytes bounds request bodies; default DefaultMaxBodyBytes (1 MiB).
 	MaxBodyBytes int64
@@ -47,6 +49,24 @@ type Options struct {
 	// MaxTenantLabels bounds the distinct tenant label values of the
 	// metrics; default telemetry.DefaultMaxTenants.
 	MaxTenantLabels int
+
+	// PostgresURL, when set, puts the catalog and the records on
+	// PostgreSQL instead of SQLite: it is the serving role's URL of the
+	// main shard (MainShard), whose database also holds the catalog.
+	// DataDir then holds only the operator token and the cursor key.
+	PostgresURL string
+	// PostgresAdminURL is the owner/migrator role's URL of the main
+	// shard's database; required with PostgresURL.
+	PostgresAdminURL string
+	// Shards are more PostgreSQL shards besides the main one.
+	Shards []ShardURLs
+	// PostgresMaxConns bounds each PostgreSQL pool (default
+	// postgres.DefaultMaxConns).
+	PostgresMaxConns int32
+	// PostgresDatabasePrefix is put before the names of tenant databases
+	// (database mode), so that several deployments or test runs can share
+	// one PostgreSQL server; at most 20 characters of a-z, 0-9 and '_'.
+	PostgresDatabasePrefix string
 }
 
 // Server is a Bulkhead server: the v1 HTTP API over a catalog and a store
@@ -66,13 +86,22 @@ type Server struct {
 
 // Open opens the server's state in opts.DataDir: it creates the directory,
 // the cursor key and the operator token on first start (logging the token
-// file's path, never the token), opens the catalog and the SQLite backend,
-// and finishes offboardings a crash interrupted.
+// file's path, never the token), opens the catalog and the backends, and
+// finishes offboardings a crash interrupted.
+//
+// Without PostgresURL the catalog and the records are SQLite files in
+// DataDir (shard LocalShard). With it, every shard (MainShard and Shards)
+// is a PostgreSQL backend and the catalog lives in the main shard's
+// database; Open fails, saying how to fix it, if a shard's serving role
+// could bypass row-level security (superuser, BYPASSRLS or table owner).
 func Open(ctx context.Context, opts Options) (*Server, error) {
 	if opts.DataDir == "" {
 		return nil, errors.New("open server: Options.DataDir is required (for example ./bulkhead-data)")
 	}
-	if opts.MaxOpenDatabases <= 0 {
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("open server: %w", err)
+	}
+	if opts.MaxOpenDatabases <= 0 && opts.PostgresURL == "" {
 		opts.MaxOpenDatabases = DefaultMaxOpenDatabases
 	}
 	if opts.MaxBodyBytes <= 0 {
@@ -109,23 +138,20 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		s.log.Info("operator token loaded", slog.String("path", s.opPath))
 	}
 
-	cat, err := catalog.Open(filepath.Join(dir, catalogFile), catalog.Options{})
+	cat, backends, err := openStores(ctx, opts, s.log)
 	if err != nil {
-		return nil, fmt.Errorf("open server: %w", err)
-	}
-	backend, err := sqlite.Open(dir, sqlite.Options{MaxOpenDatabases: opts.MaxOpenDatabases})
-	if err != nil {
-		cat.Close()
 		return nil, fmt.Errorf("open server: %w", err)
 	}
 	router, err := store.NewRouter(store.Config{
 		Placements: cat,
-		Backends:   map[string]store.Backend{LocalShard: backend},
+		Backends:   backends,
 		CursorKey:  cursorKey,
 	})
 	if err != nil {
-		backend.Close()
 		cat.Close()
+		for _, b := range backends {
+			b.Close()
+		}
 		return nil, fmt.Errorf("open server: %w", err)
 	}
 	s.catalog, s.router = cat, router
@@ -135,6 +161,24 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s.handler = s.routes()
 	return s, nil
+}
+
+// openStores opens the catalog and the backends: SQLite in the data
+// directory, or PostgreSQL when configured.
+func openStores(ctx context.Context, opts Options, log *slog.Logger) (*catalog.Catalog, map[string]store.Backend, error) {
+	if opts.PostgresURL != "" {
+		return openPostgres(ctx, opts, log)
+	}
+	cat, err := catalog.Open(filepath.Join(opts.DataDir, catalogFile), catalog.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	backend, err := sqlite.Open(opts.DataDir, sqlite.Options{MaxOpenDatabases: opts.MaxOpenDatabases})
+	if err != nil {
+		cat.Close()
+		return nil, nil, err
+	}
+	return cat, map[string]store.Backend{LocalShard: backend}, nil
 }
 
 // Handler returns the server's HTTP handler: the whole v1 API with its
@@ -183,19 +227,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// Close closes the store router (and its backends) and the catalog. It is
+// Close closes the catalog and the store router (and its backends). It is
 // safe to call more than once.
 func (s *Server) Close() error {
 	s.closeOne.Do(func() {
 		var errs []error
-		if s.router != nil {
-			if err := s.router.Close(); err != nil {
-				errs = append(errs, fmt.Errorf("close store: %w", err))
-			}
-		}
+		// The catalog first: on PostgreSQL it runs on a backend's pool.
 		if s.catalog != nil {
 			if err := s.catalog.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("close catalog: %w", err))
+			}
+		}
+		if s.router != nil {
+			if err := s.router.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close store: %w", err))
 			}
 		}
 		s.closeErr = errors.Join(errs...)

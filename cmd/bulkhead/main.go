@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -97,7 +98,7 @@ BULKHEAD_TOKEN); flags on the command line win.`,
 		return &usageError{cmd: cmd.CommandPath(), err: err}
 	})
 
-	root.AddCommand(newServeCommand(g), newTenantCommand(g), newKeyCommand(g))
+	root.AddCommand(newServeCommand(g), newTenantCommand(g), newKeyCommand(g), newMigrateCommand())
 	annotateEnv(root)
 	return root
 }
@@ -175,14 +176,42 @@ func applyEnv(cmd *cobra.Command, env lookupEnv) error {
 		if !ok || v == "" {
 			return
 		}
-		if err := cmd.Flags().Set(f.Name, v); err != nil {
-			errs = append(errs, fmt.Errorf("invalid %s: %w (fix or unset it)", envName(f.Name), err))
+		values := []string{v}
+		if f.Value.Type() == "stringArray" {
+			values = splitList(v)
+		}
+		for _, v := range values {
+			if err := cmd.Flags().Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("invalid %s: %w (fix or unset it)", envName(f.Name), err))
+			}
 		}
 	})
 	if err := errors.Join(errs...); err != nil {
 		return &usageError{cmd: cmd.CommandPath(), err: err}
 	}
 	return nil
+}
+
+// listItem starts an item of a NAME=VALUE list.
+var listItem = regexp.MustCompile(`^\s*[a-z][a-z0-9_-]*=`)
+
+// splitList splits the value of a repeatable flag's variable into items:
+// "eu=postgres://a,us=postgres://b" gives two. A comma splits only where a
+// NAME= follows, so URLs with commas (several hosts) stay whole.
+func splitList(v string) []string {
+	var out []string
+	cur := ""
+	for i, part := range strings.Split(v, ",") {
+		if i > 0 && !listItem.MatchString(part) {
+			cur += "," + part
+			continue
+		}
+		if i > 0 {
+			out = append(out, strings.TrimSpace(cur))
+		}
+		cur = part
+	}
+	return append(out, strings.TrimSpace(cur))
 }
 
 // annotateEnv adds "(env BULKHEAD_<FLAG>)" to the help of every flag that

@@ -22,6 +22,7 @@ import (
 func newServeCommand(g *globals) *cobra.Command {
 	var maxOpen int
 	var logLevel string
+	var pg postgresFlags
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the Bulkhead server",
@@ -29,7 +30,14 @@ func newServeCommand(g *globals) *cobra.Command {
 
 On first start it writes an operator token to <data-dir>/operator.token
 (mode 0600) and logs the file's path, never the token. It stops gracefully on
-SIGINT or SIGTERM: requests in flight finish and the stores are closed.`,
+SIGINT or SIGTERM: requests in flight finish and the stores are closed.
+
+Without --postgres the catalog and the records are SQLite files in
+--data-dir. With --postgres (serving role) and --postgres-admin (owner role)
+they live on PostgreSQL: the catalog and shard "main" in that database, and
+one more shard per --shard NAME=URL with its --shard-admin NAME=URL. serve
+checks every shard's serving role at start and refuses to start if it could
+bypass row-level security.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if maxOpen < 1 {
@@ -41,19 +49,39 @@ SIGINT or SIGTERM: requests in flight finish and the stores are closed.`,
 				return &usageError{cmd: cmd.CommandPath(),
 					err: fmt.Errorf("--log-level %q: use debug, info, warn or error", logLevel)}
 			}
-			logger := telemetry.NewLogger(cmd.ErrOrStderr(), level)
-			return serve(cmd.Context(), g.addr, g.dataDir, maxOpen, logger)
+			opts := server.Options{MaxOpenDatabases: maxOpen}
+			shards, err := pg.parse()
+			if err != nil {
+				return &usageError{cmd: cmd.CommandPath(), err: err}
+			}
+			for _, sh := range shards {
+				if sh.Name == defaultShard {
+					opts.PostgresURL, opts.PostgresAdminURL = sh.URL, sh.AdminURL
+					continue
+				}
+				opts.Shards = append(opts.Shards, server.ShardURLs{Name: sh.Name, URL: sh.URL, AdminURL: sh.AdminURL})
+			}
+			if err := opts.Validate(); err != nil {
+				return &usageError{cmd: cmd.CommandPath(), err: err}
+			}
+			if opts.PostgresURL != "" && !cmd.Flags().Changed("max-open-databases") {
+				opts.MaxOpenDatabases = 0 // the PostgreSQL backend's own default
+			}
+			opts.Logger = telemetry.NewLogger(cmd.ErrOrStderr(), level)
+			return serve(cmd.Context(), g.addr, g.dataDir, opts)
 		},
 	}
 	cmd.Flags().IntVar(&maxOpen, "max-open-databases", 256,
-		"SQLite database-mode files kept open at once (least recently used are closed)")
+		"database-mode files (SQLite) or tenant database pools per shard (PostgreSQL, default 64) kept open at once")
+	pg.register(cmd.Flags())
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error (logs are JSON lines on stderr)")
 	return cmd
 }
 
 // serve runs the server until ctx is done or the process gets SIGINT or
 // SIGTERM, then shuts it down gracefully and closes the stores.
-func serve(ctx context.Context, addr, dataDir string, maxOpen int, logger *slog.Logger) error {
+func serve(ctx context.Context, addr, dataDir string, opts server.Options) error {
+	logger := opts.Logger
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
@@ -81,10 +109,11 @@ func serve(ctx context.Context, addr, dataDir string, maxOpen int, logger *slog.
 		}
 		return fmt.Errorf("listen on %s: %w (set --addr or BULKHEAD_ADDR to a free host:port)", hostPort, err)
 	}
-	srv, err := server.Open(ctx, server.Options{DataDir: dir, MaxOpenDatabases: maxOpen, Logger: logger})
+	opts.DataDir = dir
+	srv, err := server.Open(ctx, opts)
 	if err != nil {
 		ln.Close()
-		return err // says what failed in which file
+		return err // says what failed where, and how to fix it
 	}
 	logger.Info("bulkhead listening",
 		"addr", "http://"+ln.Addr().String(),

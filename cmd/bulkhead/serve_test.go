@@ -18,14 +18,15 @@ import (
 // startServe runs `bulkhead serve` in-process on a free loopback port with
 // dataDir and returns its base URL, its log, and a stop function that
 // cancels its context and returns its exit code.
-func startServe(t *testing.T, dataDir string) (url string, logs *syncBuffer, stop func() int) {
+func startServe(t *testing.T, dataDir string, extra ...string) (url string, logs *syncBuffer, stop func() int) {
 	t.Helper()
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir}, extra...)
 	ctx, cancel := context.WithCancel(context.Background())
 	logs = &syncBuffer{}
 	var stdout bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir}, &stdout, logs, mapEnv(nil))
+		done <- run(ctx, args, &stdout, logs, mapEnv(nil))
 	}()
 	stopped := false
 	stop = func() int {

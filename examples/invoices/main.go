@@ -1,0 +1,94 @@
+// Command invoices is a small invoices service that uses Bulkhead as a
+// library: its own invoices table (migrations embedded in the binary),
+// applied by Bulkhead to every tenant placement on PostgreSQL, and HTTP
+// endpoints that open tenant-scoped pgx transactions with postgres.Tx, the
+// tenant taken from a Bulkhead API key.
+//
+//	invoices -postgres URL -postgres-admin URL tenant acme schema   # prints an API key
+//	invoices -postgres URL -postgres-admin URL serve
+//
+// See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/store"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "invoices:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("invoices", flag.ContinueOnError)
+	url := fs.String("postgres", os.Getenv("INVOICES_POSTGRES"), "PostgreSQL URL as the serving role (env INVOICES_POSTGRES)")
+	admin := fs.String("postgres-admin", os.Getenv("INVOICES_POSTGRES_ADMIN"), "PostgreSQL URL as the owner role (env INVOICES_POSTGRES_ADMIN)")
+	addr := fs.String("addr", "127.0.0.1:8090", "listen address for serve")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: invoices [flags] serve | tenant ID [pooled|schema|database]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *url == "" || *admin == "" {
+		return errors.New("-postgres and -postgres-admin are required")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	app, err := Open(ctx, Config{URL: *url, AdminURL: *admin})
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+
+	switch cmd := fs.Arg(0); cmd {
+	case "serve":
+		srv := &http.Server{Addr: *addr, Handler: app.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		}()
+		log.Printf("invoices listening on http://%s", *addr)
+		if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	case "tenant":
+		id, err := tenant.Parse(fs.Arg(1))
+		if err != nil {
+			return err
+		}
+		mode := store.Pooled
+		if fs.NArg() > 2 {
+			if mode, err = store.ParseMode(fs.Arg(2)); err != nil {
+				return err
+			}
+		}
+		token, err := app.CreateTenant(ctx, id, mode)
+		if err != nil {
+			return err
+		}
+		fmt.Println(token)
+		return nil
+	default:
+		fs.Usage()
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}

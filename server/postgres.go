@@ -1,0 +1,194 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/bulkhead-dev/bulkhead/catalog"
+	"github.com/bulkhead-dev/bulkhead/store"
+	"github.com/bulkhead-dev/bulkhead/store/postgres"
+)
+
+// MainShard is the name of the PostgreSQL shard given by
+// Options.PostgresURL; it also holds the catalog.
+const MainShard = "main"
+
+// ShardURLs is one more PostgreSQL shard.
+type ShardURLs struct {
+	// Name names the shard in placements: 1–40 characters of a-z, 0-9
+	// and '-', starting with a letter; not "main" or "local".
+	Name string
+	// URL connects as the serving role: not the owner of the tables, not
+	// superuser, no BYPASSRLS.
+	URL string
+	// AdminURL connects as the owner/migrator role, which runs the DDL.
+	AdminURL string
+}
+
+var shardName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
+
+// ValidShardName reports whether name can name a shard.
+func ValidShardName(name string) error {
+	if !shardName.MatchString(name) {
+		return fmt.Errorf("invalid shard name %q: use 1 to 40 characters of a-z, 0-9 and '-', starting with a letter", name)
+	}
+	if name == MainShard || name == LocalShard {
+		return fmt.Errorf("shard name %q is reserved (%q is the --postgres shard, %q the SQLite one)", name, MainShard, LocalShard)
+	}
+	return nil
+}
+
+// Validate checks the storage settings without connecting anywhere: a
+// PostgreSQL serving URL needs an admin URL (and the reverse), extra shards
+// need PostgreSQL, and each shard has a valid, unique name and both URLs.
+func (o Options) Validate() error {
+	if o.PostgresURL == "" && o.PostgresAdminURL == "" {
+		if len(o.Shards) > 0 {
+			return errors.New("shards need PostgreSQL: set --postgres and --postgres-admin too (the catalog and the main shard live there)")
+		}
+		return nil
+	}
+	if o.PostgresURL == "" || o.PostgresAdminURL == "" {
+		return errors.New("PostgreSQL needs two URLs: --postgres for the serving role and --postgres-admin for the owner role (see README, Running on PostgreSQL)")
+	}
+	var errs []error
+	check := func(what, u string) {
+		if err := checkPostgresURL(u); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", what, err))
+		}
+	}
+	check("--postgres", o.PostgresURL)
+	check("--postgres-admin", o.PostgresAdminURL)
+	seen := map[string]bool{}
+	for _, s := range o.Shards {
+		if err := ValidShardName(s.Name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if seen[s.Name] {
+			errs = append(errs, fmt.Errorf("shard %q is given twice", s.Name))
+			continue
+		}
+		seen[s.Name] = true
+		switch {
+		case s.URL == "":
+			errs = append(errs, fmt.Errorf("shard %q has an admin URL but no serving URL (add --shard %s=URL)", s.Name, s.Name))
+		case s.AdminURL == "":
+			errs = append(errs, fmt.Errorf("shard %q has no admin URL (add --shard-admin %s=URL for its owner role)", s.Name, s.Name))
+		default:
+			check("shard "+s.Name, s.URL)
+			check("shard "+s.Name+" admin", s.AdminURL)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkPostgresURL accepts postgres:// and postgresql:// URLs (pgx also
+// takes key=value strings; those are accepted as they are).
+func checkPostgresURL(s string) error {
+	if !strings.Contains(s, "://") {
+		if strings.Contains(s, "=") {
+			return nil
+		}
+		return errors.New("not a PostgreSQL URL (use postgres://user@host:5432/dbname)")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("not a PostgreSQL URL: %s", redact(err.Error(), s))
+	}
+	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
+		return fmt.Errorf("scheme %q: use postgres://user@host:5432/dbname", u.Scheme)
+	}
+	return nil
+}
+
+// redact keeps a URL's password out of an error message.
+func redact(msg, raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok && p != "" {
+			return strings.ReplaceAll(msg, p, "xxxxx")
+		}
+	}
+	return msg
+}
+
+// openPostgres opens every shard, checks that no serving role can bypass
+// row-level security, and opens the catalog on the main shard's owner pool.
+func openPostgres(ctx context.Context, opts Options, log *slog.Logger) (*catalog.Catalog, map[string]store.Backend, error) {
+	shards := append([]ShardURLs{{Name: MainShard, URL: opts.PostgresURL, AdminURL: opts.PostgresAdminURL}}, opts.Shards...)
+	backends := map[string]store.Backend{}
+	closeAll := func() {
+		for _, b := range backends {
+			b.Close()
+		}
+	}
+	var main *postgres.Backend
+	for _, s := range shards {
+		b, err := postgres.Open(ctx, postgres.Shard{Name: s.Name, URL: s.URL, AdminURL: s.AdminURL}, postgres.Options{
+			MaxOpenDatabases: opts.MaxOpenDatabases,
+			MaxConns:         opts.PostgresMaxConns,
+			DatabasePrefix:   opts.PostgresDatabasePrefix,
+		})
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("open shard %s: %w", s.Name, err)
+		}
+		backends[s.Name] = b
+		if s.Name == MainShard {
+			main = b
+		}
+		if err := b.CheckServingRole(ctx); err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("refusing to serve: shard %s: %w", s.Name, err)
+		}
+		log.Info("shard ready", slog.String("shard", s.Name), slog.String("serving_role", b.ServingRole()))
+	}
+	cat, err := catalog.OpenPostgres(ctx, main.AdminPool(), catalog.Options{Logger: log})
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	return cat, backends, nil
+}
+
+// placeShard picks the shard for a new tenant: requested if not empty (it
+// must exist), otherwise the shard hosting the fewest tenants (ties go to
+// the first by name).
+func (s *Server) placeShard(ctx context.Context, requested string) (string, error) {
+	shards := s.router.Shards()
+	if requested != "" {
+		for _, n := range shards {
+			if n == requested {
+				return n, nil
+			}
+		}
+		return "", newError(400, "invalid_shard",
+			fmt.Sprintf("there is no shard %q (shards: %s)", clip(requested), strings.Join(shards, ", ")))
+	}
+	if len(shards) == 1 {
+		return shards[0], nil
+	}
+	counts, err := s.catalog.CountByShard(ctx)
+	if err != nil {
+		return "", err
+	}
+	best := shards[0]
+	for _, n := range shards[1:] {
+		if counts[n] < counts[best] {
+			best = n
+		}
+	}
+	return best, nil
+}
+
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}

@@ -1,0 +1,483 @@
+package postgres
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/bulkhead-dev/bulkhead/migrate"
+	"github.com/bulkhead-dev/bulkhead/store"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+var (
+	_ store.Backend   = (*Backend)(nil)
+	_ migrate.Applier = (*Backend)(nil)
+)
+
+// ErrClosed reports use of a Backend after Close.
+var ErrClosed = errors.New("postgres backend is closed")
+
+// ErrUnsafeServingRole reports a serving role that row-level security would
+// not hold: a superuser, a role with BYPASSRLS, or the owner (or a member of
+// the owner) of the tenant tables. Pooled tenants are refused while it holds.
+var ErrUnsafeServingRole = errors.New("unsafe PostgreSQL serving role")
+
+// Defaults for Options.
+const (
+	DefaultMaxOpenDatabases = 64
+	DefaultMaxConns         = 8
+)
+
+// Shard is one PostgreSQL server (its main database) hosting tenants.
+type Shard struct {
+	Name     string // shard name used in placements
+	URL      string // serving role: not owner, not superuser, no BYPASSRLS
+	AdminURL string // owner/migrator role: runs DDL (schemas, databases, tables, policies, grants)
+}
+
+// Options configures a Backend. The zero value uses the defaults.
+type Options struct {
+	// MaxOpenDatabases bounds the tenant database pools (database mode) kept
+	// open; idle ones are closed least recently used first. A pool with a
+	// transaction in flight is never closed. Default 64.
+	MaxOpenDatabases int
+	// MaxConns bounds the connections of each pool: the serving pool, the
+	// admin pool and each tenant database's pool. Default 8.
+	MaxConns int32
+	// Migrations are the team's own SQL migrations, applied to every unit:
+	// the shard's pooled schema at Open, each schema or database tenant at
+	// Provision (see Apply).
+	Migrations []migrate.Migration
+	// DatabasePrefix is put before tenant.StorageName() in tenant database
+	// names (database mode), so that several shards, or test runs, can share
+	// one PostgreSQL server. At most 20 characters of a-z, 0-9 and '_'.
+	DatabasePrefix string
+}
+
+// Backend hosts the tenants of one shard. It is safe for concurrent use.
+type Backend struct {
+	shard   Shard
+	opts    Options
+	serve   *pgxpool.Pool // serving role, shard database
+	admin   *pgxpool.Pool // owner role, shard database
+	role    string        // the serving role's name
+	serveDB *pgxpool.Config
+	adminDB *pgxpool.Config
+
+	mu      sync.Mutex
+	closed  bool               // guarded by mu
+	roleErr error              // the last CheckServingRole result; guarded by mu
+	dbs     map[tenant.ID]*tdb // open tenant database pools; guarded by mu
+	idle    *list.List         // of *tdb with refs == 0, most recent first; guarded by mu
+	closing map[*tdb]struct{}  // evicted pools being closed; guarded by mu
+	wg      sync.WaitGroup     // evicted pools being closed
+}
+
+// Open connects to shard: a serving pool on Shard.URL and an admin pool on
+// Shard.AdminURL. As admin it creates (or migrates) the shard's pooled
+// schema "bulkhead" with its records table, row-level security and grants,
+// and applies opts.Migrations to it. Then it checks the serving role; an
+// unsafe role does not make Open fail (the caller decides, see
+// CheckServingRole), but pooled tenants are refused while it is unsafe.
+func Open(ctx context.Context, shard Shard, opts Options) (*Backend, error) {
+	if shard.Name == "" || shard.URL == "" || shard.AdminURL == "" {
+		return nil, errors.New("postgres: shard needs a name, a serving URL and an admin URL")
+	}
+	if opts.MaxOpenDatabases <= 0 {
+		opts.MaxOpenDatabases = DefaultMaxOpenDatabases
+	}
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = DefaultMaxConns
+	}
+	if err := validPrefix(opts.DatabasePrefix); err != nil {
+		return nil, err
+	}
+	b := &Backend{
+		shard:   shard,
+		opts:    opts,
+		dbs:     make(map[tenant.ID]*tdb),
+		idle:    list.New(),
+		closing: make(map[*tdb]struct{}),
+	}
+	var err error
+	if b.serveDB, err = poolConfig(shard.URL, opts.MaxConns); err != nil {
+		return nil, fmt.Errorf("postgres: shard %s serving URL: %w", shard.Name, err)
+	}
+	if b.adminDB, err = poolConfig(shard.AdminURL, opts.MaxConns); err != nil {
+		return nil, fmt.Errorf("postgres: shard %s admin URL: %w", shard.Name, err)
+	}
+	b.serveDB.AfterConnect = prepareStatements
+	if b.role, err = roleName(ctx, b.serveDB); err != nil {
+		return nil, fmt.Errorf("postgres: shard %s: connect as serving role: %w", shard.Name, err)
+	}
+	if b.admin, err = pgxpool.NewWithConfig(ctx, b.adminDB); err != nil {
+		return nil, fmt.Errorf("postgres: shard %s: %w", shard.Name, err)
+	}
+	if _, err := b.Apply(ctx, migrate.Unit{Shard: shard.Name, Mode: store.Pooled}, opts.Migrations); err != nil {
+		b.admin.Close()
+		return nil, fmt.Errorf("postgres: shard %s: set up pooled schema: %w", shard.Name, err)
+	}
+	if b.serve, err = pgxpool.NewWithConfig(ctx, b.serveDB); err != nil {
+		b.admin.Close()
+		return nil, fmt.Errorf("postgres: shard %s: %w", shard.Name, err)
+	}
+	if err := b.CheckServingRole(ctx); err != nil && !errors.Is(err, ErrUnsafeServingRole) {
+		b.closePools()
+		return nil, fmt.Errorf("postgres: shard %s: %w", shard.Name, err)
+	}
+	return b, nil
+}
+
+func poolConfig(url string, maxConns int32) (*pgxpool.Config, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	cfg.MaxConns = maxConns
+	cfg.MinConns = 0
+	cfg.MaxConnIdleTime = time.Minute
+	return cfg, nil
+}
+
+// roleName returns the name of the role cfg logs in as.
+func roleName(ctx context.Context, cfg *pgxpool.Config) (string, error) {
+	conn, err := pgx.ConnectConfig(ctx, cfg.ConnConfig.Copy())
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = conn.Close(context.Background()) }()
+	var name string
+	err = conn.QueryRow(ctx, `SELECT current_user`).Scan(&name)
+	return name, err
+}
+
+// prepareStatements prepares the record statements on a new serving
+// connection, resolving their unqualified table names in schema
+// "bulkhead" (PostgreSQL resolves them again whenever a transaction's
+// search_path differs). Prepared up front, they can be pipelined behind
+// BEGIN and the tenant setting in the batch that starts a transaction.
+func prepareStatements(ctx context.Context, conn *pgx.Conn) error {
+	if _, err := conn.Exec(ctx, `SET search_path = `+ident(pooledSchema)); err != nil {
+		return err
+	}
+	stmts := append([]string{sqlGet, sqlInsert, sqlUpdate, sqlDelete, sqlCollections, sqlSetTenant}, listQueries...)
+	for _, q := range stmts {
+		if _, err := conn.Prepare(ctx, q, q); err != nil {
+			return fmt.Errorf("prepare statements: %w", err)
+		}
+	}
+	_, err := conn.Exec(ctx, `RESET search_path`)
+	return err
+}
+
+func validPrefix(p string) error {
+	if len(p) > 20 {
+		return errors.New("postgres: DatabasePrefix is longer than 20 characters")
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return errors.New("postgres: DatabasePrefix may contain only a-z, 0-9 and '_'")
+		}
+	}
+	return nil
+}
+
+// Name returns the shard's name.
+func (b *Backend) Name() string { return b.shard.Name }
+
+// AdminPool returns the owner role's pool on the shard's main database (the
+// catalog uses it). It is closed by Close.
+func (b *Backend) AdminPool() *pgxpool.Pool { return b.admin }
+
+// ServingRole returns the name of the role the serving pools log in as.
+func (b *Backend) ServingRole() string { return b.role }
+
+// Supports returns nil for all three modes, and an error wrapping
+// store.ErrIsolationUnsupported for anything else.
+func (b *Backend) Supports(mode store.Mode) error {
+	switch mode {
+	case store.Pooled, store.Schema, store.Database:
+		return nil
+	}
+	return fmt.Errorf("%w: postgres does not support isolation %q (use pooled, schema or database)", store.ErrIsolationUnsupported, mode)
+}
+
+func (b *Backend) check(id tenant.ID, mode store.Mode) error {
+	if id.IsZero() {
+		return tenant.ErrMissing
+	}
+	if err := b.Supports(mode); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// dbName is tenant id's database name (database mode).
+func (b *Backend) dbName(id tenant.ID) string { return b.opts.DatabasePrefix + id.StorageName() }
+
+// unitSchema is the schema holding a tenant's tables in mode.
+func unitSchema(id tenant.ID, mode store.Mode) string {
+	if mode == store.Schema {
+		return id.StorageName()
+	}
+	return pooledSchema
+}
+
+// Provision prepares storage for tenant id: nothing in pooled mode; its
+// schema (schema mode) or database (database mode) with the records table,
+// row-level security, grants and Options.Migrations. It is idempotent.
+func (b *Backend) Provision(ctx context.Context, id tenant.ID, mode store.Mode) error {
+	if err := b.check(id, mode); err != nil {
+		return err
+	}
+	switch mode {
+	case store.Schema:
+	case store.Database:
+		if err := b.createDatabase(ctx, id); err != nil {
+			return err
+		}
+	default:
+		return nil
+	}
+	if _, err := b.applyUnit(ctx, migrate.Unit{Shard: b.shard.Name, Mode: mode, Tenant: id}, b.opts.Migrations, true); err != nil {
+		return fmt.Errorf("postgres: provision tenant %s: %w", id, err)
+	}
+	return nil
+}
+
+// createDatabase creates tenant id's database, reachable only by the owner
+// and the serving role.
+func (b *Backend) createDatabase(ctx context.Context, id tenant.ID) error {
+	name := b.dbName(id)
+	if t := b.openPool(id); t != nil && t.dropping {
+		return fmt.Errorf("postgres: tenant %s database is being dropped; provision it again when the drop is done", id)
+	}
+	var exists bool
+	if err := b.admin.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
+		return fmt.Errorf("postgres: provision tenant database: %w", err)
+	}
+	if !exists {
+		_, err := b.admin.Exec(ctx, `CREATE DATABASE `+ident(name))
+		var pe *pgconn.PgError
+		if err != nil && !(errors.As(err, &pe) && pe.Code == "42P04") { // duplicate_database: a concurrent Provision
+			return fmt.Errorf("postgres: create tenant database: %w", err)
+		}
+	}
+	_, err := b.admin.Exec(ctx, `REVOKE ALL ON DATABASE `+ident(name)+` FROM PUBLIC; GRANT CONNECT ON DATABASE `+ident(name)+` TO `+ident(b.role))
+	if err != nil {
+		return fmt.Errorf("postgres: grant on tenant database: %w", err)
+	}
+	return nil
+}
+
+// Drop removes all of tenant id's data: its rows in every pooled table with
+// a tenant_id column, its schema (schema mode), or its database (database
+// mode, closing its pool first and terminating other sessions on it). In
+// database mode it waits for the tenant's transactions in flight here to
+// finish (or ctx to end) and meanwhile refuses new ones. It is idempotent.
+func (b *Backend) Drop(ctx context.Context, id tenant.ID, mode store.Mode) error {
+	if err := b.check(id, mode); err != nil {
+		return err
+	}
+	switch mode {
+	case store.Pooled:
+		return b.dropRows(ctx, id)
+	case store.Schema:
+		if _, err := b.admin.Exec(ctx, `DROP SCHEMA IF EXISTS `+ident(id.StorageName())+` CASCADE`); err != nil {
+			return fmt.Errorf("postgres: drop tenant schema: %w", err)
+		}
+		return nil
+	}
+	return b.dropDatabase(ctx, id)
+}
+
+// dropRows deletes tenant id's rows from every table of the pooled schema
+// with a tenant_id column, as admin with the tenant set (row-level security
+// is forced on the owner too). Tables referencing others are retried until
+// no delete fails, so foreign keys between team tables need no order.
+func (b *Backend) dropRows(ctx context.Context, id tenant.ID) error {
+	err := pgx.BeginTxFunc(ctx, b.admin, pgx.TxOptions{BeginQuery: beginSQL(id.String(), pooledSchema, true)}, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, sqlTables, pooledSchema, b.role)
+		if err != nil {
+			return err
+		}
+		var tables []string
+		for rows.Next() {
+			t, err := scanTable(rows)
+			if err != nil {
+				return err
+			}
+			if t.tenantID {
+				tables = append(tables, t.name)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for pass := 0; len(tables) > 0; pass++ {
+			var failed []string
+			var last error
+			for _, t := range tables {
+				_, err := tx.Exec(ctx, `SAVEPOINT bulkhead_drop; DELETE FROM `+ident(pooledSchema, t)+` WHERE tenant_id = `+literal(id.String())+`; RELEASE SAVEPOINT bulkhead_drop`)
+				if err != nil {
+					if _, rerr := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT bulkhead_drop`); rerr != nil {
+						return rerr
+					}
+					failed, last = append(failed, t), err
+				}
+			}
+			if len(failed) == len(tables) {
+				return last
+			}
+			tables = failed
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: drop tenant rows: %w", err)
+	}
+	return nil
+}
+
+// Begin opens a transaction scoped to tenant id: the tenant setting and
+// search_path are set, local to the transaction, in the round trip that
+// begins it. Pooled tenants are refused while the serving role is unsafe.
+func (b *Backend) Begin(ctx context.Context, id tenant.ID, mode store.Mode, write bool) (store.BackendTx, error) {
+	pool, release, err := b.pool(id, mode)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		release()
+		return nil, b.beginErr(id, mode, err)
+	}
+	begin := "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY"
+	if write {
+		begin = "BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE"
+	}
+	return &tx{conn: conn, begin: begin, tenant: id.String(), path: ident(unitSchema(id, mode)), release: release}, nil
+}
+
+// pool returns the serving pool for tenant id in mode; release (never nil)
+// must be called when the caller is done with it.
+func (b *Backend) pool(id tenant.ID, mode store.Mode) (*pgxpool.Pool, func(), error) {
+	if err := b.check(id, mode); err != nil {
+		return nil, nil, err
+	}
+	switch mode {
+	case store.Pooled:
+		b.mu.Lock()
+		err := b.roleErr
+		b.mu.Unlock()
+		if err != nil {
+			return nil, nil, fmt.Errorf("postgres: refusing pooled tenant %s: %w", id, err)
+		}
+	case store.Database:
+		t, err := b.acquire(id)
+		if err != nil {
+			return nil, nil, err
+		}
+		return t.pool, func() { b.release(t) }, nil
+	}
+	return b.serve, func() {}, nil
+}
+
+func (b *Backend) beginErr(id tenant.ID, mode store.Mode, err error) error {
+	if isCode(err, "3D000") || isCode(err, "3F000") { // invalid_catalog_name, invalid_schema_name
+		return fmt.Errorf("%w: tenant %s has no %s on shard %s (provision it first): %v", store.ErrUnknownTenant, id, mode, b.shard.Name, err)
+	}
+	return fmt.Errorf("postgres: begin: %w", err)
+}
+
+// begin opens a tenant-scoped pgx transaction (for Tx); release (never
+// nil) must be called once it is committed or rolled back.
+func (b *Backend) begin(ctx context.Context, id tenant.ID, mode store.Mode, write bool) (pgx.Tx, func(), error) {
+	pool, release, err := b.pool(id, mode)
+	if err != nil {
+		return nil, nil, err
+	}
+	ptx, err := pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: beginSQL(id.String(), unitSchema(id, mode), write)})
+	if err != nil {
+		release()
+		return nil, nil, b.beginErr(id, mode, err)
+	}
+	return ptx, release, nil
+}
+
+// Ping reports whether the shard is reachable with both roles.
+func (b *Backend) Ping(ctx context.Context) error {
+	b.mu.Lock()
+	closed := b.closed
+	b.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if err := b.serve.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: ping shard %s: %w", b.shard.Name, err)
+	}
+	if err := b.admin.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: ping shard %s as admin: %w", b.shard.Name, err)
+	}
+	return nil
+}
+
+// Close closes every pool. Transactions in flight should be finished first.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	ts := make([]*tdb, 0, len(b.dbs))
+	for _, t := range b.dbs {
+		ts = append(ts, t)
+		b.forget(t)
+	}
+	b.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		b.wg.Wait()
+		for _, t := range ts {
+			t.pool.Close()
+		}
+		b.closePools()
+		close(done)
+	}()
+	select { // pgxpool waits for connections still in use
+	case <-done:
+		return nil
+	case <-time.After(closeWait):
+		return fmt.Errorf("postgres: shard %s: closed with transactions still in flight after %v; their connections close when they end", b.shard.Name, closeWait)
+	}
+}
+
+// closeWait bounds how long Close waits for transactions in flight.
+const closeWait = 10 * time.Second
+
+func (b *Backend) closePools() {
+	b.serve.Close()
+	b.admin.Close()
+}
+
+// lockKey is the advisory lock key of a unit's schema in a database.
+func lockKey(db, schema string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("bulkhead\x00" + db + "\x00" + schema))
+	return int64(h.Sum64())
+}
