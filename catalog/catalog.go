@@ -47,6 +47,7 @@ type Catalog struct {
 	cache    *cache
 	bg       sync.WaitGroup // last-used updates in flight
 	listener *listener      // PostgreSQL only
+	issuers  issuerCache    // trusted JWT issuers per tenant (issuers.go)
 }
 
 const schemaSQL = `
@@ -78,6 +79,31 @@ CREATE TABLE IF NOT EXISTS unit_versions (
 	version    INTEGER NOT NULL,
 	updated_at INTEGER NOT NULL,
 	PRIMARY KEY (shard, mode, tenant_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS support_agents (
+	id          TEXT PRIMARY KEY,
+	name        TEXT NOT NULL,
+	secret_hash BLOB NOT NULL,
+	created_at  INTEGER NOT NULL,
+	revoked_at  INTEGER
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS support_grants (
+	tenant_id  TEXT NOT NULL,
+	id         TEXT NOT NULL UNIQUE,
+	agent_id   TEXT NOT NULL,
+	reason     TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	expires_at INTEGER NOT NULL,
+	revoked_at INTEGER,
+	PRIMARY KEY (tenant_id, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS support_grants_agent ON support_grants (tenant_id, agent_id, expires_at);
+CREATE TABLE IF NOT EXISTS issuers (
+	tenant_id TEXT NOT NULL,
+	issuer    TEXT NOT NULL,
+	position  INTEGER NOT NULL,
+	spec      TEXT NOT NULL,
+	PRIMARY KEY (tenant_id, issuer)
 ) WITHOUT ROWID;
 `
 
@@ -371,6 +397,9 @@ func (c *Catalog) Offboard(ctx context.Context, id tenant.ID, drop ProvisionFunc
 	defer tx.Rollback()
 	if _, err := c.exec(ctx, tx, `DELETE FROM api_keys WHERE tenant_id = ?`, id.String()); err != nil {
 		return fmt.Errorf("remove keys of %s: %w", id, err)
+	}
+	if _, err := c.exec(ctx, tx, `DELETE FROM issuers WHERE tenant_id = ?`, id.String()); err != nil {
+		return fmt.Errorf("remove issuers of %s: %w", id, err)
 	}
 	if _, err := c.exec(ctx, tx, `DELETE FROM unit_versions WHERE tenant_id = ?`, id.String()); err != nil {
 		return fmt.Errorf("remove migration versions of %s: %w", id, err)

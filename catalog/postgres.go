@@ -47,6 +47,31 @@ CREATE TABLE IF NOT EXISTS bulkhead_catalog.unit_versions (
 	updated_at BIGINT NOT NULL,
 	PRIMARY KEY (shard, mode, tenant_id)
 );
+CREATE TABLE IF NOT EXISTS bulkhead_catalog.support_agents (
+	id          TEXT PRIMARY KEY,
+	name        TEXT NOT NULL,
+	secret_hash BYTEA NOT NULL,
+	created_at  BIGINT NOT NULL,
+	revoked_at  BIGINT
+);
+CREATE TABLE IF NOT EXISTS bulkhead_catalog.support_grants (
+	tenant_id  TEXT NOT NULL,
+	id         TEXT NOT NULL UNIQUE,
+	agent_id   TEXT NOT NULL,
+	reason     TEXT NOT NULL,
+	created_at BIGINT NOT NULL,
+	expires_at BIGINT NOT NULL,
+	revoked_at BIGINT,
+	PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX IF NOT EXISTS support_grants_agent ON bulkhead_catalog.support_grants (tenant_id, agent_id, expires_at);
+CREATE TABLE IF NOT EXISTS bulkhead_catalog.issuers (
+	tenant_id TEXT NOT NULL,
+	issuer    TEXT NOT NULL,
+	position  INTEGER NOT NULL,
+	spec      TEXT NOT NULL,
+	PRIMARY KEY (tenant_id, issuer)
+);
 `
 
 // OpenPostgres opens the catalog in the schema bulkhead_catalog of the

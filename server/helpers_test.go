@@ -37,7 +37,7 @@ func (b *syncBuffer) String() string {
 // env is a real server on a loopback httptest.Server over a data dir in
 // t.TempDir().
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	srv   *server.Server
 	http  *httptest.Server
@@ -52,7 +52,7 @@ func newEnv(t *testing.T) *env {
 	return newEnvIn(t, t.TempDir(), server.Options{})
 }
 
-func newEnvIn(t *testing.T, dir string, opts server.Options) *env {
+func newEnvIn(t testing.TB, dir string, opts server.Options) *env {
 	t.Helper()
 	logs := &syncBuffer{}
 	opts.DataDir = dir
@@ -96,7 +96,7 @@ type resp struct {
 	body   []byte
 }
 
-func (r resp) json(t *testing.T) map[string]any {
+func (r resp) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.body, &m); err != nil {
@@ -153,7 +153,7 @@ func (e *env) req(method, path, token string, body any, hdr ...string) resp {
 }
 
 // want fails the test unless r has the status (and, for problems, the code).
-func want(t *testing.T, r resp, status int, code string) {
+func want(t testing.TB, r resp, status int, code string) {
 	t.Helper()
 	if r.status != status {
 		t.Fatalf("status %d, want %d; body: %s", r.status, status, r.body)

@@ -9,9 +9,12 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
+	"github.com/bulkhead-dev/bulkhead/policy"
 	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/telemetry"
+	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
 func TestParseIfMatch(t *testing.T) {
@@ -186,5 +189,41 @@ func TestProblemMappingCoversEveryStableCode(t *testing.T) {
 		if s.status >= 500 {
 			t.Errorf("%v maps to %d: client mistakes are never 5xx", s.err, s.status)
 		}
+	}
+}
+
+func TestPrincipalNameFitsTheAuditLog(t *testing.T) {
+	long := principal{Kind: kindTenantUser, ID: "https://idp.example.com|" + strings.Repeat("é", 300) + "\n", Tenant: tenant.MustParse("acme")}
+	s := long.String()
+	if len(s) > maxPrincipalName || !utf8.ValidString(s) || strings.ContainsAny(s, "\n") {
+		t.Fatalf("principal name %q (%d bytes) does not fit", s, len(s))
+	}
+	other := long
+	other.ID += "x"
+	if other.String() == s {
+		t.Fatal("two long principals share a name")
+	}
+	if got := (principal{Kind: kindTenantKey, ID: "k1", Tenant: tenant.MustParse("acme")}).String(); got != "tenant_key:k1@acme" {
+		t.Fatalf("short name %q", got)
+	}
+}
+
+func TestUnknownActionsAreDenied(t *testing.T) {
+	eng, err := policy.New(policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{policy: eng}
+	op := principal{Kind: kindOperator, ID: "operator", Role: "operator"}.policy()
+	if !s.allowed(context.Background(), policy.Request{Principal: op, Action: "tenant.list"}) {
+		t.Fatal("the operator may not list tenants: the test cannot tell a denial apart")
+	}
+	for _, action := range []string{"", "tenant.drop_all", "record.read "} {
+		if s.allowed(context.Background(), policy.Request{Principal: op, Action: action}) {
+			t.Errorf("action %q was allowed", action)
+		}
+	}
+	if s.allowed(context.Background(), policy.Request{Principal: policy.Principal{Kind: "root"}, Action: "tenant.list"}) {
+		t.Error("an unknown principal kind was allowed")
 	}
 }

@@ -3,7 +3,6 @@ package server
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -11,9 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/bulkhead-dev/bulkhead/catalog"
 	"github.com/bulkhead-dev/bulkhead/telemetry"
-	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
 // maxRequestIDLen bounds an inbound X-Request-ID the server will adopt.
@@ -96,6 +93,10 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 	})
 }
 
+// maxTokenLen bounds a bearer token: API keys are short, JWTs from real
+// identity providers run to a few kilobytes.
+const maxTokenLen = 8 << 10
+
 // bearerToken returns the token of an "Authorization: Bearer <token>"
 // header, or "" if there is none or it is malformed.
 func bearerToken(r *http.Request) string {
@@ -108,7 +109,7 @@ func bearerToken(r *http.Request) string {
 		return ""
 	}
 	tok = strings.TrimSpace(tok)
-	if tok == "" || len(tok) > 512 {
+	if tok == "" || len(tok) > maxTokenLen {
 		return ""
 	}
 	return tok
@@ -122,59 +123,4 @@ func unauthenticated(detail string, invalidToken bool) *apiError {
 	}
 	e.header = http.Header{"Www-Authenticate": {v}}
 	return e
-}
-
-// operatorOnly admits only the operator token (compared in constant time
-// against its SHA-256). A valid tenant key is 403 forbidden here: tenant
-// credentials never reach the control plane.
-func (s *Server) operatorOnly(next http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		tok := bearerToken(r)
-		if tok == "" {
-			writeProblem(w, unauthenticated(detailUnauth+" (the operator token)", false))
-			return
-		}
-		if operatorMatch(s.opHash, tok) {
-			next(w, r)
-			return
-		}
-		if _, err := s.catalog.Authenticate(r.Context(), tok); err == nil || errors.Is(err, catalog.ErrSuspended) {
-			writeProblem(w, newError(http.StatusForbidden, "forbidden",
-				"tenant API keys cannot use the control plane; use the operator token"))
-			return
-		}
-		writeProblem(w, unauthenticated("the credential is not the operator token", true))
-	}
-}
-
-// tenantOnly admits tenant API keys whose role allows need, and runs next
-// with the key's tenant in the context (tenant.WithID). The tenant comes
-// from the credential alone: no header, path, query or body field selects
-// or changes it. The operator token is 403 forbidden here (there is no
-// act-as yet).
-func (s *Server) tenantOnly(need catalog.Role, next http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		tok := bearerToken(r)
-		if tok == "" {
-			writeProblem(w, unauthenticated(detailUnauth+" (a tenant API key)", false))
-			return
-		}
-		if operatorMatch(s.opHash, tok) {
-			writeProblem(w, newError(http.StatusForbidden, "forbidden",
-				"the operator token cannot use the data plane; use a tenant API key"))
-			return
-		}
-		p, err := s.catalog.Authenticate(r.Context(), tok)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		telemetry.InfoFrom(r.Context()).SetTenant(p.Tenant.String())
-		if !p.Role.Allows(need) {
-			writeProblem(w, newError(http.StatusForbidden, "forbidden",
-				fmt.Sprintf("a %s key cannot do this; it needs a %s key", p.Role, need)))
-			return
-		}
-		next(w, r.WithContext(tenant.WithID(r.Context(), p.Tenant)))
-	}
 }

@@ -148,7 +148,7 @@ func openPostgres(ctx context.Context, opts Options, log *slog.Logger) (*catalog
 		}
 		log.Info("shard ready", slog.String("shard", s.Name), slog.String("serving_role", b.ServingRole()))
 	}
-	cat, err := catalog.OpenPostgres(ctx, main.AdminPool(), catalog.Options{Logger: log})
+	cat, err := catalog.OpenPostgres(ctx, main.AdminPool(), catalog.Options{Logger: log, Now: opts.Now})
 	if err != nil {
 		closeAll()
 		return nil, nil, err

@@ -197,3 +197,16 @@ func TestOptionsValidate(t *testing.T) {
 		})
 	}
 }
+
+// The identity, support-access and audit attacks again with the catalog
+// and the audit log on PostgreSQL.
+func TestAttacksOnPostgres(t *testing.T) {
+	t.Run("jwt", func(t *testing.T) {
+		opts, _ := pgOptions(t)
+		testAttackJWT(t, opts)
+	})
+	t.Run("support access", func(t *testing.T) {
+		opts, _ := pgOptions(t)
+		testSupportAccess(t, opts)
+	})
+}

@@ -91,6 +91,10 @@ var sentinels = []sentinel{
 	{err: catalog.ErrInvalidTier, status: 400, code: "invalid_tier", keep: true},
 	{err: catalog.ErrInvalidName, status: 400, code: "invalid_name", keep: true},
 	{err: catalog.ErrInvalidState, status: 409, code: "invalid_state", keep: true},
+	{err: catalog.ErrInvalidIssuer, status: 400, code: "invalid_issuer", keep: true},
+	{err: catalog.ErrInvalidGrant, status: 400, code: "invalid_grant", keep: true},
+	{err: catalog.ErrGrantNotFound, status: 404, code: "grant_not_found", detail: "no such grant for this tenant"},
+	{err: catalog.ErrAgentNotFound, status: 404, code: "agent_not_found", detail: "no such support agent (or it is revoked)"},
 }
 
 // toAPIError maps err to its answer; ok is false for an unknown error,

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bulkhead-dev/bulkhead/catalog"
 	"github.com/bulkhead-dev/bulkhead/telemetry"
 )
 
@@ -20,9 +19,11 @@ type methods map[string]http.HandlerFunc
 // method is a 405 problem (with Allow) and an unknown path a 404 problem.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	read := func(h http.HandlerFunc) http.HandlerFunc { return s.tenantOnly(catalog.RoleReader, h) }
-	write := func(h http.HandlerFunc) http.HandlerFunc { return s.tenantOnly(catalog.RoleWriter, h) }
-	op := s.operatorOnly
+	// Every v1 route names its policy action here: ctl for the control
+	// plane (operators), data for the data plane and tenant self-service
+	// (tenant credentials, support agents acting as a tenant). A handler
+	// registered without one of them is not reachable with a credential.
+	ctl, data := s.control, s.data
 
 	// Operations. /metrics needs no credential: the server listens on
 	// loopback by default (127.0.0.1:8080), and whoever exposes it further
@@ -32,34 +33,55 @@ func (s *Server) routes() http.Handler {
 	s.handle(mux, "/readyz", methods{http.MethodGet: s.readyz})
 	s.handle(mux, "/metrics", methods{http.MethodGet: s.metrics.Handler().ServeHTTP})
 
-	// Control plane: the operator token only.
+	// Control plane.
 	s.handle(mux, "/v1/admin/tenants", methods{
-		http.MethodGet:  op(s.listTenants),
-		http.MethodPost: op(s.createTenant),
+		http.MethodGet:  ctl("tenant.list", s.listTenants),
+		http.MethodPost: ctl("tenant.create", s.createTenant),
 	})
 	s.handle(mux, "/v1/admin/tenants/{id}", methods{
-		http.MethodGet:    op(s.showTenant),
-		http.MethodPatch:  op(s.updateTenant),
-		http.MethodDelete: op(s.deleteTenant),
+		http.MethodGet:    ctl("tenant.read", s.showTenant),
+		http.MethodPatch:  ctl("tenant.update", s.updateTenant),
+		http.MethodDelete: ctl("tenant.delete", s.deleteTenant),
 	})
-	s.handle(mux, "/v1/admin/tenants/{id}/suspend", methods{http.MethodPost: op(s.suspendTenant)})
-	s.handle(mux, "/v1/admin/tenants/{id}/resume", methods{http.MethodPost: op(s.resumeTenant)})
+	s.handle(mux, "/v1/admin/tenants/{id}/suspend", methods{http.MethodPost: ctl("tenant.suspend", s.suspendTenant)})
+	s.handle(mux, "/v1/admin/tenants/{id}/resume", methods{http.MethodPost: ctl("tenant.resume", s.resumeTenant)})
 	s.handle(mux, "/v1/admin/tenants/{id}/keys", methods{
-		http.MethodGet:  op(s.listKeys),
-		http.MethodPost: op(s.createKey),
+		http.MethodGet:  ctl("key.list", s.listKeys),
+		http.MethodPost: ctl("key.create", s.createKey),
 	})
-	s.handle(mux, "/v1/admin/tenants/{id}/keys/{key_id}", methods{http.MethodDelete: op(s.revokeKey)})
+	s.handle(mux, "/v1/admin/tenants/{id}/keys/{key_id}", methods{http.MethodDelete: ctl("key.revoke", s.revokeKey)})
+	s.handle(mux, "/v1/admin/tenants/{id}/grants", methods{
+		http.MethodGet:  ctl("grant.list", s.listGrants),
+		http.MethodPost: ctl("grant.create", s.createGrant),
+	})
+	s.handle(mux, "/v1/admin/tenants/{id}/grants/{grant_id}", methods{http.MethodDelete: ctl("grant.revoke", s.revokeGrant)})
+	s.handle(mux, "/v1/admin/tenants/{id}/issuers", methods{
+		http.MethodGet: ctl("issuer.manage", s.getIssuers),
+		http.MethodPut: ctl("issuer.manage", s.setIssuers),
+	})
+	s.handle(mux, "/v1/admin/support-agents", methods{http.MethodPost: ctl("support.manage", s.createAgent)})
+	s.handle(mux, "/v1/admin/support-agents/{agent_id}", methods{http.MethodDelete: ctl("support.manage", s.revokeAgent)})
+	s.handle(mux, "/v1/admin/audit", methods{http.MethodGet: ctl("audit.read_all", s.adminAudit)})
 
-	// Data plane: tenant API keys; the tenant comes from the key.
-	s.handle(mux, "/v1/collections", methods{http.MethodGet: read(s.listCollections)})
+	// Tenant self-service: the tenant comes from the credential.
+	s.handle(mux, "/v1/keys", methods{
+		http.MethodGet:  data("key.manage", s.listOwnKeys),
+		http.MethodPost: data("key.manage", s.createOwnKey),
+	})
+	s.handle(mux, "/v1/keys/{key_id}", methods{http.MethodDelete: data("key.manage", s.revokeOwnKey)})
+	s.handle(mux, "/v1/audit", methods{http.MethodGet: data("audit.read", s.tenantAudit)})
+
+	// Data plane: the tenant comes from the credential (or a support
+	// agent's live grant).
+	s.handle(mux, "/v1/collections", methods{http.MethodGet: data("collection.list", s.listCollections)})
 	s.handle(mux, "/v1/collections/{c}/records", methods{
-		http.MethodGet:  read(s.listRecords),
-		http.MethodPost: write(s.createRecord),
+		http.MethodGet:  data("record.read", s.listRecords),
+		http.MethodPost: data("record.write", s.createRecord),
 	})
 	s.handle(mux, "/v1/collections/{c}/records/{id}", methods{
-		http.MethodGet:    read(s.getRecord),
-		http.MethodPut:    write(s.putRecord),
-		http.MethodDelete: write(s.deleteRecord),
+		http.MethodGet:    data("record.read", s.getRecord),
+		http.MethodPut:    data("record.write", s.putRecord),
+		http.MethodDelete: data("record.delete", s.deleteRecord),
 	})
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -12,8 +12,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/audit"
 	"github.com/bulkhead-dev/bulkhead/catalog"
+	"github.com/bulkhead-dev/bulkhead/policy"
 	"github.com/bulkhead-dev/bulkhead/store"
+	"github.com/bulkhead-dev/bulkhead/store/postgres"
 	"github.com/bulkhead-dev/bulkhead/store/sqlite"
 	"github.com/bulkhead-dev/bulkhead/telemetry"
 )
@@ -67,6 +70,17 @@ type Options struct {
 	// (database mode), so that several deployments or test runs can share
 	// one PostgreSQL server; at most 20 characters of a-z, 0-9 and '_'.
 	PostgresDatabasePrefix string
+
+	// PolicyDir is an optional directory of Cedar policies (--policy-dir)
+	// added to the embedded default set; Serve reloads it on change and
+	// keeps the last good set if a new one does not parse.
+	PolicyDir string
+	// Now is the clock for credentials, grants and caches (time.Now if
+	// nil); tests move it to expire grants and tokens.
+	Now func() time.Time
+	// JWKSClient fetches identity providers' JWKS (nil: a default client
+	// with timeouts).
+	JWKSClient *http.Client
 }
 
 // Server is a Bulkhead server: the v1 HTTP API over a catalog and a store
@@ -79,6 +93,9 @@ type Server struct {
 	metrics  *telemetry.Metrics
 	opHash   [32]byte // SHA-256 of the operator token; the token itself is not kept
 	opPath   string
+	policy   *policy.Engine
+	audit    *audit.Log
+	jwt      jwtVerifier
 	handler  http.Handler
 	closeOne sync.Once
 	closeErr error
@@ -138,9 +155,19 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		s.log.Info("operator token loaded", slog.String("path", s.opPath))
 	}
 
+	if s.policy, err = policy.New(policy.Options{Dir: opts.PolicyDir, Logger: s.log}); err != nil {
+		return nil, fmt.Errorf("open server: load policies: %w", err)
+	}
 	cat, backends, err := openStores(ctx, opts, s.log)
 	if err != nil {
 		return nil, fmt.Errorf("open server: %w", err)
+	}
+	if s.audit, err = openAudit(ctx, opts, backends); err != nil {
+		cat.Close()
+		for _, b := range backends {
+			b.Close()
+		}
+		return nil, fmt.Errorf("open server: open audit log: %w", err)
 	}
 	router, err := store.NewRouter(store.Config{
 		Placements: cat,
@@ -148,6 +175,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		CursorKey:  cursorKey,
 	})
 	if err != nil {
+		s.audit.Close()
 		cat.Close()
 		for _, b := range backends {
 			b.Close()
@@ -159,8 +187,22 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		s.Close()
 		return nil, fmt.Errorf("open server: finish interrupted offboardings: %w", err)
 	}
+	s.jwt = newJWTVerifier(cat, opts)
 	s.handler = s.routes()
 	return s, nil
+}
+
+// openAudit opens the audit log: <data-dir>/audit.db, or the schema
+// bulkhead_audit on the main PostgreSQL shard's owner pool.
+func openAudit(ctx context.Context, opts Options, backends map[string]store.Backend) (*audit.Log, error) {
+	if opts.PostgresURL == "" {
+		return audit.OpenSQLite(filepath.Join(opts.DataDir, audit.FileName))
+	}
+	main, ok := backends[MainShard].(*postgres.Backend)
+	if !ok {
+		return nil, errors.New("no main PostgreSQL shard")
+	}
+	return audit.OpenPostgres(ctx, main.AdminPool())
 }
 
 // openStores opens the catalog and the backends: SQLite in the data
@@ -169,7 +211,7 @@ func openStores(ctx context.Context, opts Options, log *slog.Logger) (*catalog.C
 	if opts.PostgresURL != "" {
 		return openPostgres(ctx, opts, log)
 	}
-	cat, err := catalog.Open(filepath.Join(opts.DataDir, catalogFile), catalog.Options{})
+	cat, err := catalog.Open(filepath.Join(opts.DataDir, catalogFile), catalog.Options{Now: opts.Now})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -203,6 +245,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go s.policy.Watch(wctx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	s.log.Info("serving", slog.String("addr", ln.Addr().String()))
@@ -236,6 +281,14 @@ func (s *Server) Close() error {
 		if s.catalog != nil {
 			if err := s.catalog.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("close catalog: %w", err))
+			}
+		}
+		if s.jwt != nil {
+			_ = s.jwt.Close()
+		}
+		if s.audit != nil {
+			if err := s.audit.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close audit log: %w", err))
 			}
 		}
 		if s.router != nil {

@@ -23,6 +23,7 @@ func newServeCommand(g *globals) *cobra.Command {
 	var maxOpen int
 	var logLevel string
 	var pg postgresFlags
+	var policyDir string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the Bulkhead server",
@@ -37,7 +38,12 @@ Without --postgres the catalog and the records are SQLite files in
 they live on PostgreSQL: the catalog and shard "main" in that database, and
 one more shard per --shard NAME=URL with its --shard-admin NAME=URL. serve
 checks every shard's serving role at start and refuses to start if it could
-bypass row-level security.`,
+bypass row-level security.
+
+Every request is authorized by Cedar policies: the embedded default set plus
+the *.cedar files of --policy-dir, reloaded when they change (a set that does
+not parse is refused at start and ignored on reload, keeping the last good
+one). Check a directory with 'bulkhead policy check --dir D'.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if maxOpen < 1 {
@@ -49,7 +55,7 @@ bypass row-level security.`,
 				return &usageError{cmd: cmd.CommandPath(),
 					err: fmt.Errorf("--log-level %q: use debug, info, warn or error", logLevel)}
 			}
-			opts := server.Options{MaxOpenDatabases: maxOpen}
+			opts := server.Options{MaxOpenDatabases: maxOpen, PolicyDir: policyDir}
 			shards, err := pg.parse()
 			if err != nil {
 				return &usageError{cmd: cmd.CommandPath(), err: err}
@@ -74,6 +80,8 @@ bypass row-level security.`,
 	cmd.Flags().IntVar(&maxOpen, "max-open-databases", 256,
 		"database-mode files (SQLite) or tenant database pools per shard (PostgreSQL, default 64) kept open at once")
 	pg.register(cmd.Flags())
+	cmd.Flags().StringVar(&policyDir, "policy-dir", "",
+		"directory of Cedar policies (*.cedar) added to the default set; default.cedar there replaces it; reloaded on change")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error (logs are JSON lines on stderr)")
 	return cmd
 }

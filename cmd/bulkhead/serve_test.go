@@ -174,3 +174,28 @@ func walFiles(t *testing.T, dir string) []string {
 	}
 	return wal
 }
+
+func TestServePolicyDir(t *testing.T) {
+	pdir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(pdir, "broken.cedar"), []byte("permit ("), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--policy-dir", pdir},
+		&out, &errb, mapEnv(nil))
+	if code == 0 || !strings.Contains(errb.String(), "broken.cedar") {
+		t.Fatalf("serve with a broken --policy-dir: exit %d, stderr:\n%s", code, errb.String())
+	}
+	if err := os.Remove(filepath.Join(pdir, "broken.cedar")); err != nil {
+		t.Fatal(err)
+	}
+	url, _, stop := startServe(t, t.TempDir(), "--policy-dir", pdir)
+	res, err := http.Get(url + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if code := stop(); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}

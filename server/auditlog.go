@@ -1,0 +1,104 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/bulkhead-dev/bulkhead/audit"
+	"github.com/bulkhead-dev/bulkhead/telemetry"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// controlChain holds control-plane events and denials that name no tenant
+// the caller may see.
+const controlChain = audit.ControlChain
+
+// record appends one event to the audit log: who, what, on what, the
+// decision and the request id — never data or secrets. A failed append is
+// logged as an error (the request has been answered already).
+func (s *Server) record(r *http.Request, chain string, p principal, action, resource, decision string) {
+	if s.audit == nil {
+		return
+	}
+	if chain == "" {
+		chain = controlChain
+	}
+	ctx := context.WithoutCancel(r.Context())
+	reqID := telemetry.InfoFrom(ctx).ID()
+	_, err := s.audit.Append(ctx, audit.Entry{
+		Chain: chain, Principal: p.String(), Action: action, Resource: resource,
+		Decision: decision, RequestID: reqID,
+	})
+	if err != nil {
+		s.log.LogAttrs(ctx, slog.LevelError, "audit append failed",
+			slog.String("request_id", reqID), slog.String("action", action), slog.String("error", err.Error()))
+	}
+}
+
+// auditPage reads ?after=&limit= for an audit listing.
+func auditPage(q url.Values) (after int64, limit int, err error) {
+	limit = audit.DefaultListLimit
+	if v := q.Get("after"); v != "" {
+		if after, err = strconv.ParseInt(v, 10, 64); err != nil || after < 0 {
+			return 0, 0, newError(http.StatusBadRequest, "invalid_cursor", "after must be the seq of the last entry seen (an integer ≥ 0)")
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > audit.MaxListLimit {
+			return 0, 0, newError(http.StatusBadRequest, "invalid_limit", "limit must be an integer from 1 to "+strconv.Itoa(audit.MaxListLimit))
+		}
+	}
+	return after, limit, nil
+}
+
+// listAudit answers a page of chain: {"items":[entry...],"next_after":N}
+// (next_after 0 on the last page).
+func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, chain string) {
+	after, limit, err := auditPage(r.URL.Query())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	es, err := s.audit.List(r.Context(), chain, after, limit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if es == nil {
+		es = []audit.Entry{}
+	}
+	var next int64
+	if len(es) == limit {
+		next = es[len(es)-1].Seq
+	}
+	s.writeJSON(w, r, http.StatusOK, map[string]any{"items": es, "next_after": next})
+}
+
+// tenantAudit: GET /v1/audit — the caller's own tenant's chain (a tenant
+// admin; the tenant comes from the credential).
+func (s *Server) tenantAudit(w http.ResponseWriter, r *http.Request) {
+	id, err := tenant.FromContext(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.listAudit(w, r, id.String())
+}
+
+// adminAudit: GET /v1/admin/audit?chain= — any chain (default the control
+// plane's).
+func (s *Server) adminAudit(w http.ResponseWriter, r *http.Request) {
+	chain := r.URL.Query().Get("chain")
+	if chain == "" {
+		chain = controlChain
+	} else if chain != controlChain {
+		if _, err := tenant.Parse(chain); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	s.listAudit(w, r, chain)
+}

@@ -1,0 +1,75 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/bulkhead-dev/bulkhead/catalog"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// Tenant self-service keys: /v1/keys. The tenant is the credential's (in
+// the context); a key id of another tenant is 404 key_not_found, exactly
+// like a missing one.
+
+// listOwnKeys: GET /v1/keys → {"items":[key...]} (never tokens).
+func (s *Server) listOwnKeys(w http.ResponseWriter, r *http.Request) {
+	id, err := tenant.FromContext(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	keys, err := s.catalog.ListKeys(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, map[string]any{"items": keys})
+}
+
+// createOwnKey: POST /v1/keys {"role","name"} → 201 with the token, shown
+// once.
+func (s *Server) createOwnKey(w http.ResponseWriter, r *http.Request) {
+	id, err := tenant.FromContext(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req struct {
+		Role string  `json:"role"`
+		Name *string `json:"name"`
+	}
+	if err := decodeJSON(r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	role, err := catalog.ParseRole(req.Role)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	name := string(role)
+	if req.Name != nil {
+		name = *req.Name
+	}
+	key, token, err := s.catalog.CreateKey(r.Context(), id, role, name)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	s.writeJSON(w, r, http.StatusCreated, NewKey{Key: key, Token: token})
+}
+
+// revokeOwnKey: DELETE /v1/keys/{key_id} (204).
+func (s *Server) revokeOwnKey(w http.ResponseWriter, r *http.Request) {
+	id, err := tenant.FromContext(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.catalog.RevokeKey(r.Context(), id, r.PathValue("key_id")); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
