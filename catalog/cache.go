@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/limits"
 	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
@@ -13,6 +14,8 @@ type tenantEntry struct {
 	found     bool
 	state     State
 	placement store.Placement
+	tier      string
+	limits    limits.Overrides
 }
 
 // keyEntry is the request-path view of an API key.

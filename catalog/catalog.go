@@ -105,6 +105,10 @@ CREATE TABLE IF NOT EXISTS issuers (
 	spec      TEXT NOT NULL,
 	PRIMARY KEY (tenant_id, issuer)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tenant_limits (
+	tenant_id TEXT PRIMARY KEY,
+	spec      TEXT NOT NULL
+) WITHOUT ROWID;
 `
 
 // Open opens (creating if needed) the catalog database at path.
@@ -401,6 +405,9 @@ func (c *Catalog) Offboard(ctx context.Context, id tenant.ID, drop ProvisionFunc
 	if _, err := c.exec(ctx, tx, `DELETE FROM issuers WHERE tenant_id = ?`, id.String()); err != nil {
 		return fmt.Errorf("remove issuers of %s: %w", id, err)
 	}
+	if _, err := c.exec(ctx, tx, `DELETE FROM tenant_limits WHERE tenant_id = ?`, id.String()); err != nil {
+		return fmt.Errorf("remove limits of %s: %w", id, err)
+	}
 	if _, err := c.exec(ctx, tx, `DELETE FROM unit_versions WHERE tenant_id = ?`, id.String()); err != nil {
 		return fmt.Errorf("remove migration versions of %s: %w", id, err)
 	}
@@ -471,15 +478,22 @@ func (c *Catalog) tenantEntry(ctx context.Context, id tenant.ID) (tenantEntry, e
 		return e, nil
 	}
 	gen := c.cache.generation()
-	var state, mode, shard string
-	err := c.queryRow(ctx, c.db, `SELECT state, mode, shard FROM tenants WHERE id = ?`, id.String()).Scan(&state, &mode, &shard)
+	var state, mode, shard, tier string
+	var spec sql.NullString
+	err := c.queryRow(ctx, c.db, `SELECT t.state, t.mode, t.shard, t.tier, l.spec FROM tenants t
+		LEFT JOIN tenant_limits l ON l.tenant_id = t.id WHERE t.id = ?`, id.String()).Scan(&state, &mode, &shard, &tier, &spec)
 	e := tenantEntry{}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
 		return tenantEntry{}, fmt.Errorf("read tenant: %w", err)
 	default:
-		e = tenantEntry{found: true, state: State(state), placement: store.Placement{Mode: store.Mode(mode), Shard: shard}}
+		e = tenantEntry{found: true, state: State(state), placement: store.Placement{Mode: store.Mode(mode), Shard: shard}, tier: tier}
+		if spec.Valid {
+			if e.limits, err = decodeLimits(spec.String); err != nil {
+				return tenantEntry{}, fmt.Errorf("read tenant %s: %w", id, err)
+			}
+		}
 	}
 	c.cache.putTenant(gen, id, e)
 	return e, nil

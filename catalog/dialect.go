@@ -29,7 +29,7 @@ const pgSchema = "bulkhead_catalog"
 const notifyChannel = "bulkhead_catalog"
 
 // catalogTables are qualified with pgSchema by q.
-var catalogTables = regexp.MustCompile(`\b(tenants|api_keys|unit_versions|support_agents|support_grants|issuers)\b`)
+var catalogTables = regexp.MustCompile(`\b(tenants|api_keys|unit_versions|support_agents|support_grants|issuers|tenant_limits)\b`)
 
 // q returns query in the dialect: for PostgreSQL the tables are qualified
 // with pgSchema and each `?` becomes `$n` (no query here has a `?` inside a

@@ -72,6 +72,10 @@ CREATE TABLE IF NOT EXISTS bulkhead_catalog.issuers (
 	spec      TEXT NOT NULL,
 	PRIMARY KEY (tenant_id, issuer)
 );
+CREATE TABLE IF NOT EXISTS bulkhead_catalog.tenant_limits (
+	tenant_id TEXT PRIMARY KEY,
+	spec      TEXT NOT NULL
+);
 `
 
 // OpenPostgres opens the catalog in the schema bulkhead_catalog of the

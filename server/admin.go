@@ -12,6 +12,7 @@ import (
 	"strconv"
 
 	"github.com/bulkhead-dev/bulkhead/catalog"
+	"github.com/bulkhead-dev/bulkhead/limits"
 	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
@@ -20,17 +21,25 @@ import (
 // on the tenant named in the path, explicitly: the only place where a path
 // names a tenant.
 
-// TenantView is a tenant as the control plane shows it; Usage is set by
-// the show endpoint only.
+// TenantView is a tenant as the control plane shows it; Usage, Limits
+// and Overrides are set by the show endpoint only (Limits and Overrides
+// also by update).
 type TenantView struct {
 	catalog.Tenant
 	Usage *Usage `json:"usage,omitempty"`
+	// Limits are the tenant's effective limits (tier, catalog overrides,
+	// limits file).
+	Limits *limits.Limits `json:"limits,omitempty"`
+	// Overrides are the tenant's overrides stored in the catalog.
+	Overrides *limits.Overrides `json:"overrides,omitempty"`
 }
 
 // Usage is what a tenant stores.
 type Usage struct {
 	Collections int   `json:"collections"`
 	Records     int64 `json:"records"`
+	// Bytes is the size of the tenant's record data, as its quota counts it.
+	Bytes int64 `json:"bytes"`
 }
 
 // NewKey is a freshly issued key with its token, shown this once.
@@ -203,20 +212,15 @@ func (s *Server) showTenant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	view := TenantView{Tenant: t}
+	if err := s.addLimits(r.Context(), &view); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	ctx := tenant.WithID(r.Context(), id)
-	var cs []store.Collection
-	err = s.router.ReadTx(ctx, func(tx *store.Tx) error {
-		var err error
-		cs, err = tx.Collections(ctx)
-		return err
-	})
+	u, err := s.tenantUsage(ctx)
 	switch {
 	case err == nil:
-		u := &Usage{Collections: len(cs)}
-		for _, c := range cs {
-			u.Records += c.Records
-		}
-		view.Usage = u
+		view.Usage = &u
 	case errors.Is(err, store.ErrUnknownTenant):
 		// Provisioning or being deleted: no usage to show.
 	default:
@@ -226,7 +230,10 @@ func (s *Server) showTenant(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, r, http.StatusOK, view)
 }
 
-// updateTenant: PATCH /v1/admin/tenants/{id} {"name"?, "tier"?}.
+// updateTenant: PATCH /v1/admin/tenants/{id} {"name"?, "tier"?, "limits"?}.
+// "limits" replaces the tenant's stored overrides as a whole ({} removes
+// them); invalid ones are refused with 400 invalid_limits before anything
+// changes.
 func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) {
 	id, err := pathTenant(r)
 	if err != nil {
@@ -234,12 +241,22 @@ func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req struct {
-		Name *string `json:"name"`
-		Tier *string `json:"tier"`
+		Name   *string         `json:"name"`
+		Tier   *string         `json:"tier"`
+		Limits json.RawMessage `json:"limits"`
 	}
 	if err := decodeJSON(r, &req); err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	var overrides *limits.Overrides
+	if req.Limits != nil {
+		o, err := limits.ParseOverrides(req.Limits)
+		if err != nil {
+			s.writeError(w, r, newError(http.StatusBadRequest, "invalid_limits", err.Error()))
+			return
+		}
+		overrides = &o
 	}
 	if req.Name != nil {
 		if err := catalog.ValidName(*req.Name); err != nil {
@@ -258,7 +275,40 @@ func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, TenantView{Tenant: t})
+	view := TenantView{Tenant: t}
+	if overrides != nil {
+		if err := s.catalog.SetLimits(r.Context(), id, *overrides); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if err := s.addLimits(r.Context(), &view); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	s.writeJSON(w, r, http.StatusOK, view)
+}
+
+// addLimits sets the view's effective limits and stored overrides. A
+// tenant that is provisioning or being deleted has none to show.
+func (s *Server) addLimits(ctx context.Context, v *TenantView) error {
+	o, err := s.catalog.Limits(ctx, v.ID)
+	if err != nil {
+		return err
+	}
+	v.Overrides = &o
+	if v.State != catalog.Active && v.State != catalog.Suspended {
+		return nil
+	}
+	l, err := s.limits.For(ctx, v.ID)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return nil // deleted meanwhile
+	}
+	if err != nil {
+		return err
+	}
+	v.Limits = &l
+	return nil
 }
 
 // suspendTenant and resumeTenant: POST .../suspend and .../resume. Asking

@@ -28,6 +28,13 @@ type Problem struct {
 	Status int    `json:"status"`
 	Detail string `json:"detail"`
 	Code   string `json:"code"`
+	// Quota extension members (quota_exceeded only): the resource
+	// ("records" or "bytes"), its limit, the tenant's usage of it before
+	// the refused write, and what the write needed.
+	Resource  string `json:"resource,omitempty"`
+	Limit     *int64 `json:"limit,omitempty"`
+	Usage     *int64 `json:"usage,omitempty"`
+	Requested *int64 `json:"requested,omitempty"`
 }
 
 // apiError is an error the HTTP layer knows how to answer.
@@ -36,6 +43,7 @@ type apiError struct {
 	code   string
 	detail string
 	header http.Header // extra response headers (Allow, WWW-Authenticate)
+	quota  *store.QuotaError
 }
 
 func (e *apiError) Error() string { return e.code + ": " + e.detail }
@@ -103,6 +111,13 @@ func toAPIError(err error) (e *apiError, ok bool) {
 	if errors.As(err, &e) {
 		return e, true
 	}
+	var qe *store.QuotaError
+	if errors.As(err, &qe) {
+		e = newError(http.StatusForbidden, "quota_exceeded",
+			"the write would exceed the tenant's storage quota; delete records or ask an operator to raise the quota ("+qe.Error()+")")
+		e.quota = qe
+		return e, true
+	}
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
 		return newError(http.StatusRequestEntityTooLarge, "body_too_large",
@@ -147,13 +162,21 @@ func writeProblem(w http.ResponseWriter, e *apiError) {
 	for k, v := range e.header {
 		h[k] = v
 	}
-	body, _ := json.Marshal(Problem{
+	p := Problem{
 		Type:   problemTypeBase + e.code,
 		Title:  http.StatusText(e.status),
 		Status: e.status,
 		Detail: e.detail,
 		Code:   e.code,
-	})
+	}
+	if q := e.quota; q != nil {
+		used := q.Usage.Records
+		if q.Resource == "bytes" {
+			used = q.Usage.Bytes
+		}
+		p.Resource, p.Limit, p.Usage, p.Requested = q.Resource, &q.Limit, &used, &q.Requested
+	}
+	body, _ := json.Marshal(p)
 	body = append(body, '\n')
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))

@@ -117,6 +117,10 @@ func (s *Server) putRecord(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if err := s.limitTenantBody(w, r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	data, err := readData(r)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -146,6 +150,10 @@ func (s *Server) putRecord(w http.ResponseWriter, r *http.Request) {
 func (s *Server) createRecord(w http.ResponseWriter, r *http.Request) {
 	c := r.PathValue("c")
 	if err := store.ValidCollection(c); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.limitTenantBody(w, r); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -269,6 +277,10 @@ func (s *Server) listRecords(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	if err := s.pageLimit(ctx, &opts); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	var page store.Page
 	err = s.router.ReadTx(ctx, func(tx *store.Tx) error {
 		var err error

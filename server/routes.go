@@ -24,6 +24,8 @@ func (s *Server) routes() http.Handler {
 	// (tenant credentials, support agents acting as a tenant). A handler
 	// registered without one of them is not reachable with a credential.
 	ctl, data := s.control, s.data
+	data = s.rateLimited(data) // per-tenant rate limit: after authn/authz, before admission and the handler
+	data = s.admitted(data)    // admission control: after authn/authz, before the handler
 
 	// Operations. /metrics needs no credential: the server listens on
 	// loopback by default (127.0.0.1:8080), and whoever exposes it further
@@ -70,6 +72,7 @@ func (s *Server) routes() http.Handler {
 	})
 	s.handle(mux, "/v1/keys/{key_id}", methods{http.MethodDelete: data("key.manage", s.revokeOwnKey)})
 	s.handle(mux, "/v1/audit", methods{http.MethodGet: data("audit.read", s.tenantAudit)})
+	s.handle(mux, "/v1/usage", methods{http.MethodGet: data("collection.list", s.usage)})
 
 	// Data plane: the tenant comes from the credential (or a support
 	// agent's live grant).

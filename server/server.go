@@ -12,9 +12,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/bulkhead-dev/bulkhead/admission"
 	"github.com/bulkhead-dev/bulkhead/audit"
 	"github.com/bulkhead-dev/bulkhead/catalog"
+	"github.com/bulkhead-dev/bulkhead/limits"
 	"github.com/bulkhead-dev/bulkhead/policy"
+	"github.com/bulkhead-dev/bulkhead/ratelimit"
 	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/store/postgres"
 	"github.com/bulkhead-dev/bulkhead/store/sqlite"
@@ -81,24 +86,73 @@ type Options struct {
 	// JWKSClient fetches identity providers' JWKS (nil: a default client
 	// with timeouts).
 	JWKSClient *http.Client
+
+	// AdmissionCapacity is the global cap on data-plane requests in flight
+	// (default admission.DefaultCapacity(): 4×GOMAXPROCS, at least 16).
+	AdmissionCapacity int
+	// AdmissionFIFO turns fair admission off: one plain FIFO queue under
+	// the cap, no per-tenant concurrency limit (for comparison only).
+	AdmissionFIFO bool
+	// AdmissionMaxWait bounds a request's wait for admission (default
+	// admission.DefaultMaxWait).
+	AdmissionMaxWait time.Duration
+	// AdmissionLimits gives each tenant's MaxConcurrent, Weight and
+	// QueueDepth; nil means admission's defaults for every tenant.
+	AdmissionLimits limits.Source
+
+	// RateLimits gives each tenant's RequestsPerSecond and Burst for the
+	// rate limiter. With it nil, RateLimitByTier uses the defaults of the
+	// tenant's tier, and without that either there is no rate limit.
+	RateLimits limits.Source
+	// RateLimitByTier limits tenants by their tier's defaults when
+	// RateLimits is nil (serve sets it).
+	RateLimitByTier bool
+	// RedisURL, when set, keeps the rate limits in Redis (redis://...),
+	// shared by every instance; otherwise each instance limits alone.
+	RedisURL string
+	// RedisKeyPrefix is put before tenant ids to make their Redis keys
+	// (default ratelimit.DefaultKeyPrefix).
+	RedisKeyPrefix string
+	// Instances is the number of server instances sharing RedisURL
+	// (default 1); while Redis is unreachable each one allows
+	// 1/Instances of every tenant's limit.
+	Instances int
+	// RateLimitFailClosed refuses rate-limited requests (503) while Redis
+	// is unreachable instead of falling back to local limits.
+	RateLimitFailClosed bool
+
+	// LimitsFile is an optional JSON limits file (tier defaults and
+	// per-tenant overrides, see package limits) polled for changes while
+	// Serve runs; a version that does not parse is logged and the last
+	// good one kept. The file must parse at Open.
+	LimitsFile string
 }
 
 // Server is a Bulkhead server: the v1 HTTP API over a catalog and a store
 // router. It is safe for concurrent use.
 type Server struct {
-	opts     Options
-	log      *slog.Logger
-	catalog  *catalog.Catalog
-	router   *store.Router
-	metrics  *telemetry.Metrics
-	opHash   [32]byte // SHA-256 of the operator token; the token itself is not kept
-	opPath   string
-	policy   *policy.Engine
-	audit    *audit.Log
-	jwt      jwtVerifier
-	handler  http.Handler
-	closeOne sync.Once
-	closeErr error
+	opts      Options
+	log       *slog.Logger
+	catalog   *catalog.Catalog
+	router    *store.Router
+	metrics   *telemetry.Metrics
+	opHash    [32]byte // SHA-256 of the operator token; the token itself is not kept
+	opPath    string
+	policy    *policy.Engine
+	audit     *audit.Log
+	jwt       jwtVerifier
+	handler   http.Handler
+	admission *admission.Controller
+	// Rate limiting (ratelimit.go); redis is closed by Close.
+	limiter    ratelimit.Limiter
+	rateLimits limits.Source
+	redis      redis.UniversalClient
+	// limits resolves effective limits (tier, catalog, LimitsFile); the
+	// store checks quotas with it.
+	limits     *limits.Resolver
+	limitsFile *limits.File
+	closeOne   sync.Once
+	closeErr   error
 }
 
 // Open opens the server's state in opts.DataDir: it creates the directory,
@@ -169,11 +223,21 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		}
 		return nil, fmt.Errorf("open server: open audit log: %w", err)
 	}
-	router, err := store.NewRouter(store.Config{
-		Placements: cat,
-		Backends:   backends,
-		CursorKey:  cursorKey,
-	})
+	if opts.LimitsFile != "" {
+		if s.limitsFile, err = limits.OpenFile(opts.LimitsFile, s.log); err != nil {
+			err = fmt.Errorf("open server: %w", err)
+		}
+	}
+	s.limits = limits.NewResolver(cat, s.limitsFile)
+	var router *store.Router
+	if err == nil {
+		router, err = store.NewRouter(store.Config{
+			Placements: cat,
+			Backends:   backends,
+			CursorKey:  cursorKey,
+			Limits:     s.limits,
+		})
+	}
 	if err != nil {
 		s.audit.Close()
 		cat.Close()
@@ -188,6 +252,11 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("open server: finish interrupted offboardings: %w", err)
 	}
 	s.jwt = newJWTVerifier(cat, opts)
+	s.admission = newAdmission(opts, s.metrics)
+	if s.redis, err = s.openRateLimiter(opts); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open server: %w", err)
+	}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -248,6 +317,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go s.policy.Watch(wctx)
+	if s.limitsFile != nil {
+		go s.limitsFile.Watch(wctx, 0)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	s.log.Info("serving", slog.String("addr", ln.Addr().String()))
@@ -290,6 +362,9 @@ func (s *Server) Close() error {
 			if err := s.audit.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("close audit log: %w", err))
 			}
+		}
+		if s.redis != nil {
+			_ = s.redis.Close()
 		}
 		if s.router != nil {
 			if err := s.router.Close(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/limits"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
@@ -29,6 +30,10 @@ type Config struct {
 	CursorKey []byte
 	// Now returns the time stamped on records; time.Now if nil.
 	Now func() time.Time
+	// Limits gives each tenant's record and byte quotas (MaxRecords,
+	// MaxBytes; 0 is no quota), checked inside the write transaction on
+	// backends that keep usage (store.UsageTx). Nil: no quotas.
+	Limits limits.Source
 }
 
 // Router opens tenant-scoped transactions on the backend that hosts the
@@ -38,6 +43,7 @@ type Router struct {
 	backends   map[string]Backend
 	cursors    *CursorCodec
 	now        func() time.Time
+	limits     limits.Source
 }
 
 // NewRouter returns a Router for cfg.
@@ -60,7 +66,7 @@ func NewRouter(cfg Config) (*Router, error) {
 	for name, be := range cfg.Backends {
 		b[name] = be
 	}
-	return &Router{placements: cfg.Placements, backends: b, cursors: codec, now: now}, nil
+	return &Router{placements: cfg.Placements, backends: b, cursors: codec, now: now, limits: cfg.Limits}, nil
 }
 
 // Shards returns the names of the router's shards, sorted.

@@ -93,15 +93,30 @@ func (tx *Tx) Put(ctx context.Context, collection, id string, data []byte, cond 
 		return Record{}, false, err
 	}
 	now := tx.r.now().UTC().Truncate(1e3)
+	usage, tracked, err := tx.lockUsage(ctx)
+	if err != nil {
+		return Record{}, false, err
+	}
 	cur, err := tx.btx.Get(ctx, collection, id)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		if cond.set() {
 			return Record{}, false, fmt.Errorf("%w: record does not exist", ErrPrecondition)
 		}
+		d := Usage{Records: 1, Bytes: int64(len(norm))}
+		if tracked {
+			if err := tx.admit(ctx, usage, d); err != nil {
+				return Record{}, false, err
+			}
+		}
 		rec = Record{ID: id, Collection: collection, Data: norm, Version: 1, CreatedAt: now, UpdatedAt: now}
 		if err := tx.btx.Insert(ctx, rec); err != nil {
 			return Record{}, false, err
+		}
+		if tracked {
+			if err := tx.addUsage(ctx, d); err != nil {
+				return Record{}, false, err
+			}
 		}
 		return rec, true, nil
 	case err != nil:
@@ -110,9 +125,20 @@ func (tx *Tx) Put(ctx context.Context, collection, id string, data []byte, cond 
 	if cond.Version != 0 && cond.Version != cur.Version {
 		return Record{}, false, fmt.Errorf("%w: record is at version %d", ErrPrecondition, cur.Version)
 	}
+	d := Usage{Bytes: int64(len(norm)) - int64(len(cur.Data))}
+	if tracked {
+		if err := tx.admit(ctx, usage, d); err != nil {
+			return Record{}, false, err
+		}
+	}
 	rec = Record{ID: id, Collection: collection, Data: norm, Version: cur.Version + 1, CreatedAt: cur.CreatedAt, UpdatedAt: now}
 	if err := tx.btx.Update(ctx, rec, cur.Version); err != nil {
 		return Record{}, false, err
+	}
+	if tracked {
+		if err := tx.addUsage(ctx, d); err != nil {
+			return Record{}, false, err
+		}
 	}
 	return rec, false, nil
 }
@@ -130,9 +156,24 @@ func (tx *Tx) Create(ctx context.Context, collection string, data []byte) (Recor
 		return Record{}, err
 	}
 	now := tx.r.now().UTC().Truncate(1e3)
+	usage, tracked, err := tx.lockUsage(ctx)
+	if err != nil {
+		return Record{}, err
+	}
+	d := Usage{Records: 1, Bytes: int64(len(norm))}
+	if tracked {
+		if err := tx.admit(ctx, usage, d); err != nil {
+			return Record{}, err
+		}
+	}
 	rec := Record{ID: newRecordID(), Collection: collection, Data: norm, Version: 1, CreatedAt: now, UpdatedAt: now}
 	if err := tx.btx.Insert(ctx, rec); err != nil {
 		return Record{}, err
+	}
+	if tracked {
+		if err := tx.addUsage(ctx, d); err != nil {
+			return Record{}, err
+		}
 	}
 	return rec, nil
 }
@@ -150,16 +191,29 @@ func (tx *Tx) Delete(ctx context.Context, collection, id string, cond IfMatch) e
 	if err := ValidRecordID(id); err != nil {
 		return err
 	}
-	if cond.set() {
+	_, tracked, err := tx.lockUsage(ctx)
+	if err != nil {
+		return err
+	}
+	if cond.set() || tracked {
 		cur, err := tx.btx.Get(ctx, collection, id)
 		if errors.Is(err, ErrNotFound) {
-			return fmt.Errorf("%w: record does not exist", ErrPrecondition)
+			if cond.set() {
+				return fmt.Errorf("%w: record does not exist", ErrPrecondition)
+			}
+			return ErrNotFound
 		}
 		if err != nil {
 			return err
 		}
 		if cond.Version != 0 && cur.Version != cond.Version {
 			return fmt.Errorf("%w: record is at version %d", ErrPrecondition, cur.Version)
+		}
+		if tracked {
+			if err := tx.btx.Delete(ctx, collection, id); err != nil {
+				return err
+			}
+			return tx.addUsage(ctx, Usage{Records: -1, Bytes: -int64(len(cur.Data))})
 		}
 	}
 	return tx.btx.Delete(ctx, collection, id)

@@ -24,6 +24,9 @@ func newServeCommand(g *globals) *cobra.Command {
 	var logLevel string
 	var pg postgresFlags
 	var policyDir string
+	var redisURL string
+	var instances int
+	var failClosed bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the Bulkhead server",
@@ -43,7 +46,13 @@ bypass row-level security.
 Every request is authorized by Cedar policies: the embedded default set plus
 the *.cedar files of --policy-dir, reloaded when they change (a set that does
 not parse is refused at start and ignored on reload, keeping the last good
-one). Check a directory with 'bulkhead policy check --dir D'.`,
+one). Check a directory with 'bulkhead policy check --dir D'.
+
+Each tenant's request rate is limited by its tier (429 rate_limited with
+Retry-After and RateLimit-* headers). With --redis the limits are shared by
+all instances; if Redis is unreachable each instance limits locally at
+1/--instances of the rate (logged once per outage), or, with
+--ratelimit-fail-closed, answers 503.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if maxOpen < 1 {
@@ -55,7 +64,12 @@ one). Check a directory with 'bulkhead policy check --dir D'.`,
 				return &usageError{cmd: cmd.CommandPath(),
 					err: fmt.Errorf("--log-level %q: use debug, info, warn or error", logLevel)}
 			}
-			opts := server.Options{MaxOpenDatabases: maxOpen, PolicyDir: policyDir}
+			if instances < 1 {
+				return &usageError{cmd: cmd.CommandPath(),
+					err: fmt.Errorf("--instances must be at least 1, got %d", instances)}
+			}
+			opts := server.Options{MaxOpenDatabases: maxOpen, PolicyDir: policyDir,
+				RateLimitByTier: true, RedisURL: redisURL, Instances: instances, RateLimitFailClosed: failClosed}
 			shards, err := pg.parse()
 			if err != nil {
 				return &usageError{cmd: cmd.CommandPath(), err: err}
@@ -82,6 +96,12 @@ one). Check a directory with 'bulkhead policy check --dir D'.`,
 	pg.register(cmd.Flags())
 	cmd.Flags().StringVar(&policyDir, "policy-dir", "",
 		"directory of Cedar policies (*.cedar) added to the default set; default.cedar there replaces it; reloaded on change")
+	cmd.Flags().StringVar(&redisURL, "redis", "",
+		"Redis URL (redis://host:6379/0) for rate limits shared by all instances; default: each instance limits alone")
+	cmd.Flags().IntVar(&instances, "instances", 1,
+		"number of server instances sharing --redis; while Redis is unreachable each allows 1/N of every tenant's rate")
+	cmd.Flags().BoolVar(&failClosed, "ratelimit-fail-closed", false,
+		"while Redis is unreachable, refuse rate-limited requests with 503 instead of limiting locally")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error (logs are JSON lines on stderr)")
 	return cmd
 }

@@ -169,7 +169,8 @@ func prepareStatements(ctx context.Context, conn *pgx.Conn) error {
 	if _, err := conn.Exec(ctx, `SET search_path = `+ident(pooledSchema)); err != nil {
 		return err
 	}
-	stmts := append([]string{sqlGet, sqlInsert, sqlUpdate, sqlDelete, sqlCollections, sqlSetTenant}, listQueries...)
+	stmts := append([]string{sqlGet, sqlInsert, sqlUpdate, sqlDelete, sqlCollections, sqlSetTenant,
+		sqlUsageLock, sqlUsageGet, sqlUsageCount, sqlUsageInit, sqlUsageAdd}, listQueries...)
 	for _, q := range stmts {
 		if _, err := conn.Prepare(ctx, q, q); err != nil {
 			return fmt.Errorf("prepare statements: %w", err)

@@ -75,11 +75,13 @@ func newHandle(id tenant.ID, path string, create bool, busy time.Duration, reade
 	return &handle{id: id, write: w, read: r, closed: make(chan struct{})}
 }
 
-// createSchema creates the records table if it does not exist; it also
+// createSchema creates the records and usage tables if they do not exist; it also
 // puts a new file in WAL mode (the writer's DSN does).
 func (h *handle) createSchema(ctx context.Context) error {
-	if _, err := h.write.ExecContext(ctx, sqlSchema); err != nil {
-		return fmt.Errorf("create schema: %w", err)
+	for _, q := range []string{sqlSchema, sqlUsageSchema} {
+		if _, err := h.write.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("create schema: %w", err)
+		}
 	}
 	return nil
 }

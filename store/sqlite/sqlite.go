@@ -187,8 +187,10 @@ func (b *Backend) Drop(ctx context.Context, id tenant.ID, mode store.Mode) error
 			return fmt.Errorf("sqlite: drop tenant rows: %w", err)
 		}
 		defer func() { _ = tx.Rollback() }()
-		if _, err := tx.ExecContext(ctx, sqlDropTenant, id.String()); err != nil {
-			return fmt.Errorf("sqlite: drop tenant rows: %w", err)
+		for _, q := range []string{sqlDropTenant, sqlDropUsage} {
+			if _, err := tx.ExecContext(ctx, q, id.String()); err != nil {
+				return fmt.Errorf("sqlite: drop tenant rows: %w", err)
+			}
 		}
 		if err := tx.Commit(); err != nil {
 			return fmt.Errorf("sqlite: drop tenant rows: %w", err)

@@ -326,3 +326,47 @@ func TestFilesAreOwnerOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestUsageTableAddedToOldFiles: a tenant file made before usage was kept
+// (no tenant_usage table) gets the table and a usage counted from its
+// records on its first write.
+func TestUsageTableAddedToOldFiles(t *testing.T) {
+	e := storetest.NewEnv(t, open(t, t.TempDir(), Options{}), store.Database)
+	ctx := e.Tenant(t, "acme")
+	b := e.Backend.(*Backend)
+	put := func(id string) {
+		t.Helper()
+		if err := e.Router.Tx(ctx, func(tx *store.Tx) error {
+			_, _, err := tx.Put(ctx, "c", id, []byte(`{"a":1}`), store.IfMatch{})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("a")
+	h, err := b.acquire(tenant.MustParse("acme"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = h.write.Exec(`DROP TABLE tenant_usage`)
+	b.release(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var u store.Usage
+	read := func() {
+		t.Helper()
+		if err := e.Router.ReadTx(ctx, func(tx *store.Tx) error { u, err = tx.Usage(ctx); return err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read()
+	if u != (store.Usage{Records: 1, Bytes: 7}) {
+		t.Fatalf("usage without the table: %+v", u)
+	}
+	put("b")
+	read()
+	if u != (store.Usage{Records: 2, Bytes: 14}) {
+		t.Fatalf("usage after the first write: %+v", u)
+	}
+}

@@ -84,6 +84,8 @@ func Run(t *testing.T, newBackend func(t *testing.T) store.Backend, mode store.M
 		{"DropThenProvisionStartsEmpty", testDropReprovision},
 		{"ConcurrentWritersNeverLoseAnUpdate", testConcurrentWriters},
 		{"IsolationProperty", testIsolationProperty},
+		{"QuotasHoldUnderConcurrentWriters", testQuotaConcurrent},
+		{"QuotasCountBytesAndFreeOnDelete", testQuotaBytes},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -101,6 +103,7 @@ type Env struct {
 	Placements *Placements   // the Router's placements; Tenant and Offboard maintain them
 	Backend    store.Backend // the backend under test
 	Mode       store.Mode    // the mode Tenant provisions in
+	Quotas     *Quotas       // the Router's limits.Source; no quotas until set
 
 	clockMu sync.Mutex
 	clock   time.Time // guarded by clockMu
@@ -112,6 +115,7 @@ func NewEnv(tb testing.TB, b store.Backend, mode store.Mode) *Env {
 	tb.Helper()
 	e := &Env{
 		Placements: &Placements{},
+		Quotas:     &Quotas{},
 		Backend:    b,
 		Mode:       mode,
 		clock:      time.Date(2024, 1, 2, 3, 4, 5, 123456789, time.UTC),
@@ -123,6 +127,7 @@ func NewEnv(tb testing.TB, b store.Backend, mode store.Mode) *Env {
 		Backends:   map[string]store.Backend{Shard: b},
 		CursorKey:  key,
 		Now:        e.now,
+		Limits:     e.Quotas,
 	})
 	if err != nil {
 		_ = b.Close()

@@ -1,0 +1,347 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/limits"
+	"github.com/bulkhead-dev/bulkhead/server"
+	"github.com/bulkhead-dev/bulkhead/telemetry"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// Noisy-neighbour benchmark parameters.
+const (
+	noisyVictims      = 4
+	noisyVictimEvery  = 10 * time.Millisecond // per victim: 100 req/s, open loop
+	noisyPhase        = 4 * time.Second
+	noisyFloodLimit   = 2   // the flooder's MaxConcurrent
+	noisyFloodRate    = 100 // the flooder's request rate limit (req/s); it sends 10× that
+	noisyFloodFactor  = 10
+	noisyCapacity     = 4 // global in-flight cap (2-core machine)
+	noisyRecords      = 50
+	noisyChartEnvName = "BULKHEAD_NOISY_CHART"
+)
+
+// noisyLimits: victims and flooder, weight 1 each; the flooder may send
+// noisyFloodRate req/s (burst as much), run noisyFloodLimit requests at
+// once and queue 4 more; victims have room to spare.
+type noisyLimits struct{}
+
+func (noisyLimits) For(_ context.Context, id tenant.ID) (limits.Limits, error) {
+	if id.String() == "flooder" {
+		return limits.Limits{RequestsPerSecond: noisyFloodRate, Burst: noisyFloodRate,
+			MaxConcurrent: noisyFloodLimit, Weight: 1, QueueDepth: 4}, nil
+	}
+	return limits.Limits{RequestsPerSecond: 1000, Burst: 1000, MaxConcurrent: 4, Weight: 1, QueueDepth: 16}, nil
+}
+
+type noisySample struct {
+	at     time.Duration // since the start of the run
+	lat    time.Duration
+	tenant string
+	status int
+	phase  int
+}
+
+type noisyServer struct {
+	base   string
+	tokens map[string]string
+}
+
+func startNoisyServer(b *testing.B, fifo bool) *noisyServer {
+	b.Helper()
+	dir := b.TempDir()
+	s, err := server.Open(context.Background(), server.Options{
+		DataDir:           dir,
+		Logger:            telemetry.NewLogger(io.Discard, slog.LevelInfo),
+		AdmissionCapacity: noisyCapacity,
+		AdmissionFIFO:     fifo,
+		AdmissionMaxWait:  2 * time.Second,
+		AdmissionLimits:   noisyLimits{},
+		RateLimits:        noisyLimits{},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	b.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Error(err)
+		}
+		if err := s.Close(); err != nil {
+			b.Error(err)
+		}
+	})
+	ns := &noisyServer{base: "http://" + ln.Addr().String(), tokens: map[string]string{}}
+	op, err := server.ReadOperatorToken(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := &http.Client{}
+	names := []string{"flooder"}
+	for i := 0; i < noisyVictims; i++ {
+		names = append(names, fmt.Sprintf("victim-%d", i))
+	}
+	for _, id := range names {
+		noisyMust(b, c, ns.base, "POST", "/v1/admin/tenants", op, fmt.Sprintf(`{"id":%q,"isolation":"database"}`, id), 201)
+		body := noisyMust(b, c, ns.base, "POST", "/v1/admin/tenants/"+id+"/keys", op, `{"role":"writer"}`, 201)
+		tok := body[bytes.Index(body, []byte(`"token":"`))+9:]
+		ns.tokens[id] = string(tok[:bytes.IndexByte(tok, '"')])
+		for r := 0; r < noisyRecords; r++ {
+			noisyMust(b, c, ns.base, "PUT", fmt.Sprintf("/v1/collections/bench/records/r%02d", r), ns.tokens[id], benchBody(0, r), 201)
+		}
+	}
+	return ns
+}
+
+func noisyDo(c *http.Client, base, method, path, token, body string) (int, []byte, error) {
+	var rd io.Reader
+	if body != "" {
+		rd = bytes.NewReader([]byte(body))
+	}
+	req, err := http.NewRequest(method, base+path, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := c.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer res.Body.Close()
+	out, err := io.ReadAll(res.Body)
+	return res.StatusCode, out, err
+}
+
+func noisyMust(b *testing.B, c *http.Client, base, method, path, token, body string, status int) []byte {
+	code, out, err := noisyDo(c, base, method, path, token, body)
+	if err != nil || code != status {
+		b.Fatalf("%s %s: %d %v %s", method, path, code, err, out)
+	}
+	return out
+}
+
+// runPhase drives the victims (open loop, one GET every noisyVictimEvery
+// each) and, if flood, the flooder (noisyFloodFactor × its rate limit,
+// open loop, listing 50 records) for noisyPhase.
+func runPhase(ns *noisyServer, phase int, flood bool, t0 time.Time) []noisySample {
+	var mu sync.Mutex
+	var out []noisySample
+	add := func(s noisySample) { mu.Lock(); out = append(out, s); mu.Unlock() }
+	tr := &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: time.Minute}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	ctx, cancel := context.WithTimeout(context.Background(), noisyPhase)
+	defer cancel()
+	var wg sync.WaitGroup
+	if flood {
+		// Open loop at noisyFloodFactor × the flooder's rate limit: its
+		// requests keep coming whatever the answers.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(time.Second / (noisyFloodFactor * noisyFloodRate))
+			defer tick.Stop()
+			var reqs sync.WaitGroup
+			defer reqs.Wait()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				reqs.Add(1)
+				go func() {
+					defer reqs.Done()
+					start := time.Now()
+					code, _, _ := noisyDo(c, ns.base, "GET", "/v1/collections/bench/records?limit=50", ns.tokens["flooder"], "")
+					add(noisySample{at: start.Sub(t0), lat: time.Since(start), tenant: "flooder", status: code, phase: phase})
+				}()
+			}
+		}()
+	}
+	for v := 0; v < noisyVictims; v++ {
+		id := fmt.Sprintf("victim-%d", v)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(noisyVictimEvery)
+			defer tick.Stop()
+			var reqs sync.WaitGroup
+			defer reqs.Wait()
+			for n := 0; ; n++ {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				reqs.Add(1)
+				go func() {
+					defer reqs.Done()
+					start := time.Now()
+					code, _, _ := noisyDo(c, ns.base, "GET", fmt.Sprintf("/v1/collections/bench/records/r%02d", n%noisyRecords), ns.tokens[id], "")
+					add(noisySample{at: start.Sub(t0), lat: time.Since(start), tenant: id, status: code, phase: phase})
+				}()
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// victimQuantiles returns the p50 and p99 of the victims' latencies (all
+// requests, whatever their status) and how many were not 200.
+func victimQuantiles(s []noisySample) (p50, p99 time.Duration, failed int) {
+	var lat []time.Duration
+	for _, x := range s {
+		if x.tenant == "flooder" {
+			continue
+		}
+		lat = append(lat, x.lat)
+		if x.status != http.StatusOK {
+			failed++
+		}
+	}
+	if len(lat) == 0 {
+		return 0, 0, 0
+	}
+	slices.Sort(lat)
+	return lat[len(lat)/2], lat[int(0.99*float64(len(lat)-1))], failed
+}
+
+// BenchmarkNoisyNeighbour runs a real server on loopback (SQLite in a
+// temporary directory) with noisyVictims victim tenants, each at a steady
+// 100 req/s, and one tenant flooding at ten times its rate limit (1000
+// req/s of 50-record lists, open loop; its concurrency limit is 2).
+// It reports the victims' p50/p99 alone, under the flood with fair
+// admission, and under the flood with plain FIFO admission, each as a
+// ratio to alone, and writes an SVG chart of per-tenant latency over time
+// to $BULKHEAD_NOISY_CHART (default: noisy-neighbour.svg in os.TempDir()).
+// One iteration takes about 15 s:
+//
+//	go test ./server -run '^$' -bench NoisyNeighbour -benchtime 1x
+func BenchmarkNoisyNeighbour(b *testing.B) {
+	fair := startNoisyServer(b, false)
+	fifo := startNoisyServer(b, true)
+	for b.Loop() {
+		t0 := time.Now()
+		// Warm-up (connections, caches), not measured.
+		runPhase(fair, -1, false, t0)
+		t0 = time.Now()
+		alone := runPhase(fair, 0, false, t0)
+		fairFlood := runPhase(fair, 1, true, t0)
+		fifoFlood := runPhase(fifo, 2, true, t0)
+
+		a50, a99, aFail := victimQuantiles(alone)
+		f50, f99, fFail := victimQuantiles(fairFlood)
+		q50, q99, qFail := victimQuantiles(fifoFlood)
+		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+		b.ReportMetric(ms(a50), "alone-p50-ms")
+		b.ReportMetric(ms(a99), "alone-p99-ms")
+		b.ReportMetric(ms(f50), "fair-p50-ms")
+		b.ReportMetric(ms(f99), "fair-p99-ms")
+		b.ReportMetric(ms(q50), "fifo-p50-ms")
+		b.ReportMetric(ms(q99), "fifo-p99-ms")
+		b.ReportMetric(float64(f50)/float64(a50), "fair/alone-p50")
+		b.ReportMetric(float64(f99)/float64(a99), "fair/alone-p99")
+		b.ReportMetric(float64(q50)/float64(a50), "fifo/alone-p50")
+		b.ReportMetric(float64(q99)/float64(a99), "fifo/alone-p99")
+		b.ReportMetric(float64(q99)/float64(f99), "fifo/fair-p99")
+		b.ReportMetric(float64(aFail+fFail+qFail), "victim-non200")
+		flooderCodes := map[int]int{}
+		for _, s := range fairFlood {
+			if s.tenant == "flooder" {
+				flooderCodes[s.status]++
+			}
+		}
+		b.Logf("victim p50/p99 ms: alone %.2f/%.2f, fair %.2f/%.2f, fifo %.2f/%.2f; victim non-200: alone %d fair %d fifo %d; flooder statuses under fair: %v",
+			ms(a50), ms(a99), ms(f50), ms(f99), ms(q50), ms(q99), aFail, fFail, qFail, flooderCodes)
+
+		path := os.Getenv(noisyChartEnvName)
+		if path == "" {
+			path = filepath.Join(os.TempDir(), "noisy-neighbour.svg")
+		}
+		all := append(append(alone, fairFlood...), fifoFlood...)
+		if err := os.WriteFile(path, noisySVG(all), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("chart: %s", path)
+	}
+}
+
+// noisySVG draws latency (log scale) over time, one colour per tenant,
+// with the three phases labelled.
+func noisySVG(samples []noisySample) []byte {
+	const w, h, left, right, top, bottom = 1200.0, 600.0, 70.0, 170.0, 40.0, 50.0
+	var end time.Duration
+	for _, s := range samples {
+		end = max(end, s.at+s.lat)
+	}
+	minL, maxL := math.Log10(0.1), math.Log10(10000.0) // 0.1 ms .. 10 s
+	x := func(d time.Duration) float64 { return left + (w-left-right)*d.Seconds()/end.Seconds() }
+	y := func(d time.Duration) float64 {
+		ms := max(float64(d.Microseconds())/1000, 0.1)
+		return top + (h-top-bottom)*(1-(math.Log10(ms)-minL)/(maxL-minL))
+	}
+	colours := map[string]string{"flooder": "#d62728", "victim-0": "#1f77b4", "victim-1": "#2ca02c", "victim-2": "#9467bd", "victim-3": "#ff7f0e"}
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" font-family="sans-serif" font-size="12">`+"\n", w, h)
+	fmt.Fprintf(&buf, `<rect width="100%%" height="100%%" fill="white"/><text x="%.0f" y="20" font-size="15">Bulkhead noisy-neighbour benchmark: request latency per tenant over time</text>`+"\n", left)
+	for _, ms := range []float64{0.1, 1, 10, 100, 1000, 10000} {
+		yy := top + (h-top-bottom)*(1-(math.Log10(ms)-minL)/(maxL-minL))
+		fmt.Fprintf(&buf, `<line x1="%.0f" x2="%.0f" y1="%.1f" y2="%.1f" stroke="#ddd"/><text x="%.0f" y="%.1f" text-anchor="end">%g ms</text>`+"\n", left, w-right, yy, yy, left-5, yy+4, ms)
+	}
+	// Phase boundaries.
+	phaseStart := map[int]time.Duration{}
+	for _, s := range samples {
+		if v, ok := phaseStart[s.phase]; !ok || s.at < v {
+			phaseStart[s.phase] = s.at
+		}
+	}
+	names := []string{"victims alone", "flood, fair admission", "flood, FIFO (fairness off)"}
+	for p, name := range names {
+		if at, ok := phaseStart[p]; ok {
+			fmt.Fprintf(&buf, `<line x1="%.1f" x2="%.1f" y1="%.0f" y2="%.0f" stroke="#333" stroke-dasharray="4 3"/><text x="%.1f" y="%.0f">%s</text>`+"\n", x(at), x(at), top, h-bottom, x(at)+4, top+14, name)
+		}
+	}
+	fmt.Fprintf(&buf, `<text x="%.0f" y="%.0f" text-anchor="middle">time (s), %.1f s in all; log latency axis</text>`+"\n", (left+w-right)/2, h-15, end.Seconds())
+	// Points: the flooder first (behind), at most 4000 per tenant.
+	order := []string{"flooder", "victim-0", "victim-1", "victim-2", "victim-3"}
+	for i, t := range order {
+		var pts []noisySample
+		for _, s := range samples {
+			if s.tenant == t {
+				pts = append(pts, s)
+			}
+		}
+		step := max(1, len(pts)/4000)
+		fmt.Fprintf(&buf, `<g fill="%s" fill-opacity="0.6">`, colours[t])
+		for j := 0; j < len(pts); j += step {
+			fmt.Fprintf(&buf, `<circle cx="%.1f" cy="%.1f" r="1.6"/>`, x(pts[j].at), y(pts[j].lat))
+		}
+		buf.WriteString("</g>\n")
+		fmt.Fprintf(&buf, `<circle cx="%.0f" cy="%.0f" r="5" fill="%s"/><text x="%.0f" y="%.0f">%s</text>`+"\n", w-right+15, top+20+float64(i)*20, colours[t], w-right+25, top+24+float64(i)*20, t)
+	}
+	buf.WriteString("</svg>\n")
+	return buf.Bytes()
+}

@@ -1,0 +1,123 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/bulkhead-dev/bulkhead/catalog"
+	"github.com/bulkhead-dev/bulkhead/limits"
+	"github.com/bulkhead-dev/bulkhead/store"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// UsageView is what GET /v1/usage answers: the tenant's effective limits
+// and its storage usage against them.
+type UsageView struct {
+	Tenant tenant.ID     `json:"tenant"`
+	Limits limits.Limits `json:"limits"`
+	Usage  Usage         `json:"usage"`
+}
+
+// tenantUsage reads the usage of the tenant in ctx: collections and
+// records, and the bytes the quota counts (0 on a backend that does not
+// keep usage).
+func (s *Server) tenantUsage(ctx context.Context) (Usage, error) {
+	var u Usage
+	err := s.router.ReadTx(ctx, func(tx *store.Tx) error {
+		cs, err := tx.Collections(ctx)
+		if err != nil {
+			return err
+		}
+		u.Collections = len(cs)
+		for _, c := range cs {
+			u.Records += c.Records
+		}
+		su, err := tx.Usage(ctx)
+		if errors.Is(err, store.ErrUsageUnsupported) {
+			return nil
+		}
+		u.Bytes = su.Bytes
+		return err
+	})
+	return u, err
+}
+
+// usage: GET /v1/usage, for any role of the tenant (policy action
+// collection.list).
+func (s *Server) usage(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	id, err := tenant.FromContext(ctx)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	l, err := s.tenantLimits(ctx)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	u, err := s.tenantUsage(ctx)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, UsageView{Tenant: id, Limits: l, Usage: u})
+}
+
+// tenantLimits returns the effective limits of the tenant in ctx. A tenant
+// that is gone from the catalog meanwhile is as unknown as it is to the
+// router (401, like a revoked credential).
+func (s *Server) tenantLimits(ctx context.Context) (limits.Limits, error) {
+	id, err := tenant.FromContext(ctx)
+	if err != nil {
+		return limits.Limits{}, err
+	}
+	l, err := s.limits.For(ctx, id)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return limits.Limits{}, fmt.Errorf("%w: %s", store.ErrUnknownTenant, id)
+	}
+	return l, err
+}
+
+// limitTenantBody bounds r's body by the tenant's max_body_bytes where
+// that is below the server's own cap (413 body_too_large past it).
+func (s *Server) limitTenantBody(w http.ResponseWriter, r *http.Request) error {
+	l, err := s.tenantLimits(r.Context())
+	if err != nil {
+		return err
+	}
+	max := l.MaxBodyBytes
+	if max <= 0 || max >= s.opts.MaxBodyBytes {
+		return nil
+	}
+	if r.ContentLength > max {
+		w.Header().Set("Connection", "close")
+		return &http.MaxBytesError{Limit: max}
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, max)
+	return nil
+}
+
+// pageLimit applies the tenant's max_page_size to a list request: a larger
+// limit is refused, and the default page is no larger than it.
+func (s *Server) pageLimit(ctx context.Context, opts *store.ListOptions) error {
+	l, err := s.tenantLimits(ctx)
+	if err != nil {
+		return err
+	}
+	max := l.MaxPageSize
+	if max <= 0 {
+		return nil
+	}
+	if opts.Limit > max {
+		return newError(http.StatusBadRequest, "invalid_limit",
+			"limit must be one integer from 1 to "+strconv.Itoa(max)+" (the tenant's max_page_size)")
+	}
+	if opts.Limit == 0 && store.DefaultLimit > max {
+		opts.Limit = max
+	}
+	return nil
+}
