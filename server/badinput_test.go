@@ -20,6 +20,9 @@ func TestBadInputGetsAClearErrorAndWritesNothing(t *testing.T) {
 	e := newEnv(t)
 	tok := e.tenantWithKey("acme", "pooled")
 	other := e.tenantWithKey("beta", "database")
+	// This test sends more requests than a standard tenant's burst.
+	e.setTier("acme", "enterprise")
+	e.setTier("beta", "enterprise")
 	const rec = "/v1/collections/notes/records/n-1"
 	want(t, e.req("PUT", rec, tok, `{"v":1}`), 201, "")
 

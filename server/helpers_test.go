@@ -191,6 +191,13 @@ func (e *env) tenantWithKey(id, isolation string) string {
 	return tok
 }
 
+// setTier moves a tenant to tier (for example limits.Enterprise, for tests
+// that send more requests than a standard tenant's rate limit allows).
+func (e *env) setTier(id, tier string) {
+	e.t.Helper()
+	want(e.t, e.req("PATCH", "/v1/admin/tenants/"+id, e.op, map[string]string{"tier": tier}), 200, "")
+}
+
 // count returns the number of records the tenant has in collection.
 func (e *env) count(token, collection string) int {
 	e.t.Helper()

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -9,40 +8,28 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/bulkhead-dev/bulkhead/catalog"
-	"github.com/bulkhead-dev/bulkhead/limits"
 	"github.com/bulkhead-dev/bulkhead/ratelimit"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
-
-// tierLimits is the rate limiter's limits.Source until the server wires
-// limits.Resolver: the built-in defaults of the tenant's tier.
-type tierLimits struct{ cat *catalog.Catalog }
-
-func (t tierLimits) For(ctx context.Context, id tenant.ID) (limits.Limits, error) {
-	tn, err := t.cat.Tenant(ctx, id)
-	if err != nil {
-		return limits.Limits{}, err
-	}
-	l, ok := limits.Defaults()[tn.Tier]
-	if !ok {
-		l = limits.Defaults()[catalog.DefaultTier]
-	}
-	return l, nil
-}
 
 // openRateLimiter builds the rate limiter from the options: local buckets,
 // or Redis when RedisURL is set. It returns the Redis client to close (or
 // nil).
 func (s *Server) openRateLimiter(opts Options) (redis.UniversalClient, error) {
+	if opts.DisableRateLimit {
+		return nil, nil // no rate limit
+	}
+	s.throttled = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "bulkhead_ratelimit_throttled_total",
+		Help: "Data-plane requests refused by the rate limiter, by tenant (bounded; see _other) and reason (rate_limited: over the tenant's rate, 429; unavailable: Redis unreachable with fail-closed, 503).",
+	}, []string{"tenant", "reason"})
+	s.metrics.Registry().MustRegister(s.throttled)
 	s.rateLimits = opts.RateLimits
 	if s.rateLimits == nil {
-		if !opts.RateLimitByTier {
-			return nil, nil // no rate limit
-		}
-		s.rateLimits = tierLimits{cat: s.catalog}
+		s.rateLimits = s.limits
 	}
 	if opts.RedisURL == "" {
 		s.limiter = ratelimit.NewLocal(ratelimit.LocalOptions{Now: opts.Now})
@@ -89,6 +76,7 @@ func (s *Server) rateLimited(guard func(string, http.HandlerFunc) http.HandlerFu
 			}
 			d, err := s.limiter.Allow(r.Context(), id, l)
 			if errors.Is(err, ratelimit.ErrUnavailable) {
+				s.throttled.WithLabelValues(s.metrics.TenantLabel(id.String()), "unavailable").Inc()
 				e := newError(http.StatusServiceUnavailable, "unavailable",
 					"rate limits cannot be checked right now; retry shortly")
 				e.header = http.Header{"Retry-After": {"1"}}
@@ -101,6 +89,7 @@ func (s *Server) rateLimited(guard func(string, http.HandlerFunc) http.HandlerFu
 			}
 			setRateLimitHeaders(w.Header(), d)
 			if !d.Allowed {
+				s.throttled.WithLabelValues(s.metrics.TenantLabel(id.String()), "rate_limited").Inc()
 				e := newError(http.StatusTooManyRequests, "rate_limited",
 					"this tenant is over its request rate limit; retry after the number of seconds in Retry-After")
 				e.header = http.Header{"Retry-After": {ceilSeconds(d.RetryAfter)}}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,6 +49,37 @@ func checkRateLimited(t *testing.T, e *env) {
 	}
 	// The control plane is not tenant-limited.
 	want(t, e.req("GET", "/v1/admin/tenants/noisy", e.op, nil), 200, "")
+	// The refusal is counted for the noisy tenant only.
+	m := string(e.req("GET", "/metrics", "", nil).body)
+	if !strings.Contains(m, `bulkhead_ratelimit_throttled_total{reason="rate_limited",tenant="noisy"}`) ||
+		strings.Contains(m, `bulkhead_ratelimit_throttled_total{reason="rate_limited",tenant="quiet"}`) {
+		t.Fatalf("/metrics throttled counter:\n%s", m)
+	}
+}
+
+// TestRateLimitOnByDefault checks that without options every tenant is
+// limited by its effective limits (the resolver: tier, then overrides),
+// and that DisableRateLimit turns it off.
+func TestRateLimitOnByDefault(t *testing.T) {
+	e := newEnvIn(t, t.TempDir(), server.Options{})
+	defer e.close()
+	tok := e.tenantWithKey("acme", "pooled")
+	r := e.req("GET", "/v1/collections", tok, nil)
+	want(t, r, 200, "")
+	if got := r.header.Get("RateLimit-Limit"); got != "100" { // standard tier burst
+		t.Fatalf("RateLimit-Limit %q, want 100", got)
+	}
+	want(t, e.req("PATCH", "/v1/admin/tenants/acme", e.op, `{"limits":{"burst":7}}`), 200, "")
+	if got := e.req("GET", "/v1/collections", tok, nil).header.Get("RateLimit-Limit"); got != "7" {
+		t.Fatalf("after a burst override: RateLimit-Limit %q, want 7", got)
+	}
+
+	off := newEnvIn(t, t.TempDir(), server.Options{DisableRateLimit: true})
+	defer off.close()
+	tok = off.tenantWithKey("acme", "pooled")
+	if r := off.req("GET", "/v1/collections", tok, nil); r.header.Get("RateLimit-Limit") != "" {
+		t.Fatalf("DisableRateLimit: headers %v", r.header)
+	}
 }
 
 func TestRateLimitPerTenant(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/bulkhead-dev/bulkhead/admission"
@@ -97,16 +98,17 @@ type Options struct {
 	// admission.DefaultMaxWait).
 	AdmissionMaxWait time.Duration
 	// AdmissionLimits gives each tenant's MaxConcurrent, Weight and
-	// QueueDepth; nil means admission's defaults for every tenant.
+	// QueueDepth; nil means the server's limits.Resolver (tier, catalog
+	// overrides, LimitsFile).
 	AdmissionLimits limits.Source
 
 	// RateLimits gives each tenant's RequestsPerSecond and Burst for the
-	// rate limiter. With it nil, RateLimitByTier uses the defaults of the
-	// tenant's tier, and without that either there is no rate limit.
+	// rate limiter; nil means the server's limits.Resolver (tier, catalog
+	// overrides, LimitsFile). Rate limiting is on unless DisableRateLimit.
 	RateLimits limits.Source
-	// RateLimitByTier limits tenants by their tier's defaults when
-	// RateLimits is nil (serve sets it).
-	RateLimitByTier bool
+	// DisableRateLimit turns rate limiting off (for tests and benchmarks
+	// that measure something else); RateLimits is then ignored.
+	DisableRateLimit bool
 	// RedisURL, when set, keeps the rate limits in Redis (redis://...),
 	// shared by every instance; otherwise each instance limits alone.
 	RedisURL string
@@ -146,6 +148,7 @@ type Server struct {
 	// Rate limiting (ratelimit.go); redis is closed by Close.
 	limiter    ratelimit.Limiter
 	rateLimits limits.Source
+	throttled  *prometheus.CounterVec // bulkhead_ratelimit_throttled_total
 	redis      redis.UniversalClient
 	// limits resolves effective limits (tier, catalog, LimitsFile); the
 	// store checks quotas with it.
@@ -252,8 +255,11 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("open server: finish interrupted offboardings: %w", err)
 	}
 	s.jwt = newJWTVerifier(cat, opts)
-	s.admission = newAdmission(opts, s.metrics)
-	if s.redis, err = s.openRateLimiter(opts); err != nil {
+	if s.opts.AdmissionLimits == nil {
+		s.opts.AdmissionLimits = s.limits
+	}
+	s.admission = newAdmission(s.opts, s.metrics)
+	if s.redis, err = s.openRateLimiter(s.opts); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open server: %w", err)
 	}

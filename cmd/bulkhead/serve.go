@@ -27,6 +27,7 @@ func newServeCommand(g *globals) *cobra.Command {
 	var redisURL string
 	var instances int
 	var failClosed bool
+	var limitsFile string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the Bulkhead server",
@@ -48,8 +49,11 @@ the *.cedar files of --policy-dir, reloaded when they change (a set that does
 not parse is refused at start and ignored on reload, keeping the last good
 one). Check a directory with 'bulkhead policy check --dir D'.
 
-Each tenant's request rate is limited by its tier (429 rate_limited with
-Retry-After and RateLimit-* headers). With --redis the limits are shared by
+Each tenant's request rate and concurrency are limited by its tier, its
+catalog overrides and --limits-file (429 rate_limited with Retry-After and
+RateLimit-* headers). --limits-file is a JSON file of tier defaults and
+per-tenant overrides; it must parse at start and is reloaded on change
+(a version that does not parse is logged and the last good one kept). With --redis the limits are shared by
 all instances; if Redis is unreachable each instance limits locally at
 1/--instances of the rate (logged once per outage), or, with
 --ratelimit-fail-closed, answers 503.`,
@@ -69,7 +73,7 @@ all instances; if Redis is unreachable each instance limits locally at
 					err: fmt.Errorf("--instances must be at least 1, got %d", instances)}
 			}
 			opts := server.Options{MaxOpenDatabases: maxOpen, PolicyDir: policyDir,
-				RateLimitByTier: true, RedisURL: redisURL, Instances: instances, RateLimitFailClosed: failClosed}
+				LimitsFile: limitsFile, RedisURL: redisURL, Instances: instances, RateLimitFailClosed: failClosed}
 			shards, err := pg.parse()
 			if err != nil {
 				return &usageError{cmd: cmd.CommandPath(), err: err}
@@ -96,6 +100,8 @@ all instances; if Redis is unreachable each instance limits locally at
 	pg.register(cmd.Flags())
 	cmd.Flags().StringVar(&policyDir, "policy-dir", "",
 		"directory of Cedar policies (*.cedar) added to the default set; default.cedar there replaces it; reloaded on change")
+	cmd.Flags().StringVar(&limitsFile, "limits-file", "",
+		"JSON file of tier defaults and per-tenant limit overrides (wins over the catalog); reloaded on change")
 	cmd.Flags().StringVar(&redisURL, "redis", "",
 		"Redis URL (redis://host:6379/0) for rate limits shared by all instances; default: each instance limits alone")
 	cmd.Flags().IntVar(&instances, "instances", 1,

@@ -199,3 +199,28 @@ func TestServePolicyDir(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 }
+
+func TestServeLimitsFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "limits.json")
+	if err := os.WriteFile(path, []byte(`{"tiers":{"nosuchtier":{}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--limits-file", path},
+		&out, &errb, mapEnv(nil))
+	if code == 0 || !strings.Contains(errb.String(), "nosuchtier") {
+		t.Fatalf("serve with a bad --limits-file: exit %d, stderr:\n%s", code, errb.String())
+	}
+	if err := os.WriteFile(path, []byte(`{"tenants":{"acme":{"burst":40}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	url, _, stop := startServe(t, t.TempDir(), "--limits-file", path)
+	res, err := http.Get(url + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if code := stop(); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
