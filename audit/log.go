@@ -5,10 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"regexp"
-	"strconv"
+	"github.com/bulkhead-dev/bulkhead/internal/sqlrebind"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -116,7 +114,6 @@ REVOKE DELETE, TRUNCATE ON bulkhead_audit.heads FROM PUBLIC;
 type Log struct {
 	db       *sql.DB
 	postgres bool
-	queries  sync.Map // query → PostgreSQL translation
 }
 
 // OpenSQLite opens (creating if needed) the audit log in the SQLite file at
@@ -173,7 +170,8 @@ func OpenPostgres(ctx context.Context, pool *pgxpool.Pool) (*Log, error) {
 // Close closes the log's database handle.
 func (l *Log) Close() error { return l.db.Close() }
 
-var auditTables = regexp.MustCompile(`\b(entries|heads)\b`)
+// rebind qualifies the audit tables with PostgresSchema and numbers placeholders.
+var rebind = sqlrebind.New(PostgresSchema, "entries", "heads")
 
 // q translates a query written for SQLite (`?`, unqualified tables) for
 // PostgreSQL.
@@ -181,22 +179,7 @@ func (l *Log) q(query string) string {
 	if !l.postgres {
 		return query
 	}
-	if v, ok := l.queries.Load(query); ok {
-		return v.(string)
-	}
-	s := auditTables.ReplaceAllString(query, PostgresSchema+".$1")
-	var b strings.Builder
-	n := 0
-	for _, r := range s {
-		if r == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(r)
-	}
-	l.queries.Store(query, b.String())
-	return b.String()
+	return rebind.Q(query)
 }
 
 // isConflict reports whether err is a unique-constraint violation.

@@ -4,10 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"regexp"
-	"strconv"
+	"github.com/bulkhead-dev/bulkhead/internal/sqlrebind"
 	"strings"
-	"sync"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -17,7 +15,6 @@ import (
 // unqualified table names); q translates them for PostgreSQL.
 type dialect struct {
 	postgres bool
-	queries  sync.Map // query → translated query (PostgreSQL only)
 }
 
 // pgSchema is the PostgreSQL schema that holds the catalog's tables. Tenant
@@ -28,32 +25,16 @@ const pgSchema = "bulkhead_catalog"
 // announced on (payload "t:<tenant id>" or "k:<key id>").
 const notifyChannel = "bulkhead_catalog"
 
-// catalogTables are qualified with pgSchema by q.
-var catalogTables = regexp.MustCompile(`\b(tenants|api_keys|unit_versions|support_agents|support_grants|issuers|tenant_limits)\b`)
+// rebind qualifies the catalog's tables with pgSchema and numbers placeholders.
+var rebind = sqlrebind.New(pgSchema, "tenants", "api_keys", "unit_versions", "support_agents",
+	"support_grants", "issuers", "tenant_limits")
 
-// q returns query in the dialect: for PostgreSQL the tables are qualified
-// with pgSchema and each `?` becomes `$n` (no query here has a `?` inside a
-// string literal).
+// q returns query in the dialect (see package sqlrebind).
 func (d *dialect) q(query string) string {
 	if !d.postgres {
 		return query
 	}
-	if v, ok := d.queries.Load(query); ok {
-		return v.(string)
-	}
-	s := catalogTables.ReplaceAllString(query, pgSchema+".$1")
-	var b strings.Builder
-	n := 0
-	for _, r := range s {
-		if r == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(r)
-	}
-	d.queries.Store(query, b.String())
-	return b.String()
+	return rebind.Q(query)
 }
 
 // isConstraint reports whether err is a unique-constraint violation.

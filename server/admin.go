@@ -364,6 +364,13 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	s.issueKey(w, r, id)
+}
+
+// issueKey reads {"role","name"} and issues a key for tenant id, answering
+// 201 with the token, shown this once. The control plane (path tenant) and
+// tenant admins (their own tenant, /v1/keys) share it.
+func (s *Server) issueKey(w http.ResponseWriter, r *http.Request, id tenant.ID) {
 	var req struct {
 		Role string  `json:"role"`
 		Name *string `json:"name"`

@@ -3,7 +3,6 @@ package server
 import (
 	"net/http"
 
-	"github.com/bulkhead-dev/bulkhead/catalog"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
@@ -34,30 +33,7 @@ func (s *Server) createOwnKey(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	var req struct {
-		Role string  `json:"role"`
-		Name *string `json:"name"`
-	}
-	if err := decodeJSON(r, &req); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	role, err := catalog.ParseRole(req.Role)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	name := string(role)
-	if req.Name != nil {
-		name = *req.Name
-	}
-	key, token, err := s.catalog.CreateKey(r.Context(), id, role, name)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	s.writeJSON(w, r, http.StatusCreated, NewKey{Key: key, Token: token})
+	s.issueKey(w, r, id)
 }
 
 // revokeOwnKey: DELETE /v1/keys/{key_id} (204).
