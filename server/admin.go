@@ -353,6 +353,7 @@ func (s *Server) deleteTenant(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	s.tracked.remove(id) // its usage gauges go at once, not at the next sweep
 	w.WriteHeader(http.StatusNoContent)
 }
 

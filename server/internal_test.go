@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/bulkhead-dev/bulkhead/policy"
@@ -225,5 +227,43 @@ func TestUnknownActionsAreDenied(t *testing.T) {
 	}
 	if s.allowed(context.Background(), policy.Request{Principal: policy.Principal{Kind: "root"}, Action: "tenant.list"}) {
 		t.Error("an unknown principal kind was allowed")
+	}
+}
+
+// TestEncodePageMatchesMarshal: the record-by-record page encoder writes
+// exactly what json.Marshal of the page writes, whatever the page.
+func TestEncodePageMatchesMarshal(t *testing.T) {
+	at := time.Date(2026, 11, 26, 1, 2, 3, 456789000, time.UTC)
+	rec := func(i int, data string) store.Record {
+		return store.Record{ID: fmt.Sprintf("r%03d", i), Collection: "c", Data: json.RawMessage(data),
+			Version: int64(i + 1), CreatedAt: at, UpdatedAt: at.Add(time.Duration(i) * time.Second)}
+	}
+	var many []store.Record
+	for i := range 3*store.YieldEvery + 5 {
+		many = append(many, rec(i, fmt.Sprintf(`{ "n" : %d, "html": "<a href=\"x\">&</a>", "u": "\u2028é" }`, i)))
+	}
+	pages := map[string]store.Page{
+		"nil items":   {},
+		"empty":       {Items: []store.Record{}},
+		"one":         {Items: []store.Record{rec(0, `{"a":1}`)}, NextCursor: "abc"},
+		"many":        {Items: many, NextCursor: "c<>&\"ursor"},
+		"exact yield": {Items: many[:store.YieldEvery]},
+	}
+	for name, p := range pages {
+		want, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, '\n')
+		got, err := encodePage(p)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s:\n got %s\nwant %s", name, got, want)
+		}
+	}
+	if _, err := encodePage(store.Page{Items: []store.Record{rec(0, `{"a":`)}}); err == nil {
+		t.Error("a page with invalid JSON data encoded without error")
 	}
 }

@@ -1,11 +1,13 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strconv"
 
 	"github.com/bulkhead-dev/bulkhead/catalog"
@@ -201,4 +203,54 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
+}
+
+// writePage writes a list page as writeJSON would (byte for byte the same
+// body), but encodes it record by record and yields the processor every
+// store.YieldEvery records, so one tenant's large page does not hold a P
+// for a whole scheduler slice while other tenants' requests wait.
+func (s *Server) writePage(w http.ResponseWriter, r *http.Request, page store.Page) {
+	body, err := encodePage(page)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+// encodePage returns json.Marshal(page) plus a newline, made record by
+// record.
+func encodePage(page store.Page) ([]byte, error) {
+	if page.Items == nil {
+		body, err := json.Marshal(page)
+		return append(body, '\n'), err
+	}
+	var buf bytes.Buffer
+	buf.WriteString(`{"items":[`)
+	for i := range page.Items {
+		if i > 0 {
+			buf.WriteByte(',')
+			if i%store.YieldEvery == 0 {
+				runtime.Gosched()
+			}
+		}
+		rec, err := json.Marshal(&page.Items[i])
+		if err != nil {
+			return nil, err
+		}
+		buf.Write(rec)
+	}
+	buf.WriteString(`],"next_cursor":`)
+	cur, err := json.Marshal(page.NextCursor)
+	if err != nil {
+		return nil, err
+	}
+	buf.Write(cur)
+	buf.WriteString("}\n")
+	return buf.Bytes(), nil
 }

@@ -291,7 +291,7 @@ func (s *Server) listRecords(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, page)
+	s.writePage(w, r, page)
 }
 
 // listCollections: GET /v1/collections → {"items":[{"name","records"}]}.

@@ -128,6 +128,22 @@ type Options struct {
 	// Serve runs; a version that does not parse is logged and the last
 	// good one kept. The file must parse at Open.
 	LimitsFile string
+
+	// UsageTopTenants is how many tenants, the biggest by stored bytes,
+	// get their own tenant label on the bulkhead_tenant_usage_* gauges
+	// (default DefaultUsageTopTenants); all the others are summed under
+	// tenant="_other", so the gauges have at most UsageTopTenants+1
+	// label values however many tenants there are.
+	UsageTopTenants int
+	// UsageSweepInterval is the pause between two background sweeps that
+	// read every serving tenant's storage usage for those gauges (default
+	// DefaultUsageSweepInterval). A sweep reads at most UsageSweepRate
+	// tenants per second, so its cost stays small next to the requests;
+	// between sweeps the gauges also take the usage that GET /v1/usage
+	// and GET /v1/admin/tenants/{id} read anyway. A negative value turns
+	// the sweeper off: the gauges then show only tenants whose usage a
+	// request has read.
+	UsageSweepInterval time.Duration
 }
 
 // Server is a Bulkhead server: the v1 HTTP API over a catalog and a store
@@ -154,8 +170,14 @@ type Server struct {
 	// store checks quotas with it.
 	limits     *limits.Resolver
 	limitsFile *limits.File
-	closeOne   sync.Once
-	closeErr   error
+	// Storage usage gauges (usagegauges.go): the tracker the collector
+	// publishes, the sweeper that feeds it (nil when disabled; stopped by
+	// Close) and sweepMu, which keeps sweeps from overlapping.
+	tracked  *usageTracker
+	sweeper  *usageSweeper
+	sweepMu  sync.Mutex
+	closeOne sync.Once
+	closeErr error
 }
 
 // Open opens the server's state in opts.DataDir: it creates the directory,
@@ -264,6 +286,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("open server: %w", err)
 	}
 	s.handler = s.routes()
+	s.initUsageGauges()
 	return s, nil
 }
 
@@ -308,8 +331,9 @@ func (s *Server) OperatorTokenPath() string { return s.opPath }
 
 // Serve serves HTTP on ln until ctx is done, then shuts down gracefully:
 // it stops accepting, lets in-flight requests finish for at most
-// Options.ShutdownTimeout, and returns nil if they all did. It does not
-// close the stores; call Close after Serve returns.
+// Options.ShutdownTimeout, and returns nil if they all did. It stops the
+// usage sweeper at shutdown but does not close the stores; call Close
+// after Serve returns.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.handler,
@@ -335,6 +359,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
+	// Background reads have no business competing with the requests that
+	// are finishing.
+	s.stopUsageSweeper()
 	s.log.Info("shutting down; waiting for in-flight requests", slog.Duration("timeout", s.opts.ShutdownTimeout))
 	sctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
 	defer cancel()
@@ -350,12 +377,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// Close closes the catalog and the store router (and its backends). It is
-// safe to call more than once.
+// Close stops the usage sweeper (waiting for it) and closes the catalog
+// and the store router (and its backends). It is safe to call more than
+// once.
 func (s *Server) Close() error {
 	s.closeOne.Do(func() {
+		// The sweeper first: it reads the catalog and the stores.
+		s.stopUsageSweeper()
 		var errs []error
-		// The catalog first: on PostgreSQL it runs on a backend's pool.
+		// Then the catalog: on PostgreSQL it runs on a backend's pool.
 		if s.catalog != nil {
 			if err := s.catalog.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("close catalog: %w", err))

@@ -129,3 +129,12 @@ type ListOptions struct {
 	Cursor  string   // from a previous Page.NextCursor
 	Filters []Filter // ANDed equality filters on top-level data fields
 }
+
+// YieldEvery is how many records a long loop (a backend reading a page,
+// the server encoding one) handles between calls to runtime.Gosched. Go
+// preempts a running goroutine only after a 10 ms slice, so a tenant's
+// 1000-record page would otherwise keep other tenants' short requests
+// queued behind it on the same P; admission control bounds how many heavy
+// requests run at once, this bounds how long each holds a P. A yield costs
+// well under a microsecond.
+const YieldEvery = 32

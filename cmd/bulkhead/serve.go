@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -28,6 +29,8 @@ func newServeCommand(g *globals) *cobra.Command {
 	var instances int
 	var failClosed bool
 	var limitsFile string
+	var usageTop int
+	var usageSweep time.Duration
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the Bulkhead server",
@@ -56,7 +59,12 @@ per-tenant overrides; it must parse at start and is reloaded on change
 (a version that does not parse is logged and the last good one kept). With --redis the limits are shared by
 all instances; if Redis is unreachable each instance limits locally at
 1/--instances of the rate (logged once per outage), or, with
---ratelimit-fail-closed, answers 503.`,
+--ratelimit-fail-closed, answers 503.
+
+/metrics shows the storage usage of the --usage-top-tenants biggest tenants
+by name and sums the others under tenant="_other"; a background sweep reads
+every tenant's usage every --usage-sweep-interval (at most 100 tenants a
+second; a negative interval turns it off).`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if maxOpen < 1 {
@@ -68,12 +76,21 @@ all instances; if Redis is unreachable each instance limits locally at
 				return &usageError{cmd: cmd.CommandPath(),
 					err: fmt.Errorf("--log-level %q: use debug, info, warn or error", logLevel)}
 			}
+			if usageTop < 1 {
+				return &usageError{cmd: cmd.CommandPath(),
+					err: fmt.Errorf("--usage-top-tenants must be at least 1, got %d", usageTop)}
+			}
+			if usageSweep == 0 {
+				return &usageError{cmd: cmd.CommandPath(),
+					err: errors.New("--usage-sweep-interval must not be 0 (use a negative value to turn the sweep off)")}
+			}
 			if instances < 1 {
 				return &usageError{cmd: cmd.CommandPath(),
 					err: fmt.Errorf("--instances must be at least 1, got %d", instances)}
 			}
 			opts := server.Options{MaxOpenDatabases: maxOpen, PolicyDir: policyDir,
-				LimitsFile: limitsFile, RedisURL: redisURL, Instances: instances, RateLimitFailClosed: failClosed}
+				LimitsFile: limitsFile, RedisURL: redisURL, Instances: instances, RateLimitFailClosed: failClosed,
+				UsageTopTenants: usageTop, UsageSweepInterval: usageSweep}
 			shards, err := pg.parse()
 			if err != nil {
 				return &usageError{cmd: cmd.CommandPath(), err: err}
@@ -108,6 +125,10 @@ all instances; if Redis is unreachable each instance limits locally at
 		"number of server instances sharing --redis; while Redis is unreachable each allows 1/N of every tenant's rate")
 	cmd.Flags().BoolVar(&failClosed, "ratelimit-fail-closed", false,
 		"while Redis is unreachable, refuse rate-limited requests with 503 instead of limiting locally")
+	cmd.Flags().IntVar(&usageTop, "usage-top-tenants", server.DefaultUsageTopTenants,
+		"tenants named on the bulkhead_tenant_usage_* gauges, the biggest by bytes; the others are summed as _other")
+	cmd.Flags().DurationVar(&usageSweep, "usage-sweep-interval", server.DefaultUsageSweepInterval,
+		"pause between background sweeps of every tenant's storage usage for those gauges; negative: no sweep")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error (logs are JSON lines on stderr)")
 	return cmd
 }

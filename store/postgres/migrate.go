@@ -61,9 +61,7 @@ func (b *Backend) applyUnit(ctx context.Context, u migrate.Unit, ms []migrate.Mi
 		schema = u.Tenant.StorageName()
 	case store.Database:
 		dbName = b.dbName(u.Tenant)
-		cfg := b.adminDB.ConnConfig.Copy()
-		cfg.Database = dbName
-		conn, err := pgx.ConnectConfig(ctx, cfg)
+		conn, err := b.adminConn(ctx, dbName)
 		if err != nil {
 			return 0, fmt.Errorf("postgres: unit %s: connect as admin: %w", u, err)
 		}
@@ -74,13 +72,29 @@ func (b *Backend) applyUnit(ctx context.Context, u migrate.Unit, ms []migrate.Mi
 	if err != nil {
 		return v, fmt.Errorf("postgres: unit %s: %w", u, err)
 	}
+	if u.Mode != store.Pooled {
+		b.markCurrent(u.Tenant, u.Mode)
+	}
 	return v, nil
 }
 
-func (b *Backend) apply(ctx context.Context, db beginner, dbName, schema string, mode store.Mode, ms []migrate.Migration, atomic bool) (int, error) {
-	lock := lockKey(dbName, schema)
+// adminConn connects to database dbName (a tenant database) as the admin
+// role; the caller closes the connection.
+func (b *Backend) adminConn(ctx context.Context, dbName string) (*pgx.Conn, error) {
+	cfg := b.adminDB.ConnConfig.Copy()
+	cfg.Database = dbName
+	return pgx.ConnectConfig(ctx, cfg)
+}
+
+// ensureStmts returns the statements that create the unit with schema
+// (unquoted) in database dbName ("" for the shard's own database), or add
+// what an earlier version of Bulkhead did not create: ensureSQL, and in
+// schema and database mode the serving role's default privileges. They take
+// the unit's advisory lock first and do nothing that is already done, so
+// they are safe to run on a unit that is current.
+func (b *Backend) ensureStmts(dbName, schema string, mode store.Mode) string {
 	s := ident(schema)
-	ensure := ensureSQL(lock, s, ident(b.role))
+	ensure := ensureSQL(lockKey(dbName, schema), s, ident(b.role))
 	if mode != store.Pooled {
 		// Tables a team's migration creates belong to the tenant; let the
 		// serving role use them from the start (secure grants them again).
@@ -88,6 +102,13 @@ func (b *Backend) apply(ctx context.Context, db beginner, dbName, schema string,
 ALTER DEFAULT PRIVILEGES IN SCHEMA ` + s + ` GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ` + ident(b.role) + `;
 ALTER DEFAULT PRIVILEGES IN SCHEMA ` + s + ` GRANT USAGE, SELECT ON SEQUENCES TO ` + ident(b.role)
 	}
+	return ensure
+}
+
+func (b *Backend) apply(ctx context.Context, db beginner, dbName, schema string, mode store.Mode, ms []migrate.Migration, atomic bool) (int, error) {
+	lock := lockKey(dbName, schema)
+	s := ident(schema)
+	ensure := b.ensureStmts(dbName, schema, mode)
 	var cur int
 	err := pgx.BeginTxFunc(ctx, db, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, ensure); err != nil {

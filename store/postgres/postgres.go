@@ -80,6 +80,10 @@ type Backend struct {
 	idle    *list.List         // of *tdb with refs == 0, most recent first; guarded by mu
 	closing map[*tdb]struct{}  // evicted pools being closed; guarded by mu
 	wg      sync.WaitGroup     // evicted pools being closed
+
+	// units holds a *unitState per schema or database unit used in this
+	// process (see ensureCurrent), keyed by unitKey.
+	units sync.Map
 }
 
 // Open connects to shard: a serving pool on Shard.URL and an admin pool on
@@ -298,11 +302,13 @@ func (b *Backend) Drop(ctx context.Context, id tenant.ID, mode store.Mode) error
 	case store.Pooled:
 		return b.dropRows(ctx, id)
 	case store.Schema:
+		defer b.forgetUnit(id, mode)
 		if _, err := b.admin.Exec(ctx, `DROP SCHEMA IF EXISTS `+ident(id.StorageName())+` CASCADE`); err != nil {
 			return fmt.Errorf("postgres: drop tenant schema: %w", err)
 		}
 		return nil
 	}
+	defer b.forgetUnit(id, mode)
 	return b.dropDatabase(ctx, id)
 }
 
@@ -357,8 +363,10 @@ func (b *Backend) dropRows(ctx context.Context, id tenant.ID) error {
 // Begin opens a transaction scoped to tenant id: the tenant setting and
 // search_path are set, local to the transaction, in the round trip that
 // begins it. Pooled tenants are refused while the serving role is unsafe.
+// The first Begin of a schema or database tenant in a process upgrades a
+// unit that an earlier version of Bulkhead provisioned (see ensureCurrent).
 func (b *Backend) Begin(ctx context.Context, id tenant.ID, mode store.Mode, write bool) (store.BackendTx, error) {
-	pool, release, err := b.pool(id, mode)
+	pool, release, err := b.pool(ctx, id, mode)
 	if err != nil {
 		return nil, err
 	}
@@ -374,9 +382,11 @@ func (b *Backend) Begin(ctx context.Context, id tenant.ID, mode store.Mode, writ
 	return &tx{conn: conn, begin: begin, tenant: id.String(), path: ident(unitSchema(id, mode)), release: release}, nil
 }
 
-// pool returns the serving pool for tenant id in mode; release (never nil)
-// must be called when the caller is done with it.
-func (b *Backend) pool(id tenant.ID, mode store.Mode) (*pgxpool.Pool, func(), error) {
+// pool returns the serving pool for tenant id in mode, after making sure
+// the tenant's unit is current (ensureCurrent: before a tenant database's
+// pool connects, which needs the unit's tables); release (never nil) must
+// be called when the caller is done with it.
+func (b *Backend) pool(ctx context.Context, id tenant.ID, mode store.Mode) (*pgxpool.Pool, func(), error) {
 	if err := b.check(id, mode); err != nil {
 		return nil, nil, err
 	}
@@ -389,11 +399,21 @@ func (b *Backend) pool(id tenant.ID, mode store.Mode) (*pgxpool.Pool, func(), er
 			return nil, nil, fmt.Errorf("postgres: refusing pooled tenant %s: %w", id, err)
 		}
 	case store.Database:
+		// Acquired first (pgxpool connects lazily), so that Drop waits for
+		// the check rather than having its database held open by it.
 		t, err := b.acquire(id)
 		if err != nil {
 			return nil, nil, err
 		}
+		if err := b.ensureCurrent(ctx, id, mode); err != nil {
+			b.release(t)
+			return nil, nil, err
+		}
 		return t.pool, func() { b.release(t) }, nil
+	case store.Schema:
+		if err := b.ensureCurrent(ctx, id, mode); err != nil {
+			return nil, nil, err
+		}
 	}
 	return b.serve, func() {}, nil
 }
@@ -408,7 +428,7 @@ func (b *Backend) beginErr(id tenant.ID, mode store.Mode, err error) error {
 // begin opens a tenant-scoped pgx transaction (for Tx); release (never
 // nil) must be called once it is committed or rolled back.
 func (b *Backend) begin(ctx context.Context, id tenant.ID, mode store.Mode, write bool) (pgx.Tx, func(), error) {
-	pool, release, err := b.pool(id, mode)
+	pool, release, err := b.pool(ctx, id, mode)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -233,6 +234,12 @@ func (t *tx) List(ctx context.Context, q store.Query) ([]store.Record, error) {
 		}
 		rec.Data, rec.CreatedAt, rec.UpdatedAt = json.RawMessage(data), fromMicros(created), fromMicros(updated)
 		recs = append(recs, rec)
+		if len(recs)%store.YieldEvery == 0 {
+			// A long page must not hold this P for a whole scheduler
+			// slice (10 ms) while other tenants' requests wait in its
+			// run queue: step aside now and then (see store.YieldEvery).
+			runtime.Gosched()
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: list records: %w", err)
