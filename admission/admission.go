@@ -13,6 +13,8 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -135,6 +137,36 @@ func (c *Controller) Queued(id tenant.ID) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.queue.QueueLen(id)
+}
+
+// TenantQueue is one tenant's number of waiting requests.
+type TenantQueue struct {
+	Tenant tenant.ID
+	Queued int
+}
+
+// QueuedTop returns the n tenants with the most requests waiting (most
+// first, ties by id) and the number of requests the other tenants have
+// waiting, so that a metric can name a bounded number of tenants. The
+// FIFO queue is not per tenant and is left out.
+func (c *Controller) QueuedTop(n int) (top []TenantQueue, other int) {
+	c.mu.Lock()
+	var all []TenantQueue
+	c.queue.Backlog(func(id tenant.ID, q int) { all = append(all, TenantQueue{id, q}) })
+	c.mu.Unlock()
+	slices.SortFunc(all, func(a, b TenantQueue) int {
+		if a.Queued != b.Queued {
+			return b.Queued - a.Queued
+		}
+		return strings.Compare(a.Tenant.String(), b.Tenant.String())
+	})
+	if len(all) > n {
+		for _, q := range all[n:] {
+			other += q.Queued
+		}
+		all = all[:n]
+	}
+	return all, other
 }
 
 func (c *Controller) limitsFor(ctx context.Context, id tenant.ID) (conc, weight, depth int) {

@@ -256,3 +256,35 @@ func TestFIFO(t *testing.T) {
 		}
 	}
 }
+
+// TestQueuedTop: the tenants with the longest queues, most first, and the
+// rest summed.
+func TestQueuedTop(t *testing.T) {
+	c := admission.New(admission.Options{Capacity: 1, MaxWait: time.Hour})
+	hold := mustAcquire(t, c, ta)
+	ctx, cancel := context.WithCancel(context.Background())
+	admitted, errs := make(chan func(), 16), make(chan error, 16)
+	for id, n := range map[tenant.ID]int{ta: 3, tb: 1, tc: 2} {
+		for range n {
+			queue(t, c, ctx, id, admitted, errs)
+		}
+	}
+	top, other := c.QueuedTop(2)
+	if len(top) != 2 || top[0] != (admission.TenantQueue{Tenant: ta, Queued: 3}) ||
+		top[1] != (admission.TenantQueue{Tenant: tc, Queued: 2}) || other != 1 {
+		t.Errorf("QueuedTop(2) = %v, other %d; want [tenant-a:3 tenant-c:2], other 1", top, other)
+	}
+	if top, other := c.QueuedTop(10); len(top) != 3 || other != 0 {
+		t.Errorf("QueuedTop(10) = %v, other %d; want all three, other 0", top, other)
+	}
+	cancel()
+	for range 6 {
+		if err := <-errs; !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled waiter: %v", err)
+		}
+	}
+	hold()
+	if top, other := c.QueuedTop(10); len(top) != 0 || other != 0 {
+		t.Errorf("after the waiters left: %v, other %d; want nothing", top, other)
+	}
+}

@@ -46,3 +46,9 @@ func (s *Server) UsageSweeperStopped() bool {
 		return false
 	}
 }
+
+// HoldAdmission takes an admission slot for id, as a request in flight
+// would; call release to give it back.
+func (s *Server) HoldAdmission(ctx context.Context, id tenant.ID) (release func(), err error) {
+	return s.admission.Acquire(ctx, id)
+}

@@ -36,6 +36,14 @@ func (d *DRR[K, V]) QueueLen(k K) int {
 	return 0
 }
 
+// Backlog calls fn with every key that has items queued and how many, in
+// turn order.
+func (d *DRR[K, V]) Backlog(fn func(k K, queued int)) {
+	for _, k := range d.ring {
+		fn(k, len(d.flows[k].items))
+	}
+}
+
 // Push queues v at the tail of k's queue; weight (at least 1) is k's
 // quantum per round, updated on every Push.
 func (d *DRR[K, V]) Push(k K, weight int, v V) {
