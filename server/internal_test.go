@@ -255,15 +255,17 @@ func TestEncodePageMatchesMarshal(t *testing.T) {
 			t.Fatal(err)
 		}
 		want = append(want, '\n')
-		got, err := encodePage(p)
-		if err != nil {
+		var buf bytes.Buffer
+		buf.WriteString("left over")
+		buf.Reset()
+		if err := encodePage(&buf, p); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if !bytes.Equal(got, want) {
+		if got := buf.Bytes(); !bytes.Equal(got, want) {
 			t.Errorf("%s:\n got %s\nwant %s", name, got, want)
 		}
 	}
-	if _, err := encodePage(store.Page{Items: []store.Record{rec(0, `{"a":`)}}); err == nil {
+	if err := encodePage(new(bytes.Buffer), store.Page{Items: []store.Record{rec(0, `{"a":`)}}); err == nil {
 		t.Error("a page with invalid JSON data encoded without error")
 	}
 }

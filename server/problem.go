@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
+	"sync"
 
 	"github.com/bulkhead-dev/bulkhead/catalog"
 	"github.com/bulkhead-dev/bulkhead/store"
@@ -206,31 +207,54 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 }
 
 // writePage writes a list page as writeJSON would (byte for byte the same
-// body), but encodes it record by record and yields the processor every
-// store.YieldEvery records, so one tenant's large page does not hold a P
-// for a whole scheduler slice while other tenants' requests wait.
+// body), but encodes it record by record into a pooled buffer and yields
+// the processor every store.YieldEvery records, so one tenant's large page
+// neither holds a P for a whole scheduler slice while other tenants'
+// requests wait nor leaves megabytes of garbage for the collector, whose
+// pauses every tenant shares.
 func (s *Server) writePage(w http.ResponseWriter, r *http.Request, page store.Page) {
-	body, err := encodePage(page)
-	if err != nil {
+	buf := pageBuffers.Get().(*bytes.Buffer)
+	defer putPageBuffer(buf)
+	if err := encodePage(buf, page); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body)
+	_, _ = w.Write(buf.Bytes())
 }
 
-// encodePage returns json.Marshal(page) plus a newline, made record by
-// record.
-func encodePage(page store.Page) ([]byte, error) {
+// pageBuffers holds page encoding buffers for reuse.
+var pageBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledPage bounds the buffers kept for reuse (a page of 1000 records
+// of a few KiB); a bigger one is left to the collector.
+const maxPooledPage = 8 << 20
+
+func putPageBuffer(buf *bytes.Buffer) {
+	if buf.Cap() > maxPooledPage {
+		return
+	}
+	buf.Reset()
+	pageBuffers.Put(buf)
+}
+
+// encodePage appends json.Marshal(page) plus a newline to buf, made record
+// by record.
+func encodePage(buf *bytes.Buffer, page store.Page) error {
 	if page.Items == nil {
 		body, err := json.Marshal(page)
-		return append(body, '\n'), err
+		buf.Write(body)
+		buf.WriteByte('\n')
+		return err
 	}
-	var buf bytes.Buffer
+	// An Encoder writes into buf without a buffer of its own per value;
+	// it escapes HTML like json.Marshal and ends each value with a
+	// newline, which is cut.
+	enc := json.NewEncoder(buf)
 	buf.WriteString(`{"items":[`)
 	for i := range page.Items {
 		if i > 0 {
@@ -239,18 +263,16 @@ func encodePage(page store.Page) ([]byte, error) {
 				runtime.Gosched()
 			}
 		}
-		rec, err := json.Marshal(&page.Items[i])
-		if err != nil {
-			return nil, err
+		if err := enc.Encode(&page.Items[i]); err != nil {
+			return err
 		}
-		buf.Write(rec)
+		buf.Truncate(buf.Len() - 1)
 	}
 	buf.WriteString(`],"next_cursor":`)
-	cur, err := json.Marshal(page.NextCursor)
-	if err != nil {
-		return nil, err
+	if err := enc.Encode(page.NextCursor); err != nil {
+		return err
 	}
-	buf.Write(cur)
+	buf.Truncate(buf.Len() - 1)
 	buf.WriteString("}\n")
-	return buf.Bytes(), nil
+	return nil
 }
