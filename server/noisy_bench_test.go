@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -66,10 +68,9 @@ type noisySample struct {
 }
 
 type noisyServer struct {
-	logs    *serverTimes
-	base    string
-	tokens  map[string]string
-	clients map[string]*http.Client // one per tenant, as if on its own machine
+	logs   *serverTimes
+	base   string
+	tokens map[string]string
 	// serverMark is ns.logs.mark() at the start of the last phase.
 	serverMark int
 }
@@ -79,8 +80,6 @@ type noisyServer struct {
 func (ns *noisyServer) serverQuantiles() (p50, p99 time.Duration) {
 	return ns.logs.since(ns.serverMark)
 }
-
-func (ns *noisyServer) client(id string) *http.Client { return ns.clients[id] }
 
 // noisyMode is how the server under test treats the flood.
 type noisyMode int
@@ -124,7 +123,7 @@ func startNoisyServer(b *testing.B, mode noisyMode) *noisyServer {
 			b.Error(err)
 		}
 	})
-	ns := &noisyServer{logs: logs, base: "http://" + ln.Addr().String(), tokens: map[string]string{}, clients: map[string]*http.Client{}}
+	ns := &noisyServer{logs: logs, base: "http://" + ln.Addr().String(), tokens: map[string]string{}}
 	op, err := server.ReadOperatorToken(dir)
 	if err != nil {
 		b.Fatal(err)
@@ -135,9 +134,6 @@ func startNoisyServer(b *testing.B, mode noisyMode) *noisyServer {
 		names = append(names, fmt.Sprintf("victim-%d", i))
 	}
 	for _, id := range names {
-		tr := &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: time.Minute}
-		b.Cleanup(tr.CloseIdleConnections)
-		ns.clients[id] = &http.Client{Transport: tr, Timeout: 10 * time.Second}
 		noisyMust(b, c, ns.base, "POST", "/v1/admin/tenants", op, fmt.Sprintf(`{"id":%q,"isolation":"database"}`, id), 201)
 		body := noisyMust(b, c, ns.base, "POST", "/v1/admin/tenants/"+id+"/keys", op, `{"role":"writer"}`, 201)
 		tok := body[bytes.Index(body, []byte(`"token":"`))+9:]
@@ -199,49 +195,154 @@ func noisyMust(b *testing.B, c *http.Client, base, method, path, token, body str
 	return out
 }
 
-// runPhase drives the victims (open loop, one GET every noisyVictimEvery
-// each) and, if flood, the flooder (noisyFloodFactor × its rate limit,
-// open loop, reading noisyFloodRecords-record pages) for noisyPhase.
-func runPhase(ns *noisyServer, phase int, flood bool, t0 time.Time) []noisySample {
+// The load generator runs in a child process (the test binary started
+// again with noisyLoadEnv set; see TestMain), as clients would run on
+// other machines: its goroutines, heap and garbage collections are not
+// the server's. The parent writes one noisyPhaseSpec per line on the
+// child's stdin; the child runs it and answers with one noisyWireSample
+// per request and then a line with "done". It exits at EOF.
+const noisyLoadEnv = "BULKHEAD_NOISY_LOAD_GENERATOR"
+
+type noisyPhaseSpec struct {
+	Base   string            `json:"base"`
+	Tokens map[string]string `json:"tokens"`
+	Flood  bool              `json:"flood"`
+}
+
+type noisyWireSample struct {
+	Start  int64  `json:"start"` // Unix nanoseconds
+	Lat    int64  `json:"lat"`   // nanoseconds
+	Tenant string `json:"tenant"`
+	Status int    `json:"status"`
+	Done   bool   `json:"done,omitempty"`
+}
+
+// loadGenerator is the parent's handle on the child process.
+type loadGenerator struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
+}
+
+func startLoadGenerator(b *testing.B) *loadGenerator {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), noisyLoadEnv+"=1")
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	g := &loadGenerator{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	g.out.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	b.Cleanup(func() {
+		in.Close()
+		if err := cmd.Wait(); err != nil {
+			b.Errorf("load generator: %v", err)
+		}
+	})
+	return g
+}
+
+// runPhase has the load generator drive the victims (open loop, one GET
+// every noisyVictimEvery each) and, if flood, the flooder
+// (noisyFloodFactor × its rate limit, open loop, reading
+// noisyFloodRecords-record pages) against ns for noisyPhase.
+func (g *loadGenerator) runPhase(b *testing.B, ns *noisyServer, phase int, flood bool, t0 time.Time) []noisySample {
 	ns.serverMark = ns.logs.mark()
-	var mu sync.Mutex
+	spec, err := json.Marshal(noisyPhaseSpec{Base: ns.base, Tokens: ns.tokens, Flood: flood})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := g.in.Write(append(spec, '\n')); err != nil {
+		b.Fatalf("load generator: %v", err)
+	}
 	var out []noisySample
-	add := func(s noisySample) { mu.Lock(); out = append(out, s); mu.Unlock() }
+	for g.out.Scan() {
+		var w noisyWireSample
+		if err := json.Unmarshal(g.out.Bytes(), &w); err != nil {
+			b.Fatalf("load generator said %q: %v", g.out.Text(), err)
+		}
+		if w.Done {
+			return out
+		}
+		out = append(out, noisySample{at: time.Unix(0, w.Start).Sub(t0), lat: time.Duration(w.Lat),
+			tenant: w.Tenant, status: w.Status, phase: phase})
+	}
+	b.Fatalf("load generator stopped: %v", g.out.Err())
+	return nil
+}
+
+// noisyLoadMain is the child process: it runs the phases its stdin asks
+// for, with one HTTP client per tenant per server, as if each tenant ran
+// on its own machine.
+func noisyLoadMain(in io.Reader, out io.Writer) int {
+	clients := map[string]*http.Client{}
+	client := func(base, id string) *http.Client {
+		c := clients[base+" "+id]
+		if c == nil {
+			c = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+				MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: time.Minute}}
+			clients[base+" "+id] = c
+		}
+		return c
+	}
+	w := bufio.NewWriter(out)
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		var spec noisyPhaseSpec
+		if err := json.Unmarshal(sc.Bytes(), &spec); err != nil {
+			fmt.Fprintln(os.Stderr, "load generator:", err)
+			return 1
+		}
+		cs := map[string]*http.Client{}
+		for id := range spec.Tokens {
+			cs[id] = client(spec.Base, id)
+		}
+		enc := json.NewEncoder(w)
+		for _, s := range generateLoad(spec, cs) {
+			if err := enc.Encode(s); err != nil {
+				fmt.Fprintln(os.Stderr, "load generator:", err)
+				return 1
+			}
+		}
+		if err := enc.Encode(noisyWireSample{Done: true}); err != nil || w.Flush() != nil {
+			return 1
+		}
+	}
+	return 0
+}
+
+// generateLoad runs one phase: the victims, and the flooder if
+// spec.Flood, for noisyPhase.
+func generateLoad(spec noisyPhaseSpec, clients map[string]*http.Client) []noisyWireSample {
+	var mu sync.Mutex
+	var out []noisyWireSample
+	send := func(id, path string) {
+		start := time.Now()
+		code, _, _ := noisyDo(clients[id], spec.Base, "GET", path, spec.Tokens[id], "")
+		s := noisyWireSample{Start: start.UnixNano(), Lat: int64(time.Since(start)), Tenant: id, Status: code}
+		mu.Lock()
+		out = append(out, s)
+		mu.Unlock()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), noisyPhase)
 	defer cancel()
+	// openLoop calls req(n) every d until the phase ends, each in its own
+	// goroutine: requests keep coming whatever the answers.
 	var wg sync.WaitGroup
-	if flood {
-		// Open loop at noisyFloodFactor × the flooder's rate limit: its
-		// requests keep coming whatever the answers.
+	openLoop := func(d time.Duration, req func(n int)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tick := time.NewTicker(time.Second / (noisyFloodFactor * noisyFloodRate))
-			defer tick.Stop()
-			var reqs sync.WaitGroup
-			defer reqs.Wait()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
-				reqs.Add(1)
-				go func() {
-					defer reqs.Done()
-					start := time.Now()
-					code, _, _ := noisyDo(ns.client("flooder"), ns.base, "GET", fmt.Sprintf("/v1/collections/big/records?limit=%d", noisyFloodRecords), ns.tokens["flooder"], "")
-					add(noisySample{at: start.Sub(t0), lat: time.Since(start), tenant: "flooder", status: code, phase: phase})
-				}()
-			}
-		}()
-	}
-	for v := 0; v < noisyVictims; v++ {
-		id := fmt.Sprintf("victim-%d", v)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tick := time.NewTicker(noisyVictimEvery)
+			tick := time.NewTicker(d)
 			defer tick.Stop()
 			var reqs sync.WaitGroup
 			defer reqs.Wait()
@@ -252,14 +353,20 @@ func runPhase(ns *noisyServer, phase int, flood bool, t0 time.Time) []noisySampl
 				case <-tick.C:
 				}
 				reqs.Add(1)
-				go func() {
-					defer reqs.Done()
-					start := time.Now()
-					code, _, _ := noisyDo(ns.client(id), ns.base, "GET", fmt.Sprintf("/v1/collections/bench/records/r%02d", n%noisyRecords), ns.tokens[id], "")
-					add(noisySample{at: start.Sub(t0), lat: time.Since(start), tenant: id, status: code, phase: phase})
-				}()
+				go func() { defer reqs.Done(); req(n) }()
 			}
 		}()
+	}
+	if spec.Flood {
+		openLoop(time.Second/(noisyFloodFactor*noisyFloodRate), func(int) {
+			send("flooder", fmt.Sprintf("/v1/collections/big/records?limit=%d", noisyFloodRecords))
+		})
+	}
+	for v := 0; v < noisyVictims; v++ {
+		id := fmt.Sprintf("victim-%d", v)
+		openLoop(noisyVictimEvery, func(n int) {
+			send(id, fmt.Sprintf("/v1/collections/bench/records/r%02d", n%noisyRecords))
+		})
 	}
 	wg.Wait()
 	return out
@@ -346,20 +453,21 @@ func BenchmarkNoisyNeighbour(b *testing.B) {
 	fair := startNoisyServer(b, modeFair)
 	fifo := startNoisyServer(b, modeFIFO)
 	bare := startNoisyServer(b, modeUnprotected)
+	gen := startLoadGenerator(b)
 	for b.Loop() {
 		t0 := time.Now()
 		// Warm-up (connections, caches), not measured.
-		runPhase(fair, -1, false, t0)
-		runPhase(fifo, -1, false, t0)
-		runPhase(bare, -1, false, t0)
+		gen.runPhase(b, fair, -1, false, t0)
+		gen.runPhase(b, fifo, -1, false, t0)
+		gen.runPhase(b, bare, -1, false, t0)
 		t0 = time.Now()
-		alone := runPhase(fair, 0, false, t0)
+		alone := gen.runPhase(b, fair, 0, false, t0)
 		sa50, sa99 := fair.serverQuantiles()
-		fairFlood := runPhase(fair, 1, true, t0)
+		fairFlood := gen.runPhase(b, fair, 1, true, t0)
 		sf50, sf99 := fair.serverQuantiles()
-		fifoFlood := runPhase(fifo, 2, true, t0)
+		fifoFlood := gen.runPhase(b, fifo, 2, true, t0)
 		sq50, sq99 := fifo.serverQuantiles()
-		bareFlood := runPhase(bare, 3, true, t0)
+		bareFlood := gen.runPhase(b, bare, 3, true, t0)
 		su50, su99 := bare.serverQuantiles()
 
 		a50, a99, aFail := victimQuantiles(alone)
