@@ -129,7 +129,7 @@ func (s *Server) putRecord(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	var rec store.Record
 	var created bool
-	err = s.router.Tx(ctx, func(tx *store.Tx) error {
+	err = s.writeTx(ctx, func(tx *store.Tx) error {
 		var err error
 		rec, created, err = tx.Put(ctx, c, id, data, cond)
 		return err
@@ -164,7 +164,7 @@ func (s *Server) createRecord(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	var rec store.Record
-	err = s.router.Tx(ctx, func(tx *store.Tx) error {
+	err = s.writeTx(ctx, func(tx *store.Tx) error {
 		var err error
 		rec, err = tx.Create(ctx, c, data)
 		return err
@@ -212,7 +212,7 @@ func (s *Server) deleteRecord(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	if err := s.router.Tx(ctx, func(tx *store.Tx) error { return tx.Delete(ctx, c, id, cond) }); err != nil {
+	if err := s.writeTx(ctx, func(tx *store.Tx) error { return tx.Delete(ctx, c, id, cond) }); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

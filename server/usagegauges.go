@@ -418,8 +418,27 @@ func (s *Server) storageUsage(ctx context.Context) (store.Usage, error) {
 	return u, err
 }
 
-// noteUsage feeds the tracker with usage a request has just read for the
-// tenant in ctx, at no extra cost.
+// writeTx runs fn in a write transaction of the tenant in ctx, like
+// router.Tx, and once it has committed gives the tenant's usage gauges the
+// usage its writes left, which the store knows without another query.
+func (s *Server) writeTx(ctx context.Context, fn func(tx *store.Tx) error) error {
+	var after store.Usage
+	var known bool
+	err := s.router.Tx(ctx, func(tx *store.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		after, known = tx.UsageAfterWrites()
+		return nil
+	})
+	if err == nil && known {
+		s.noteUsage(ctx, Usage{Records: after.Records, Bytes: after.Bytes})
+	}
+	return err
+}
+
+// noteUsage feeds the tracker with usage a request has just read or
+// written for the tenant in ctx, at no extra cost.
 func (s *Server) noteUsage(ctx context.Context, u Usage) {
 	if s.tracked == nil {
 		return

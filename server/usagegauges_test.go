@@ -174,7 +174,8 @@ func mapsEqual(a, b map[string]int64) bool {
 	return true
 }
 
-// TestUsageGaugesTopTenants: 30 tenants in both modes, N=5. After a sweep
+// TestUsageGaugesTopTenants: 30 tenants in both modes, N=5. After their
+// writes, and again after a sweep,
 // /metrics names exactly the five biggest (ties by records, then id) with
 // their exact numbers — a tenant's numbers are its own, never another's —
 // and _other holds the sum of the other 25; no other tenant label
@@ -185,8 +186,13 @@ func TestUsageGaugesTopTenants(t *testing.T) {
 	cs := usageCases()
 	e.load(cs)
 
-	if got := e.scrapeUsage(); got.tracked != 0 || len(got.records) != 1 || got.records["_other"] != 0 || got.hasSweep {
+	// Before any sweep, the writes have fed the gauges of every tenant
+	// that wrote something.
+	wrote := slices.DeleteFunc(slices.Clone(cs), func(c usageCase) bool { return c.records == 0 })
+	if got := e.scrapeUsage(); got.hasSweep {
 		t.Fatalf("before any sweep: %+v", got)
+	} else {
+		checkTop(t, got, wrote, 5)
 	}
 	if err := e.srv.SweepUsageNow(t.Context()); err != nil {
 		t.Fatal(err)
@@ -239,40 +245,57 @@ func TestUsageGaugesLabelsBounded(t *testing.T) {
 	}
 }
 
-// TestUsageGaugesFedByUsageReads: with the sweeper off, GET /v1/usage (a
-// tenant's own read) and GET /v1/admin/tenants/{id} put the usage they
-// read into the gauges.
-func TestUsageGaugesFedByUsageReads(t *testing.T) {
+// TestUsageGaugesFedByRequests: with the sweeper off, committed writes
+// and deletes, GET /v1/usage and the admin tenant view keep a tenant's
+// gauges current; a refused write changes nothing, and one tenant's
+// requests never touch another's entry.
+func TestUsageGaugesFedByRequests(t *testing.T) {
 	e := newEnvIn(t, t.TempDir(), server.Options{UsageTopTenants: 5, UsageSweepInterval: -1})
 	acme := e.tenantWithKey("acme", "pooled")
 	globex := e.tenantWithKey("globex", "database")
+	if got := e.scrapeUsage(); got.tracked != 0 {
+		t.Fatalf("tracked before any request: %+v", got)
+	}
+
 	want(t, e.req("PUT", "/v1/collections/c/records/a", acme, `{"v":1}`), 201, "")
 	want(t, e.req("PUT", "/v1/collections/c/records/b", acme, `{"v":22}`), 201, "")
-	want(t, e.req("PUT", "/v1/collections/c/records/a", globex, `{"v":"globex"}`), 201, "")
-	if got := e.scrapeUsage(); got.tracked != 0 {
-		t.Fatalf("tracked before any read: %+v", got)
-	}
-
-	want(t, e.req("GET", "/v1/usage", acme, nil), 200, "")
 	got := e.scrapeUsage()
 	if got.tracked != 1 || got.records["acme"] != 2 || got.bytes["acme"] != int64(len(`{"v":1}`)+len(`{"v":22}`)) {
-		t.Fatalf("after acme's GET /v1/usage: %+v", got)
+		t.Fatalf("after acme's writes: %+v", got)
 	}
 	if _, ok := got.records["globex"]; ok {
-		t.Fatalf("acme's read put globex in the gauges: %+v", got)
+		t.Fatalf("acme's writes put globex in the gauges: %+v", got)
 	}
 
-	// A later read refreshes the entry.
+	// An update that grows a record, then a delete.
+	want(t, e.req("PUT", "/v1/collections/c/records/b", acme, `{"v":333}`), 200, "")
 	want(t, e.req("DELETE", "/v1/collections/c/records/a", acme, nil), 204, "")
+	if got := e.scrapeUsage(); got.records["acme"] != 1 || got.bytes["acme"] != int64(len(`{"v":333}`)) {
+		t.Fatalf("after the update and the delete: %+v", got)
+	}
+
+	// A write refused for its quota leaves the gauges as they were.
+	want(t, e.req("PATCH", "/v1/admin/tenants/acme", e.op, `{"limits":{"max_records":1}}`), 200, "")
+	want(t, e.req("PUT", "/v1/collections/c/records/z", acme, `{"v":4444}`), 403, "quota_exceeded")
+	if got := e.scrapeUsage(); got.records["acme"] != 1 || got.bytes["acme"] != int64(len(`{"v":333}`)) {
+		t.Fatalf("after a refused write: %+v", got)
+	}
+
+	// A read refreshes the entry too.
 	want(t, e.req("GET", "/v1/usage", acme, nil), 200, "")
-	if got := e.scrapeUsage(); got.records["acme"] != 1 || got.bytes["acme"] != int64(len(`{"v":22}`)) {
-		t.Fatalf("after the second read: %+v", got)
+	if got := e.scrapeUsage(); got.tracked != 1 || got.records["acme"] != 1 {
+		t.Fatalf("after acme's GET /v1/usage: %+v", got)
 	}
 
 	// The control plane's show reads usage too.
 	want(t, e.req("GET", "/v1/admin/tenants/globex", e.op, nil), 200, "")
-	if got := e.scrapeUsage(); got.tracked != 2 || got.records["globex"] != 1 || got.bytes["globex"] != int64(len(`{"v":"globex"}`)) {
+	if got := e.scrapeUsage(); got.tracked != 2 || got.records["globex"] != 0 || got.records["acme"] != 1 {
 		t.Fatalf("after the admin show: %+v", got)
+	}
+	want(t, e.req("PUT", "/v1/collections/c/records/a", globex, `{"v":"globex"}`), 201, "")
+	if got := e.scrapeUsage(); got.records["globex"] != 1 || got.bytes["globex"] != int64(len(`{"v":"globex"}`)) ||
+		got.records["acme"] != 1 || got.bytes["acme"] != int64(len(`{"v":333}`)) {
+		t.Fatalf("after globex's write: %+v", got)
 	}
 }
 

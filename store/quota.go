@@ -73,6 +73,7 @@ func (tx *Tx) lockUsage(ctx context.Context) (u Usage, ok bool, err error) {
 	if err != nil {
 		return Usage{}, false, fmt.Errorf("lock usage: %w", err)
 	}
+	tx.after, tx.afterKnown = u, true
 	return u, true, nil
 }
 
@@ -102,7 +103,17 @@ func (tx *Tx) addUsage(ctx context.Context, d Usage) error {
 	if err := tx.btx.(UsageTx).AddUsage(ctx, d); err != nil {
 		return fmt.Errorf("add usage: %w", err)
 	}
+	tx.after.Records += d.Records
+	tx.after.Bytes += d.Bytes
 	return nil
+}
+
+// UsageAfterWrites returns the tenant's usage as this transaction's writes
+// leave it, without a query: the usage row its writes locked plus what
+// they added. ok is false if the transaction wrote nothing or the backend
+// keeps no usage. It describes the tenant once the transaction commits.
+func (tx *Tx) UsageAfterWrites() (u Usage, ok bool) {
+	return tx.after, tx.afterKnown
 }
 
 // Usage returns the tenant's usage as of this transaction, or

@@ -17,6 +17,10 @@ type Tx struct {
 	btx      BackendTx
 	readOnly bool
 	done     bool
+	// after is the tenant's usage after this transaction's writes so far,
+	// known once a write has locked the usage row (afterKnown).
+	after      Usage
+	afterKnown bool
 }
 
 // Tenant returns the tenant the transaction is scoped to.

@@ -179,3 +179,58 @@ func testQuotaBytes(t *testing.T, e *Env) {
 		t.Fatalf("after drop: %+v", u)
 	}
 }
+
+// testUsageAfterWrites: the usage a write transaction reports without a
+// query is what a later read of the tenant's usage finds, across puts,
+// updates, creates and deletes in one transaction; a read-only
+// transaction reports none, and another tenant's usage is not mixed in.
+func testUsageAfterWrites(t *testing.T, e *Env) {
+	ctx := e.Tenant(t, "acme")
+	other := e.Tenant(t, "globex")
+	e.mustPut(t, other, "c", "x", `{"other":"tenant"}`)
+	e.mustPut(t, ctx, "c", "a", `{"v":1}`)
+	var after store.Usage
+	var known bool
+	err := e.Router.Tx(ctx, func(tx *store.Tx) error {
+		if _, ok := tx.UsageAfterWrites(); ok {
+			t.Error("usage known before any write")
+		}
+		if _, _, err := tx.Put(ctx, "c", "b", []byte(`{"v":22}`), store.IfMatch{}); err != nil {
+			return err
+		}
+		if _, _, err := tx.Put(ctx, "c", "a", []byte(`{"v":333}`), store.IfMatch{}); err != nil {
+			return err
+		}
+		if _, err := tx.Create(ctx, "d", []byte(`{"w":4444}`)); err != nil {
+			return err
+		}
+		if err := tx.Delete(ctx, "c", "b", store.IfMatch{}); err != nil {
+			return err
+		}
+		after, known = tx.UsageAfterWrites()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := usageOf(t, e, ctx)
+	if !known {
+		t.Fatalf("the write transaction did not report its usage (stored: %+v)", u)
+	}
+	want := store.Usage{Records: 2, Bytes: int64(len(`{"v":333}`) + len(`{"w":4444}`))}
+	if after != want || u != want {
+		t.Fatalf("usage after writes %+v, stored %+v, want %+v", after, u, want)
+	}
+	err = e.Router.ReadTx(ctx, func(tx *store.Tx) error {
+		if _, err := tx.Get(ctx, "c", "a"); err != nil {
+			return err
+		}
+		if _, ok := tx.UsageAfterWrites(); ok {
+			t.Error("a read-only transaction reported usage after writes")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

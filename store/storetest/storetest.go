@@ -86,6 +86,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) store.Backend, mode store.M
 		{"IsolationProperty", testIsolationProperty},
 		{"QuotasHoldUnderConcurrentWriters", testQuotaConcurrent},
 		{"QuotasCountBytesAndFreeOnDelete", testQuotaBytes},
+		{"UsageAfterWritesMatchesStoredUsage", testUsageAfterWrites},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
