@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -157,6 +158,9 @@ func (t *tx) List(ctx context.Context, q store.Query) ([]store.Record, error) {
 		rec.Data = json.RawMessage(data)
 		rec.CreatedAt, rec.UpdatedAt = rec.CreatedAt.UTC(), rec.UpdatedAt.UTC()
 		recs = append(recs, rec)
+		if len(recs)%store.YieldEvery == 0 {
+			runtime.Gosched() // as in store/sqlite: long pages step aside
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("postgres: list records: %w", err)
