@@ -27,6 +27,7 @@ type UsageView struct {
 // which costs nothing more.
 func (s *Server) tenantUsage(ctx context.Context) (Usage, error) {
 	var u Usage
+	mark := s.tracked.begin()
 	err := s.router.ReadTx(ctx, func(tx *store.Tx) error {
 		cs, err := tx.Collections(ctx)
 		if err != nil {
@@ -44,7 +45,7 @@ func (s *Server) tenantUsage(ctx context.Context) (Usage, error) {
 		return err
 	})
 	if err == nil {
-		s.noteUsage(ctx, u)
+		s.noteUsage(ctx, mark, u)
 	}
 	return u, err
 }

@@ -89,6 +89,13 @@ type usageTracker struct {
 	// requests observed meanwhile carry later stamps and stay.
 	gen     uint64
 	entries map[tenant.ID]usageEntry
+	// removed holds the stamp at which each tenant was last removed
+	// (offboarded), so that a read of its usage that began before the
+	// removal and ends after it cannot bring it back (observeSince). A
+	// complete sweep drops the tombstones older than the sweep before it:
+	// no read outlives a sweep. At most max are kept.
+	removed   map[tenant.ID]uint64
+	lastStart uint64 // begin() of the last complete sweep
 	// The last complete sweep: when it ended and how long it took.
 	sweptAt  time.Time
 	sweepDur time.Duration
@@ -98,14 +105,24 @@ func newUsageTracker(max int) *usageTracker {
 	if max <= 0 {
 		max = MaxUsageTracked
 	}
-	return &usageTracker{max: max, entries: make(map[tenant.ID]usageEntry)}
+	return &usageTracker{max: max, entries: make(map[tenant.ID]usageEntry), removed: make(map[tenant.ID]uint64)}
 }
 
-// observe records u as the tenant's usage. When the tracker is full, a
-// new tenant takes the place of the smallest one only if it is bigger.
+// observe records u as the tenant's usage, read just now.
 func (t *usageTracker) observe(id tenant.ID, u store.Usage) {
+	t.observeSince(id, u, t.begin())
+}
+
+// observeSince records u as the tenant's usage, read by a read that began
+// when begin returned mark. A read that began before the tenant was
+// removed is ignored. When the tracker is full, a new tenant takes the
+// place of the smallest one only if it is bigger.
+func (t *usageTracker) observeSince(id tenant.ID, u store.Usage, mark uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if at, ok := t.removed[id]; ok && at >= mark {
+		return
+	}
 	if _, ok := t.entries[id]; !ok && len(t.entries) >= t.max {
 		min, found := tenantUsageRank{}, false
 		for mid, e := range t.entries {
@@ -135,11 +152,17 @@ func (t *usageTracker) touch(id tenant.ID) {
 	}
 }
 
-// remove forgets the tenant (offboarded or not serving).
+// remove forgets the tenant (offboarded or not serving), and keeps a
+// tombstone so that reads already under way do not bring it back.
 func (t *usageTracker) remove(id tenant.ID) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.entries, id)
+	if len(t.removed) >= t.max {
+		clear(t.removed) // degrade to the old behaviour rather than grow
+	}
+	t.gen++
+	t.removed[id] = t.gen
 }
 
 // begin returns the stamp a sweep starting now compares against in
@@ -160,6 +183,12 @@ func (t *usageTracker) prune(start uint64, end time.Time, took time.Duration) {
 			delete(t.entries, id)
 		}
 	}
+	for id, at := range t.removed {
+		if at < t.lastStart {
+			delete(t.removed, id)
+		}
+	}
+	t.lastStart = start
 	t.sweptAt, t.sweepDur = end, took
 }
 
@@ -360,12 +389,13 @@ func (s *Server) sweepUsage(ctx context.Context, pace time.Duration) error {
 				case <-tick:
 				}
 			}
+			mark := s.tracked.begin()
 			rctx, cancel := context.WithTimeout(tenant.WithID(ctx, t.ID), usageReadTimeout)
 			u, err := s.storageUsage(rctx)
 			cancel()
 			switch {
 			case err == nil:
-				s.tracked.observe(t.ID, u)
+				s.tracked.observeSince(t.ID, u, mark)
 			case errors.Is(err, store.ErrUnknownTenant):
 				s.tracked.remove(t.ID) // offboarded since the page was listed
 			case ctx.Err() != nil:
@@ -424,6 +454,7 @@ func (s *Server) storageUsage(ctx context.Context) (store.Usage, error) {
 func (s *Server) writeTx(ctx context.Context, fn func(tx *store.Tx) error) error {
 	var after store.Usage
 	var known bool
+	mark := s.tracked.begin()
 	err := s.router.Tx(ctx, func(tx *store.Tx) error {
 		if err := fn(tx); err != nil {
 			return err
@@ -432,18 +463,19 @@ func (s *Server) writeTx(ctx context.Context, fn func(tx *store.Tx) error) error
 		return nil
 	})
 	if err == nil && known {
-		s.noteUsage(ctx, Usage{Records: after.Records, Bytes: after.Bytes})
+		s.noteUsage(ctx, mark, Usage{Records: after.Records, Bytes: after.Bytes})
 	}
 	return err
 }
 
 // noteUsage feeds the tracker with usage a request has just read or
 // written for the tenant in ctx, at no extra cost.
-func (s *Server) noteUsage(ctx context.Context, u Usage) {
+// mark is s.tracked.begin() from before the read or write began.
+func (s *Server) noteUsage(ctx context.Context, mark uint64, u Usage) {
 	if s.tracked == nil {
 		return
 	}
 	if id, err := tenant.FromContext(ctx); err == nil {
-		s.tracked.observe(id, store.Usage{Records: u.Records, Bytes: u.Bytes})
+		s.tracked.observeSince(id, store.Usage{Records: u.Records, Bytes: u.Bytes}, mark)
 	}
 }

@@ -44,3 +44,30 @@ func ranks(rs []tenantUsageRank) []string {
 	}
 	return out
 }
+
+// TestUsageTrackerRemovalBeatsReadsUnderWay: a read that began before the
+// tenant was removed cannot bring it back; a read that begins after (the
+// id made again) can; tombstones go after two complete sweeps.
+func TestUsageTrackerRemovalBeatsReadsUnderWay(t *testing.T) {
+	tr := newUsageTracker(10)
+	acme := tenant.MustParse("acme")
+	tr.observe(acme, store.Usage{Records: 1, Bytes: 10})
+	mark := tr.begin() // a read of acme's usage begins
+	tr.remove(acme)    // acme is offboarded meanwhile
+	tr.observeSince(acme, store.Usage{Records: 1, Bytes: 10}, mark)
+	if s := tr.snapshot(5); s.tracked != 0 {
+		t.Fatalf("a read under way brought acme back: %+v", s)
+	}
+	tr.observeSince(acme, store.Usage{Records: 2, Bytes: 20}, tr.begin()) // acme made again, read afresh
+	if s := tr.snapshot(5); s.tracked != 1 || s.top[0].usage.Bytes != 20 {
+		t.Fatalf("a read after the removal was ignored: %+v", s)
+	}
+	tr.remove(acme)
+	for range 2 {
+		start := tr.begin()
+		tr.prune(start, time.Now(), time.Millisecond)
+	}
+	if len(tr.removed) != 0 {
+		t.Fatalf("tombstones left after two sweeps: %v", tr.removed)
+	}
+}
