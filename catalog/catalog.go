@@ -298,7 +298,16 @@ func (c *Catalog) UpdateTenant(ctx context.Context, id tenant.ID, u TenantUpdate
 			return Tenant{}, err
 		}
 	}
-	return c.change(ctx, id, func(t *Tenant) error {
+	if u.Limits != nil {
+		if err := u.Limits.Validate(); err != nil {
+			return Tenant{}, err
+		}
+	}
+	var also func(*sql.Tx) error
+	if u.Limits != nil {
+		also = func(tx *sql.Tx) error { return c.writeLimits(ctx, tx, id, *u.Limits) }
+	}
+	return c.changeWith(ctx, id, func(t *Tenant) error {
 		if t.State == Deleting || t.State == Provisioning {
 			return fmt.Errorf("%w: tenant %s is %s", ErrInvalidState, id, t.State)
 		}
@@ -309,7 +318,7 @@ func (c *Catalog) UpdateTenant(ctx context.Context, id tenant.ID, u TenantUpdate
 			t.Tier = *u.Tier
 		}
 		return nil
-	})
+	}, also)
 }
 
 // Suspend switches an active tenant to suspended; its credentials are
@@ -336,6 +345,13 @@ func (c *Catalog) setState(ctx context.Context, id tenant.ID, to State) (Tenant,
 
 // change reads the tenant, applies fn and writes it back in one transaction.
 func (c *Catalog) change(ctx context.Context, id tenant.ID, fn func(*Tenant) error) (Tenant, error) {
+	return c.changeWith(ctx, id, fn, nil)
+}
+
+// changeWith is change, and also, if not nil, runs in the same
+// transaction after fn (the tenant row is then written and announced
+// even if fn changed nothing).
+func (c *Catalog) changeWith(ctx context.Context, id tenant.ID, fn func(*Tenant) error, also func(*sql.Tx) error) (Tenant, error) {
 	tx, err := c.db.BeginTx(ctx, nil)
 	if err != nil {
 		return Tenant{}, fmt.Errorf("update tenant: %w", err)
@@ -352,8 +368,13 @@ func (c *Catalog) change(ctx context.Context, id tenant.ID, fn func(*Tenant) err
 	if err := fn(&t); err != nil {
 		return Tenant{}, err
 	}
-	if t == before {
+	if t == before && also == nil {
 		return t, nil
+	}
+	if also != nil {
+		if err := also(tx); err != nil {
+			return Tenant{}, err
+		}
 	}
 	t.UpdatedAt = c.now().UTC().Truncate(time.Microsecond)
 	if _, err := c.exec(ctx, tx, `UPDATE tenants SET name = ?, tier = ?, state = ?, updated_at = ? WHERE id = ?`,

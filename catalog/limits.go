@@ -52,49 +52,31 @@ func (c *Catalog) Limits(ctx context.Context, id tenant.ID) (limits.Overrides, e
 	return decodeLimits(spec.String)
 }
 
-// SetLimits replaces the tenant's overrides with o (the zero Overrides
-// removes them). o must pass Validate (else an error wrapping
-// limits.ErrInvalid); the tenant must be active or suspended (else
-// ErrInvalidState), or exist at all (else ErrNotFound).
-func (c *Catalog) SetLimits(ctx context.Context, id tenant.ID, o limits.Overrides) error {
-	if err := o.Validate(); err != nil {
-		return err
-	}
-	spec, err := json.Marshal(o)
-	if err != nil {
-		return fmt.Errorf("set limits: %w", err)
-	}
-	tx, err := c.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("set limits: %w", err)
-	}
-	defer tx.Rollback()
-	var state string
-	err = c.queryRow(ctx, tx, `SELECT state FROM tenants WHERE id = ?`, id.String()).Scan(&state)
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("%w: %s", ErrNotFound, id)
-	}
-	if err != nil {
-		return fmt.Errorf("set limits: %w", err)
-	}
-	if s := State(state); s != Active && s != Suspended {
-		return fmt.Errorf("%w: tenant %s is %s", ErrInvalidState, id, s)
-	}
+// writeLimits stores o as the tenant's overrides in tx (no overrides
+// deletes the row). o must be valid.
+func (c *Catalog) writeLimits(ctx context.Context, tx *sql.Tx, id tenant.ID, o limits.Overrides) error {
+	var err error
 	if o.IsZero() {
 		_, err = c.exec(ctx, tx, `DELETE FROM tenant_limits WHERE tenant_id = ?`, id.String())
 	} else {
+		var spec []byte
+		if spec, err = json.Marshal(o); err != nil {
+			return fmt.Errorf("set limits: %w", err)
+		}
 		_, err = c.exec(ctx, tx, `INSERT INTO tenant_limits (tenant_id, spec) VALUES (?, ?)
 			ON CONFLICT (tenant_id) DO UPDATE SET spec = excluded.spec`, id.String(), string(spec))
 	}
 	if err != nil {
 		return fmt.Errorf("set limits: %w", err)
 	}
-	if err := c.notify(ctx, tx, tenantPayload(id.String())); err != nil {
-		return fmt.Errorf("set limits: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("set limits: %w", err)
-	}
-	c.cache.invalidateTenant(id)
 	return nil
+}
+
+// SetLimits replaces the tenant's overrides with o (the zero Overrides
+// removes them). o must pass Validate (else an error wrapping
+// limits.ErrInvalid); the tenant must be active or suspended (else
+// ErrInvalidState), or exist at all (else ErrNotFound).
+func (c *Catalog) SetLimits(ctx context.Context, id tenant.ID, o limits.Overrides) error {
+	_, err := c.UpdateTenant(ctx, id, TenantUpdate{Limits: &o})
+	return err
 }

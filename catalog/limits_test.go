@@ -84,3 +84,36 @@ func TestLimitsReachOtherInstances(t *testing.T) {
 		return err == nil && o.MaxRecords != nil && *o.MaxRecords == 5
 	})
 }
+
+func TestTierAndLimitsChangeTogether(t *testing.T) { forEachEngine(t, testTierAndLimitsTogether) }
+
+// testTierAndLimitsTogether: one UpdateTenant changes the tier and the
+// overrides together; with invalid overrides it changes neither.
+func testTierAndLimitsTogether(t *testing.T, f *fixture) {
+	ctx := context.Background()
+	c := f.open(t)
+	acme := create(t, c, newStorage(), "acme")
+	ent, rps := limits.Enterprise, 9.0
+	if _, err := c.UpdateTenant(ctx, acme.ID, catalog.TenantUpdate{Tier: &ent, Limits: &limits.Overrides{RequestsPerSecond: &rps}}); err != nil {
+		t.Fatal(err)
+	}
+	tier, o, err := c.TenantLimits(ctx, acme.ID)
+	if err != nil || tier != ent || o.RequestsPerSecond == nil || *o.RequestsPerSecond != 9 {
+		t.Fatalf("after the update: %q %+v %v", tier, o, err)
+	}
+	free, bad := limits.Free, -1
+	if _, err := c.UpdateTenant(ctx, acme.ID, catalog.TenantUpdate{Tier: &free, Limits: &limits.Overrides{Burst: &bad}}); !errors.Is(err, limits.ErrInvalid) {
+		t.Fatalf("invalid overrides with a tier: %v", err)
+	}
+	tier, o, err = c.TenantLimits(ctx, acme.ID)
+	if err != nil || tier != ent || o.Burst != nil || *o.RequestsPerSecond != 9 {
+		t.Fatalf("a refused update changed something: %q %+v %v", tier, o, err)
+	}
+	// Limits alone still update (and announce) the tenant.
+	if err := c.SetLimits(ctx, acme.ID, limits.Overrides{}); err != nil {
+		t.Fatal(err)
+	}
+	if tier, o, err = c.TenantLimits(ctx, acme.ID); err != nil || tier != ent || !o.IsZero() {
+		t.Fatalf("after clearing: %q %+v %v", tier, o, err)
+	}
+}

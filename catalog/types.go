@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/limits"
 	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
@@ -118,10 +119,14 @@ type Tenant struct {
 	UpdatedAt time.Time       `json:"updated_at"`
 }
 
-// TenantUpdate is a partial change to a tenant; nil fields stay as they are.
+// TenantUpdate is a partial change to a tenant; nil fields stay as they
+// are. All of it is written in one transaction, or none of it.
 type TenantUpdate struct {
 	Name *string
 	Tier *string
+	// Limits replaces the tenant's stored limit overrides as a whole (an
+	// empty set removes them).
+	Limits *limits.Overrides
 }
 
 // Key is a tenant API key's metadata. The secret is never stored; only its

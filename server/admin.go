@@ -270,17 +270,15 @@ func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	t, err := s.catalog.UpdateTenant(r.Context(), id, catalog.TenantUpdate{Name: req.Name, Tier: req.Tier})
+	// One transaction: a tier and limits sent together change together
+	// or not at all.
+	t, err := s.catalog.UpdateTenant(r.Context(), id, catalog.TenantUpdate{Name: req.Name, Tier: req.Tier, Limits: overrides})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	view := TenantView{Tenant: t}
 	if overrides != nil {
-		if err := s.catalog.SetLimits(r.Context(), id, *overrides); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
 		if err := s.addLimits(r.Context(), &view); err != nil {
 			s.writeError(w, r, err)
 			return

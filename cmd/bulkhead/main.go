@@ -35,6 +35,26 @@ const (
 // later deletion.
 var noEnv = map[string]bool{"help": true, "yes": true}
 
+// noEnvAnnotation marks one command's flag that is never read from the
+// environment, where noEnv cannot name it because another command's flag
+// of the same name is: a variable left for that command (BULKHEAD_TIER for
+// `tenant create`) must not turn a look-up (`tenant limits ID`) into a change.
+const noEnvAnnotation = "bulkhead-no-env"
+
+// markNoEnv keeps the named flags of cmd from being read from the environment.
+func markNoEnv(cmd *cobra.Command, names ...string) {
+	for _, n := range names {
+		if err := cmd.Flags().SetAnnotation(n, noEnvAnnotation, []string{"true"}); err != nil {
+			panic(err) // a misspelt flag name: a bug caught by any test run
+		}
+	}
+}
+
+// fromEnv reports whether flag f may be set from the environment.
+func fromEnv(f *pflag.Flag) bool {
+	return !noEnv[f.Name] && len(f.Annotations[noEnvAnnotation]) == 0
+}
+
 func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv))
 }
@@ -170,7 +190,7 @@ func envName(name string) string {
 func applyEnv(cmd *cobra.Command, env lookupEnv) error {
 	var errs []error
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if f.Changed || noEnv[f.Name] {
+		if f.Changed || !fromEnv(f) {
 			return
 		}
 		v, ok := env(envName(f.Name))
@@ -222,7 +242,7 @@ func annotateEnv(root *cobra.Command) {
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
 		note := func(f *pflag.Flag) {
-			if seen[f] || noEnv[f.Name] {
+			if seen[f] || !fromEnv(f) {
 				return
 			}
 			seen[f] = true

@@ -70,11 +70,17 @@ type testServer struct {
 
 func startServer(t *testing.T) *testServer {
 	t.Helper()
+	return startServerWith(t, server.Options{})
+}
+
+// startServerWith is startServer with options; DataDir and Logger are set
+// here.
+func startServerWith(t *testing.T, opts server.Options) *testServer {
+	t.Helper()
 	dir := t.TempDir()
-	srv, err := server.Open(context.Background(), server.Options{
-		DataDir: dir,
-		Logger:  slog.New(slog.DiscardHandler),
-	})
+	opts.DataDir = dir
+	opts.Logger = slog.New(slog.DiscardHandler)
+	srv, err := server.Open(context.Background(), opts)
 	if err != nil {
 		t.Fatalf("server.Open: %v", err)
 	}

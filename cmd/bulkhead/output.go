@@ -82,7 +82,10 @@ func formatTimePtr(t *time.Time) string {
 	return formatTime(*t)
 }
 
-// tenantView is a tenant as the v1 API returns it; Usage is set by show.
+// tenantView is a tenant as the v1 API returns it; Usage, Limits and
+// Overrides are set by show. Limits and Overrides stay raw JSON per field so
+// that the table prints the server's numbers exactly and a merge of
+// overrides keeps fields this build of the CLI does not know.
 type tenantView struct {
 	ID        string `json:"id"`
 	Name      string `json:"name"`
@@ -97,7 +100,10 @@ type tenantView struct {
 	Usage     *struct {
 		Collections int64 `json:"collections"`
 		Records     int64 `json:"records"`
+		Bytes       int64 `json:"bytes"`
 	} `json:"usage,omitempty"`
+	Limits    map[string]json.RawMessage `json:"limits,omitempty"`    // effective
+	Overrides map[string]json.RawMessage `json:"overrides,omitempty"` // stored
 }
 
 // tenantListHeader and row print tenants as a table.
@@ -120,7 +126,8 @@ func (t tenantView) fields() [][2]string {
 	if t.Usage != nil {
 		f = append(f,
 			[2]string{"Collections", fmt.Sprint(t.Usage.Collections)},
-			[2]string{"Records", fmt.Sprint(t.Usage.Records)})
+			[2]string{"Records", fmt.Sprint(t.Usage.Records)},
+			[2]string{"Bytes", fmt.Sprint(t.Usage.Bytes)})
 	}
 	return append(f,
 		[2]string{"Created", formatTime(t.CreatedAt)},

@@ -30,12 +30,13 @@ func addClientFlags(cmd *cobra.Command) *clientFlags {
 func tenantPath(id string) string { return "/v1/admin/tenants/" + url.PathEscape(id) }
 
 func newTenantCommand(g *globals) *cobra.Command {
-	cmd := groupCommand("tenant", "Create, list, show, suspend, resume and delete tenants")
+	cmd := groupCommand("tenant", "Create, list, show, suspend, resume and delete tenants, and set their limits")
 	cf := addClientFlags(cmd)
 	cmd.AddCommand(
 		newTenantCreateCommand(g, cf),
 		newTenantListCommand(g, cf),
 		newTenantShowCommand(g, cf),
+		newTenantLimitsCommand(g, cf),
 		newTenantStateCommand(g, cf, "suspend"),
 		newTenantStateCommand(g, cf, "resume"),
 		newTenantDeleteCommand(g, cf),
@@ -169,8 +170,11 @@ with --all, which follows the pages' cursors.`,
 func newTenantShowCommand(g *globals, cf *clientFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "show ID",
-		Short: "Show a tenant's placement, state and usage",
-		Args:  exactArgs("ID"),
+		Short: "Show a tenant's placement, state, usage and limits",
+		Long: `Show a tenant's placement, state and usage, and below them its limits:
+the effective value of each, the override stored for the tenant, and the usage
+a quota counts (see ` + "`bulkhead tenant limits --help`" + `).`,
+		Args: exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := newClient(g, cf.token)
 			if err != nil {
@@ -181,10 +185,14 @@ func newTenantShowCommand(g *globals, cf *clientFlags) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("show tenant %s: %w", args[0], err)
 			}
+			out := cmd.OutOrStdout()
 			if cf.json {
-				return printJSON(cmd.OutOrStdout(), raw)
+				return printJSON(out, raw)
 			}
-			return writeFields(cmd.OutOrStdout(), t.fields())
+			if err := writeFields(out, t.fields()); err != nil {
+				return err
+			}
+			return writeLimitsTable(out, t)
 		},
 	}
 }
