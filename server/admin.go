@@ -81,6 +81,21 @@ func pathTenant(r *http.Request) (tenant.ID, error) {
 	return tenant.Parse(r.PathValue("id"))
 }
 
+// existingTenant parses the {id} path segment and checks that the tenant
+// exists; otherwise it writes the error (400 invalid id, 404
+// tenant_not_found) and returns false.
+func (s *Server) existingTenant(w http.ResponseWriter, r *http.Request) (tenant.ID, bool) {
+	id, err := pathTenant(r)
+	if err == nil {
+		_, err = s.catalog.Tenant(r.Context(), id)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return tenant.ID{}, false
+	}
+	return id, true
+}
+
 // createTenant: POST /v1/admin/tenants {"id","name","isolation","tier"}.
 func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
 	var req struct {
@@ -402,13 +417,8 @@ func (s *Server) issueKey(w http.ResponseWriter, r *http.Request, id tenant.ID) 
 
 // listKeys: GET /v1/admin/tenants/{id}/keys (metadata only, never tokens).
 func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
-	id, err := pathTenant(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if _, err := s.catalog.Tenant(r.Context(), id); err != nil {
-		s.writeError(w, r, err)
+	id, ok := s.existingTenant(w, r)
+	if !ok {
 		return
 	}
 	keys, err := s.catalog.ListKeys(r.Context(), id)

@@ -63,13 +63,8 @@ func (s *Server) setIssuers(w http.ResponseWriter, r *http.Request) {
 
 // getIssuers: GET /v1/admin/tenants/{id}/issuers → {"items":[issuer...]}.
 func (s *Server) getIssuers(w http.ResponseWriter, r *http.Request) {
-	id, err := pathTenant(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if _, err := s.catalog.Tenant(r.Context(), id); err != nil {
-		s.writeError(w, r, err)
+	id, ok := s.existingTenant(w, r)
+	if !ok {
 		return
 	}
 	s.issuers(w, r, id)

@@ -117,13 +117,8 @@ func (s *Server) putRecord(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.limitTenantBody(w, r); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	data, err := readData(r)
-	if err != nil {
-		s.writeError(w, r, err)
+	data, ok := s.recordData(w, r)
+	if !ok {
 		return
 	}
 	ctx := r.Context()
@@ -145,6 +140,21 @@ func (s *Server) putRecord(w http.ResponseWriter, r *http.Request) {
 	s.writeRecord(w, r, status, rec)
 }
 
+// recordData reads a write's body, within the tenant's max_body_bytes, as
+// record data; otherwise it writes the error (413, 400) and returns false.
+func (s *Server) recordData(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	err := s.limitTenantBody(w, r)
+	var data []byte
+	if err == nil {
+		data, err = readData(r)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return nil, false
+	}
+	return data, true
+}
+
 // createRecord: POST /v1/collections/{c}/records stores the body as a new
 // record with a server-made id (201 with Location).
 func (s *Server) createRecord(w http.ResponseWriter, r *http.Request) {
@@ -153,18 +163,13 @@ func (s *Server) createRecord(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.limitTenantBody(w, r); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	data, err := readData(r)
-	if err != nil {
-		s.writeError(w, r, err)
+	data, ok := s.recordData(w, r)
+	if !ok {
 		return
 	}
 	ctx := r.Context()
 	var rec store.Record
-	err = s.writeTx(ctx, func(tx *store.Tx) error {
+	err := s.writeTx(ctx, func(tx *store.Tx) error {
 		var err error
 		rec, err = tx.Create(ctx, c, data)
 		return err

@@ -97,13 +97,8 @@ func (s *Server) createGrant(w http.ResponseWriter, r *http.Request) {
 
 // listGrants: GET /v1/admin/tenants/{id}/grants → {"items":[grant...]}.
 func (s *Server) listGrants(w http.ResponseWriter, r *http.Request) {
-	id, err := pathTenant(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if _, err := s.catalog.Tenant(r.Context(), id); err != nil {
-		s.writeError(w, r, err)
+	id, ok := s.existingTenant(w, r)
+	if !ok {
 		return
 	}
 	gs, err := s.catalog.ListGrants(r.Context(), id)
