@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/bulkhead-dev/bulkhead/internal/pgddl"
 	"github.com/bulkhead-dev/bulkhead/internal/sqlrebind"
 	"strings"
 	"time"
@@ -145,21 +146,7 @@ func OpenPostgres(ctx context.Context, pool *pgxpool.Pool) (*Log, error) {
 		return nil, errors.New("open audit log: nil pool")
 	}
 	db := stdlib.OpenDBFromPool(pool)
-	err := func() error {
-		tx, err := db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		defer tx.Rollback()
-		// Instances starting together would race on CREATE … IF NOT EXISTS.
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('bulkhead_audit'))`); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, pgSchemaSQL); err != nil {
-			return err
-		}
-		return tx.Commit()
-	}()
+	err := pgddl.Apply(ctx, db, "bulkhead_audit", pgSchemaSQL)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open audit log on postgres: create schema %s: %w (connect as the database owner, e.g. --postgres-admin)", PostgresSchema, err)

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/bulkhead-dev/bulkhead/internal/pgddl"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
@@ -96,20 +97,7 @@ func OpenPostgres(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Catal
 	db := stdlib.OpenDBFromPool(pool)
 	// One DDL transaction, serialized by an advisory lock: instances that
 	// start together would otherwise race on CREATE SCHEMA IF NOT EXISTS.
-	err := func() error {
-		tx, err := db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		defer tx.Rollback()
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('bulkhead_catalog'))`); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, pgSchemaSQL); err != nil {
-			return err
-		}
-		return tx.Commit()
-	}()
+	err := pgddl.Apply(ctx, db, "bulkhead_catalog", pgSchemaSQL)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open catalog on postgres: create schema %s: %w (connect as the database owner, e.g. --postgres-admin)", pgSchema, err)
