@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"database/sql"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -40,18 +39,7 @@ type Agent struct {
 func IsAgentToken(token string) bool { return strings.HasPrefix(token, agentTokenPrefix) }
 
 func parseAgentToken(token string) (id, secret string, ok bool) {
-	rest, found := strings.CutPrefix(token, agentTokenPrefix)
-	if !found || len(rest) != keyIDLen+1+secretLen || rest[keyIDLen] != '_' {
-		return "", "", false
-	}
-	id, secret = rest[:keyIDLen], rest[keyIDLen+1:]
-	if !validKeyID(id) {
-		return "", "", false
-	}
-	if _, err := base64.RawURLEncoding.DecodeString(secret); err != nil {
-		return "", "", false
-	}
-	return id, secret, true
+	return parsePrefixedToken(token, agentTokenPrefix)
 }
 
 // CreateAgent registers a support agent and returns its token

@@ -45,18 +45,25 @@ func newSecret() string {
 // ParseToken splits a tenant API token into key id and secret; ok is false
 // if it does not have the token's shape.
 func ParseToken(token string) (keyID, secret string, ok bool) {
-	rest, found := strings.CutPrefix(token, tokenPrefix)
+	return parsePrefixedToken(token, tokenPrefix)
+}
+
+// parsePrefixedToken splits prefix<id>_<secret> (a tenant key's or a
+// support agent's token) into id and secret; ok is false if token does not
+// have exactly that shape.
+func parsePrefixedToken(token, prefix string) (id, secret string, ok bool) {
+	rest, found := strings.CutPrefix(token, prefix)
 	if !found || len(rest) != keyIDLen+1+secretLen || rest[keyIDLen] != '_' {
 		return "", "", false
 	}
-	keyID, secret = rest[:keyIDLen], rest[keyIDLen+1:]
-	if !validKeyID(keyID) {
+	id, secret = rest[:keyIDLen], rest[keyIDLen+1:]
+	if !validKeyID(id) {
 		return "", "", false
 	}
 	if _, err := base64.RawURLEncoding.DecodeString(secret); err != nil {
 		return "", "", false
 	}
-	return keyID, secret, true
+	return id, secret, true
 }
 
 func validKeyID(id string) bool {
