@@ -34,7 +34,7 @@ func TestAdmissionInChainAndMetrics(t *testing.T) {
 // whose requests wait is named on bulkhead_admission_tenant_queued, and
 // the gauge empties once they are admitted.
 func TestAdmissionQueuedTenantMetric(t *testing.T) {
-	e := newEnvIn(t, t.TempDir(), server.Options{AdmissionCapacity: 1})
+	e := newEnvIn(t, t.TempDir(), server.Options{AdmissionCapacity: 1, AdmissionMaxWait: time.Minute})
 	tok := e.tenantWithKey("acme", "pooled")
 	want(t, e.req("PUT", "/v1/collections/c/records/r1", tok, `{"a":1}`), http.StatusCreated, "")
 	release, err := e.srv.HoldAdmission(context.Background(), tenant.MustParse("other"))
