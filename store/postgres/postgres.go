@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/migrate"
 	"github.com/bulkhead-dev/bulkhead/store"
+	"github.com/bulkhead-dev/bulkhead/store/internal/handles"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
@@ -74,12 +74,8 @@ type Backend struct {
 	adminDB *pgxpool.Config
 
 	mu      sync.Mutex
-	closed  bool               // guarded by mu
 	roleErr error              // the last CheckServingRole result; guarded by mu
-	dbs     map[tenant.ID]*tdb // open tenant database pools; guarded by mu
-	idle    *list.List         // of *tdb with refs == 0, most recent first; guarded by mu
-	closing map[*tdb]struct{}  // evicted pools being closed; guarded by mu
-	wg      sync.WaitGroup     // evicted pools being closed
+	handles *handles.Set[*tdb] // open tenant database pools, bounded and LRU; guarded by mu
 
 	// units holds a *unitState per schema or database unit used in this
 	// process (see ensureCurrent), keyed by unitKey.
@@ -105,13 +101,14 @@ func Open(ctx context.Context, shard Shard, opts Options) (*Backend, error) {
 	if err := validPrefix(opts.DatabasePrefix); err != nil {
 		return nil, err
 	}
-	b := &Backend{
-		shard:   shard,
-		opts:    opts,
-		dbs:     make(map[tenant.ID]*tdb),
-		idle:    list.New(),
-		closing: make(map[*tdb]struct{}),
-	}
+	b := &Backend{shard: shard, opts: opts}
+	b.handles = handles.New(&b.mu, make(map[tenant.ID]*tdb), handles.Config[*tdb]{
+		Max:      opts.MaxOpenDatabases,
+		Closed:   ErrClosed,
+		Ref:      func(t *tdb) *handles.Ref { return &t.ref },
+		Dropping: func(t *tdb) *bool { return &t.dropping },
+		Close:    (*tdb).close,
+	})
 	var err error
 	if b.serveDB, err = poolConfig(shard.URL, opts.MaxConns); err != nil {
 		return nil, fmt.Errorf("postgres: shard %s serving URL: %w", shard.Name, err)
@@ -223,9 +220,7 @@ func (b *Backend) check(id tenant.ID, mode store.Mode) error {
 	if err := b.Supports(mode); err != nil {
 		return err
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
+	if b.handles.Closed() {
 		return ErrClosed
 	}
 	return nil
@@ -268,7 +263,7 @@ func (b *Backend) Provision(ctx context.Context, id tenant.ID, mode store.Mode) 
 // and the serving role.
 func (b *Backend) createDatabase(ctx context.Context, id tenant.ID) error {
 	name := b.dbName(id)
-	if t := b.openPool(id); t != nil && t.dropping {
+	if b.handles.Dropping(id) {
 		return fmt.Errorf("postgres: tenant %s database is being dropped; provision it again when the drop is done", id)
 	}
 	var exists bool
@@ -442,10 +437,7 @@ func (b *Backend) begin(ctx context.Context, id tenant.ID, mode store.Mode, writ
 
 // Ping reports whether the shard is reachable with both roles.
 func (b *Backend) Ping(ctx context.Context) error {
-	b.mu.Lock()
-	closed := b.closed
-	b.mu.Unlock()
-	if closed {
+	if b.handles.Closed() {
 		return ErrClosed
 	}
 	if err := b.serve.Ping(ctx); err != nil {
@@ -459,24 +451,13 @@ func (b *Backend) Ping(ctx context.Context) error {
 
 // Close closes every pool. Transactions in flight should be finished first.
 func (b *Backend) Close() error {
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return nil
+	finish := b.handles.Close()
+	if finish == nil {
+		return nil // closed already
 	}
-	b.closed = true
-	ts := make([]*tdb, 0, len(b.dbs))
-	for _, t := range b.dbs {
-		ts = append(ts, t)
-		b.forget(t)
-	}
-	b.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
-		b.wg.Wait()
-		for _, t := range ts {
-			t.pool.Close()
-		}
+		_ = finish() // waits for evicted pools, then closes the open ones
 		b.closePools()
 		close(done)
 	}()

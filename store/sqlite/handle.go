@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"container/list"
 	"context"
 	"database/sql"
 	"errors"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/store"
+	"github.com/bulkhead-dev/bulkhead/store/internal/handles"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
@@ -25,13 +25,10 @@ type handle struct {
 	write *sql.DB
 	read  *sql.DB
 
-	// Guarded by Backend.mu (unused for the pooled handle).
-	refs     int           // transactions (and provisions) in flight
-	elem     *list.Element // position in Backend.idle while refs == 0
-	dropping bool          // Drop is waiting for refs to reach 0
-	drained  chan struct{} // closed when refs reaches 0, for Drop
-
-	closed chan struct{} // closed once an evicted handle is fully closed
+	// Bookkeeping of Backend.handles, guarded by Backend.mu (unused for the
+	// pooled handle, which is not in the set).
+	ref      handles.Ref // users in flight, LRU position, drain and close signals
+	dropping bool        // Drop refuses new users; written by the set only, read by tests
 }
 
 // dsn returns the URI that opens path with the backend's pragmas: WAL,
@@ -72,7 +69,7 @@ func newHandle(id tenant.ID, path string, create bool, busy time.Duration, reade
 	r := sql.OpenDB(connector{dsn(path, false, false, busy)})
 	r.SetMaxOpenConns(readers)
 	r.SetMaxIdleConns(min(readers, 2))
-	return &handle{id: id, write: w, read: r, closed: make(chan struct{})}
+	return &handle{id: id, write: w, read: r}
 }
 
 // createSchema creates the records and usage tables if they do not exist; it also
@@ -106,122 +103,26 @@ func (h *handle) close() error {
 
 // acquire returns tenant id's open handle, opening its file if needed, and
 // counts a user of it; release undoes that. A handle with users is never
-// closed by the LRU.
+// closed by the LRU (see handles.Set).
 func (b *Backend) acquire(id tenant.ID) (*handle, error) {
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return nil, ErrClosed
-	}
-	h := b.dbs[id]
-	if h != nil {
-		if h.dropping {
-			b.mu.Unlock()
-			return nil, fmt.Errorf("%w: tenant %s database is being dropped", store.ErrUnknownTenant, id)
-		}
-		h.refs++
-		if h.elem != nil {
-			b.idle.Remove(h.elem)
-			h.elem = nil
-		}
-		b.mu.Unlock()
-	} else {
+	return b.handles.Acquire(id, func() (*handle, error) {
+		// With mu held: Drop removes files under it, so the file checked
+		// here is the file opened.
 		name := fileName(id)
 		if !filepath.IsLocal(name) { // cannot happen with StorageName; defence in depth
-			b.mu.Unlock()
 			return nil, fmt.Errorf("sqlite: tenant database name %q is not local", name)
 		}
 		if err := b.checkFile(name); err != nil {
-			b.mu.Unlock()
 			if errors.Is(err, os.ErrNotExist) {
 				return nil, fmt.Errorf("%w: tenant %s has no database file (provision it first)", store.ErrUnknownTenant, id)
 			}
 			return nil, fmt.Errorf("sqlite: open tenant database: %w", err)
 		}
-		// Make room first, so that the bound holds whenever an idle
-		// handle can be closed.
-		var evicted []*handle
-		for len(b.dbs) >= b.opts.MaxOpenDatabases && b.idle.Len() > 0 {
-			evicted = append(evicted, b.evictLocked(b.idle.Back().Value.(*handle)))
-		}
-		h = newHandle(id, filepath.Join(b.dir, "tenants", name), false, b.opts.BusyTimeout, tenantReaders)
-		h.refs = 1
-		b.dbs[id] = h
-		b.mu.Unlock()
-		b.closeEvicted(evicted)
-	}
-	return h, nil
+		return newHandle(id, filepath.Join(b.dir, "tenants", name), false, b.opts.BusyTimeout, tenantReaders), nil
+	})
 }
 
 // release ends one use of h. When h becomes idle it goes to the front of the
 // LRU list and, if more files are open than allowed, the least recently
 // used idle ones are closed.
-func (b *Backend) release(h *handle) {
-	b.mu.Lock()
-	h.refs--
-	if h.refs > 0 {
-		b.mu.Unlock()
-		return
-	}
-	if h.drained != nil {
-		close(h.drained)
-		h.drained = nil
-	}
-	var evicted []*handle
-	switch {
-	case b.closed || b.dbs[h.id] != h || h.dropping:
-		// Close or Drop owns it.
-	default:
-		h.elem = b.idle.PushFront(h)
-		for len(b.dbs) > b.opts.MaxOpenDatabases && b.idle.Len() > 0 {
-			evicted = append(evicted, b.evictLocked(b.idle.Back().Value.(*handle)))
-		}
-	}
-	b.mu.Unlock()
-	b.closeEvicted(evicted)
-}
-
-// forget removes h from the open set; the caller closes it. Called with mu held.
-func (b *Backend) forget(h *handle) {
-	if b.dbs[h.id] == h {
-		delete(b.dbs, h.id)
-	}
-	if h.elem != nil {
-		b.idle.Remove(h.elem)
-		h.elem = nil
-	}
-}
-
-// evictLocked forgets idle handle h and registers it as closing. Called
-// with mu held and the backend open.
-func (b *Backend) evictLocked(h *handle) *handle {
-	b.forget(h)
-	b.closing[h] = struct{}{}
-	b.wg.Add(1)
-	return h
-}
-
-// closeEvicted closes handles evicted by evictLocked, off the caller's path.
-func (b *Backend) closeEvicted(hs []*handle) {
-	for _, h := range hs {
-		go func() {
-			defer b.wg.Done()
-			_ = h.close() // nothing to report to: the handle was idle
-			b.mu.Lock()
-			delete(b.closing, h)
-			b.mu.Unlock()
-			close(h.closed)
-		}()
-	}
-}
-
-// closingHandle returns a handle of id that is still closing, if any.
-// Called with mu held.
-func (b *Backend) closingHandle(id tenant.ID) *handle {
-	for h := range b.closing {
-		if h.id == id {
-			return h
-		}
-	}
-	return nil
-}
+func (b *Backend) release(h *handle) { b.handles.Release(h) }

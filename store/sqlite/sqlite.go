@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/store"
+	"github.com/bulkhead-dev/bulkhead/store/internal/handles"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
@@ -46,12 +46,13 @@ type Backend struct {
 	root   *os.Root // <dir>/tenants; every tenant file is created and removed through it
 	pooled *handle  // <dir>/pooled.db, open for the Backend's lifetime
 
+	// mu guards handles, and makes the backend's own steps on a tenant's
+	// file (create, check, remove) atomic with the set's.
 	mu      sync.Mutex
-	closed  bool                  // guarded by mu
-	dbs     map[tenant.ID]*handle // open tenant databases; guarded by mu
-	idle    *list.List            // of *handle with refs == 0, most recent first; guarded by mu
-	closing map[*handle]struct{}  // evicted handles being closed; guarded by mu
-	wg      sync.WaitGroup        // evicted handles being closed
+	handles *handles.Set[*handle] // the open tenant databases, bounded and LRU
+	// dbs is the set's map of open tenant databases, shared with it so that
+	// it can be read with mu held (the tests do); only the set writes it.
+	dbs map[tenant.ID]*handle
 }
 
 // Open opens (creating if needed, mode 0700) the data directory dir and its
@@ -76,13 +77,18 @@ func Open(dir string, opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("sqlite: open tenants dir: %w", err)
 	}
 	b := &Backend{
-		dir:     abs,
-		opts:    opts,
-		root:    root,
-		dbs:     make(map[tenant.ID]*handle),
-		idle:    list.New(),
-		closing: make(map[*handle]struct{}),
+		dir:  abs,
+		opts: opts,
+		root: root,
+		dbs:  make(map[tenant.ID]*handle),
 	}
+	b.handles = handles.New(&b.mu, b.dbs, handles.Config[*handle]{
+		Max:      opts.MaxOpenDatabases,
+		Closed:   ErrClosed,
+		Ref:      func(h *handle) *handles.Ref { return &h.ref },
+		Dropping: func(h *handle) *bool { return &h.dropping },
+		Close:    (*handle).close,
+	})
 	// Create the file 0600 before SQLite does (it would use 0644, and its
 	// -wal and -shm files copy the database file's mode).
 	pooledPath := filepath.Join(abs, "pooled.db")
@@ -145,10 +151,10 @@ func (b *Backend) createFile(id tenant.ID) error {
 	name := fileName(id)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
+	if b.handles.ClosedLocked() {
 		return ErrClosed
 	}
-	if h := b.dbs[id]; h != nil && h.dropping {
+	if b.handles.DroppingLocked(id) {
 		return fmt.Errorf("sqlite: tenant %s database is being dropped; provision it again when the drop is done", id)
 	}
 	f, err := b.root.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
@@ -197,46 +203,14 @@ func (b *Backend) Drop(ctx context.Context, id tenant.ID, mode store.Mode) error
 		}
 		return nil
 	}
-	for {
-		b.mu.Lock()
-		if b.closed {
-			b.mu.Unlock()
-			return ErrClosed
-		}
-		// A handle evicted a moment ago may still be closing; closing its
-		// last connection deletes "-wal" by name, so wait before removing
-		// files (and before the name can be reused by a new Provision).
-		if h := b.closingHandle(id); h != nil {
-			b.mu.Unlock()
-			if err := wait(ctx, h.closed); err != nil {
-				return err
-			}
-			continue
-		}
-		h := b.dbs[id]
-		if h != nil && h.refs > 0 {
-			h.dropping = true
-			if h.drained == nil {
-				h.drained = make(chan struct{})
-			}
-			drained := h.drained
-			b.mu.Unlock()
-			if err := wait(ctx, drained); err != nil {
-				b.mu.Lock()
-				h.dropping = false
-				if h.refs == 0 && h.elem == nil && b.dbs[id] == h {
-					h.elem = b.idle.PushFront(h) // release skipped it while dropping
-				}
-				b.mu.Unlock()
-				return fmt.Errorf("sqlite: drop tenant database: %w", err)
-			}
-			continue
-		}
-		// Under mu from here on, so nobody reopens the file while it goes.
-		defer b.mu.Unlock()
+	// A handle evicted a moment ago may still be closing; closing its last
+	// connection deletes "-wal" by name, so the set waits for it before
+	// the files are removed (and before the name can be reused by a new
+	// Provision). The files go with mu held, so nobody reopens or
+	// re-creates the file while it goes.
+	err := b.handles.Drop(ctx, id, handles.Locked, func(h *handle, open bool) error {
 		var errs []error
-		if h != nil {
-			b.forget(h)
+		if open {
 			errs = append(errs, h.close())
 		}
 		name := fileName(id)
@@ -245,20 +219,13 @@ func (b *Backend) Drop(ctx context.Context, id tenant.ID, mode store.Mode) error
 				errs = append(errs, err)
 			}
 		}
-		if err := errors.Join(errs...); err != nil {
-			return fmt.Errorf("sqlite: drop tenant database: %w", err)
-		}
-		return nil
+		return errors.Join(errs...)
+	})
+	var de *handles.DropError
+	if errors.As(err, &de) {
+		return fmt.Errorf("sqlite: drop tenant database: %w", de.Err)
 	}
-}
-
-func wait(ctx context.Context, ch <-chan struct{}) error {
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return err // nil, ErrClosed, or ctx's error while an evicted handle closed
 }
 
 // Begin opens a transaction scoped to tenant id. Read-only transactions
@@ -297,10 +264,7 @@ func (b *Backend) check(id tenant.ID, mode store.Mode) error {
 // Ping reports whether the pooled database and the tenants directory are
 // reachable.
 func (b *Backend) Ping(ctx context.Context) error {
-	b.mu.Lock()
-	closed := b.closed
-	b.mu.Unlock()
-	if closed {
+	if b.handles.Closed() {
 		return ErrClosed
 	}
 	if err := b.pooled.read.PingContext(ctx); err != nil {
@@ -315,35 +279,18 @@ func (b *Backend) Ping(ctx context.Context) error {
 // Close closes every database the backend has open. Transactions in flight
 // should be finished first; Close does not wait for them.
 func (b *Backend) Close() error {
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return nil
+	finish := b.handles.Close()
+	if finish == nil {
+		return nil // closed already
 	}
-	b.closed = true
-	hs := make([]*handle, 0, len(b.dbs))
-	for _, h := range b.dbs {
-		hs = append(hs, h)
-		b.forget(h)
-	}
-	b.mu.Unlock()
-	b.wg.Wait() // evicted handles still closing
-	var errs []error
-	for _, h := range hs {
-		errs = append(errs, h.close())
-	}
-	errs = append(errs, b.pooled.close(), b.root.Close())
-	return errors.Join(errs...)
+	// finish waits for evicted handles still closing, then closes the open ones.
+	return errors.Join(finish(), b.pooled.close(), b.root.Close())
 }
 
 // OpenDatabases returns how many tenant database files (database mode) are
 // open right now. It is at most Options.MaxOpenDatabases, except while more
 // tenants than that have transactions in flight.
-func (b *Backend) OpenDatabases() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.dbs)
-}
+func (b *Backend) OpenDatabases() int { return b.handles.Len() }
 
 // Dir returns the absolute data directory.
 func (b *Backend) Dir() string { return b.dir }
