@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/bulkhead-dev/bulkhead/limits"
 	"github.com/bulkhead-dev/bulkhead/server"
 	"github.com/bulkhead-dev/bulkhead/tenant"
@@ -95,6 +97,7 @@ func TestRateLimitPerTenantInRedis(t *testing.T) {
 	}
 	// Tenant ids repeat across runs: a key prefix of this run's own.
 	prefix := "bulkhead-test:" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"
+	t.Cleanup(func() { deleteRedisKeys(t, url, prefix) })
 	e := newEnvIn(t, t.TempDir(), server.Options{RateLimits: tinyBurst, RedisURL: url, RedisKeyPrefix: prefix})
 	defer e.close()
 	checkRateLimited(t, e)
@@ -109,5 +112,25 @@ func TestRateLimitFailsClosedWhenRedisIsDown(t *testing.T) {
 	want(t, r, 503, "unavailable")
 	if r.header.Get("Retry-After") == "" {
 		t.Fatal("503 without Retry-After")
+	}
+}
+
+// deleteRedisKeys removes the keys under prefix that a test left in the
+// Redis at url.
+func deleteRedisKeys(t *testing.T, url, prefix string) {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		t.Errorf("BULKHEAD_TEST_REDIS: %v", err)
+		return
+	}
+	c := redis.NewClient(opt)
+	defer c.Close()
+	ctx := context.Background()
+	keys, err := c.Keys(ctx, prefix+"*").Result()
+	if err == nil && len(keys) > 0 {
+		err = c.Del(ctx, keys...).Err()
+	}
+	if err != nil {
+		t.Errorf("cleaning up Redis keys %s*: %v", prefix, err)
 	}
 }
