@@ -33,14 +33,42 @@ type benchServer struct {
 
 func newBenchServer(b *testing.B, mode string) *benchServer {
 	b.Helper()
-	dir := b.TempDir()
-	s, err := server.Open(context.Background(), server.Options{
-		DataDir: dir,
-		Logger:  telemetry.NewLogger(io.Discard, slog.LevelInfo), // log lines are still formatted
+	base, op := serveForBench(b, server.Options{
+		Logger: telemetry.NewLogger(io.Discard, slog.LevelInfo), // log lines are still formatted
 		// Throughput, not a tenant's budget: a standard tenant's rate
 		// limit would turn most requests into 429s.
 		DisableRateLimit: true,
 	})
+	bs := &benchServer{
+		base: base,
+		client: &http.Client{Transport: &http.Transport{
+			MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: time.Minute,
+		}},
+	}
+	for i := 0; i < benchTenants; i++ {
+		bs.tokens = append(bs.tokens, benchTenant(b, bs.client, base, op, fmt.Sprintf("tenant-%03d", i), mode))
+	}
+	var wg sync.WaitGroup
+	for i, tok := range bs.tokens {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := 0; r < benchRecords; r++ {
+				bs.must(b, "PUT", fmt.Sprintf("/v1/collections/bench/records/r%d", r), tok, benchBody(i, r), 201)
+			}
+		}()
+	}
+	wg.Wait()
+	return bs
+}
+
+// serveForBench opens a server with opts in a temporary data directory,
+// serves it on a loopback listener until the benchmark ends, and returns
+// its base URL and the operator token.
+func serveForBench(b *testing.B, opts server.Options) (base, op string) {
+	b.Helper()
+	opts.DataDir = b.TempDir()
+	s, err := server.Open(context.Background(), opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -60,35 +88,24 @@ func newBenchServer(b *testing.B, mode string) *benchServer {
 			b.Error(err)
 		}
 	})
-	bs := &benchServer{
-		base: "http://" + ln.Addr().String(),
-		client: &http.Client{Transport: &http.Transport{
-			MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: time.Minute,
-		}},
-	}
-	op, err := server.ReadOperatorToken(dir)
-	if err != nil {
+	if op, err = server.ReadOperatorToken(opts.DataDir); err != nil {
 		b.Fatal(err)
 	}
-	for i := 0; i < benchTenants; i++ {
-		id := fmt.Sprintf("tenant-%03d", i)
-		bs.must(b, "POST", "/v1/admin/tenants", op, fmt.Sprintf(`{"id":%q,"isolation":%q}`, id, mode), 201)
-		body := bs.must(b, "POST", "/v1/admin/tenants/"+id+"/keys", op, `{"role":"writer"}`, 201)
-		tok := body[bytes.Index(body, []byte(`"token":"`))+9:]
-		bs.tokens = append(bs.tokens, string(tok[:bytes.IndexByte(tok, '"')]))
+	return "http://" + ln.Addr().String(), op
+}
+
+// benchTenant creates tenant id with the given isolation and a writer key,
+// and returns the key's token.
+func benchTenant(b *testing.B, c *http.Client, base, op, id, isolation string) string {
+	b.Helper()
+	benchMust(b, c, base, "POST", "/v1/admin/tenants", op, fmt.Sprintf(`{"id":%q,"isolation":%q}`, id, isolation), 201)
+	body := benchMust(b, c, base, "POST", "/v1/admin/tenants/"+id+"/keys", op, `{"role":"writer"}`, 201)
+	i := bytes.Index(body, []byte(`"token":"`))
+	if i < 0 {
+		b.Fatalf("no token in %s", body)
 	}
-	var wg sync.WaitGroup
-	for i, tok := range bs.tokens {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for r := 0; r < benchRecords; r++ {
-				bs.must(b, "PUT", fmt.Sprintf("/v1/collections/bench/records/r%d", r), tok, benchBody(i, r), 201)
-			}
-		}()
-	}
-	wg.Wait()
-	return bs
+	tok := body[i+9:]
+	return string(tok[:bytes.IndexByte(tok, '"')])
 }
 
 func benchBody(tenant, n int) string {
@@ -96,28 +113,45 @@ func benchBody(tenant, n int) string {
 }
 
 func (bs *benchServer) do(method, path, token, body string) (int, []byte, error) {
+	return benchDo(bs.client, bs.base, method, path, token, body)
+}
+
+func (bs *benchServer) must(b *testing.B, method, path, token, body string, status int) []byte {
+	return benchMust(b, bs.client, bs.base, method, path, token, body, status)
+}
+
+// benchDo sends one request and returns the status and body. The body of
+// a successful GET is read and dropped: benchmarks only count them, and
+// the load generator must not add garbage of its own to the server's.
+func benchDo(c *http.Client, base, method, path, token, body string) (int, []byte, error) {
 	var rd io.Reader
 	if body != "" {
 		rd = bytes.NewReader([]byte(body))
 	}
-	req, err := http.NewRequest(method, bs.base+path, rd)
+	req, err := http.NewRequest(method, base+path, rd)
 	if err != nil {
 		return 0, nil, err
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	res, err := bs.client.Do(req)
+	res, err := c.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
 	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	return res.StatusCode, b, err
+	if res.StatusCode == http.StatusOK && method == http.MethodGet {
+		_, err = io.Copy(io.Discard, res.Body)
+		return res.StatusCode, nil, err
+	}
+	out, err := io.ReadAll(res.Body)
+	return res.StatusCode, out, err
 }
 
-func (bs *benchServer) must(b *testing.B, method, path, token, body string, status int) []byte {
-	code, out, err := bs.do(method, path, token, body)
+// benchMust is benchDo that reports (b.Errorf, safe from any goroutine)
+// an error or a status other than status.
+func benchMust(b *testing.B, c *http.Client, base, method, path, token, body string, status int) []byte {
+	code, out, err := benchDo(c, base, method, path, token, body)
 	if err != nil || code != status {
 		b.Errorf("%s %s: %d %v %s", method, path, code, err, out)
 	}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -92,10 +91,8 @@ const (
 
 func startNoisyServer(b *testing.B, mode noisyMode) *noisyServer {
 	b.Helper()
-	dir := b.TempDir()
 	logs := &serverTimes{}
-	s, err := server.Open(context.Background(), server.Options{
-		DataDir:           dir,
+	base, op := serveForBench(b, server.Options{
 		Logger:            telemetry.NewLogger(logs, slog.LevelInfo),
 		AdmissionCapacity: noisyCapacity,
 		AdmissionFIFO:     mode != modeFair,
@@ -104,42 +101,16 @@ func startNoisyServer(b *testing.B, mode noisyMode) *noisyServer {
 		RateLimits:        noisyLimits{},
 		DisableRateLimit:  mode == modeUnprotected,
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	b.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Error(err)
-		}
-		if err := s.Close(); err != nil {
-			b.Error(err)
-		}
-	})
-	ns := &noisyServer{logs: logs, base: "http://" + ln.Addr().String(), tokens: map[string]string{}}
-	op, err := server.ReadOperatorToken(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
+	ns := &noisyServer{logs: logs, base: base, tokens: map[string]string{}}
 	c := &http.Client{}
 	names := []string{"flooder"}
 	for i := 0; i < noisyVictims; i++ {
 		names = append(names, fmt.Sprintf("victim-%d", i))
 	}
 	for _, id := range names {
-		noisyMust(b, c, ns.base, "POST", "/v1/admin/tenants", op, fmt.Sprintf(`{"id":%q,"isolation":"database"}`, id), 201)
-		body := noisyMust(b, c, ns.base, "POST", "/v1/admin/tenants/"+id+"/keys", op, `{"role":"writer"}`, 201)
-		tok := body[bytes.Index(body, []byte(`"token":"`))+9:]
-		ns.tokens[id] = string(tok[:bytes.IndexByte(tok, '"')])
+		ns.tokens[id] = benchTenant(b, c, ns.base, op, id, "database")
 		for r := 0; r < noisyRecords; r++ {
-			noisyMust(b, c, ns.base, "PUT", fmt.Sprintf("/v1/collections/bench/records/r%02d", r), ns.tokens[id], benchBody(0, r), 201)
+			benchMust(b, c, ns.base, "PUT", fmt.Sprintf("/v1/collections/bench/records/r%02d", r), ns.tokens[id], benchBody(0, r), 201)
 		}
 	}
 	// The flooder's big collection: noisyFloodRecords records of ~1 KiB.
@@ -147,7 +118,7 @@ func startNoisyServer(b *testing.B, mode noisyMode) *noisyServer {
 	filler := strings.Repeat("x", 1000)
 	for r := 0; r < noisyFloodRecords; r++ {
 		for {
-			code, out, err := noisyDo(c, ns.base, "PUT", fmt.Sprintf("/v1/collections/big/records/r%03d", r), ns.tokens["flooder"],
+			code, out, err := benchDo(c, ns.base, "PUT", fmt.Sprintf("/v1/collections/big/records/r%03d", r), ns.tokens["flooder"],
 				fmt.Sprintf(`{"n":%d,"text":%q}`, r, filler))
 			if err == nil && code == http.StatusTooManyRequests {
 				time.Sleep(50 * time.Millisecond)
@@ -159,40 +130,10 @@ func startNoisyServer(b *testing.B, mode noisyMode) *noisyServer {
 			break
 		}
 	}
+	if b.Failed() {
+		b.FailNow() // a setup request failed (reported above)
+	}
 	return ns
-}
-
-func noisyDo(c *http.Client, base, method, path, token, body string) (int, []byte, error) {
-	var rd io.Reader
-	if body != "" {
-		rd = bytes.NewReader([]byte(body))
-	}
-	req, err := http.NewRequest(method, base+path, rd)
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	res, err := c.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer res.Body.Close()
-	if res.StatusCode == http.StatusOK && method == http.MethodGet {
-		// Read and drop: the load generator shares the server's process
-		// and heap, and must not add its own garbage to the server's.
-		_, err = io.Copy(io.Discard, res.Body)
-		return res.StatusCode, nil, err
-	}
-	out, err := io.ReadAll(res.Body)
-	return res.StatusCode, out, err
-}
-
-func noisyMust(b *testing.B, c *http.Client, base, method, path, token, body string, status int) []byte {
-	code, out, err := noisyDo(c, base, method, path, token, body)
-	if err != nil || code != status {
-		b.Fatalf("%s %s: %d %v %s", method, path, code, err, out)
-	}
-	return out
 }
 
 // The load generator runs in a child process (the test binary started
@@ -327,7 +268,7 @@ func generateLoad(spec noisyPhaseSpec, clients map[string]*http.Client) []noisyW
 	var out []noisyWireSample
 	send := func(id, path string) {
 		start := time.Now()
-		code, _, _ := noisyDo(clients[id], spec.Base, "GET", path, spec.Tokens[id], "")
+		code, _, _ := benchDo(clients[id], spec.Base, "GET", path, spec.Tokens[id], "")
 		s := noisyWireSample{Start: start.UnixNano(), Lat: int64(time.Since(start)), Tenant: id, Status: code}
 		mu.Lock()
 		out = append(out, s)
