@@ -197,7 +197,11 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 		s.writeError(w, r, err)
 		return
 	}
-	body = append(body, '\n')
+	writeJSONBody(w, status, append(body, '\n'))
+}
+
+// writeJSONBody writes an encoded JSON body with its headers.
+func writeJSONBody(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
@@ -219,12 +223,7 @@ func (s *Server) writePage(w http.ResponseWriter, r *http.Request, page store.Pa
 		s.writeError(w, r, err)
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(buf.Len()))
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(buf.Bytes())
+	writeJSONBody(w, http.StatusOK, buf.Bytes())
 }
 
 // pageBuffers holds page encoding buffers for reuse.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -86,8 +87,10 @@ type usageTracker struct {
 	// entry with the next value. A sweep notes the next stamp when it
 	// starts and, once it has walked every tenant, drops the entries
 	// stamped before it: tenants no longer in the catalog. Entries that
-	// requests observed meanwhile carry later stamps and stay.
-	gen     uint64
+	// requests observed meanwhile carry later stamps and stay. It only
+	// grows under mu, but begin reads it without mu: every write request
+	// calls begin, and must not queue on the tracker's lock for it.
+	gen     atomic.Uint64
 	entries map[tenant.ID]usageEntry
 	// removed holds the stamp at which each tenant was last removed
 	// (offboarded), so that a read of its usage that began before the
@@ -136,8 +139,7 @@ func (t *usageTracker) observeSince(id tenant.ID, u store.Usage, mark uint64) {
 		}
 		delete(t.entries, min.id)
 	}
-	t.gen++
-	t.entries[id] = usageEntry{usage: u, stamp: t.gen}
+	t.entries[id] = usageEntry{usage: u, stamp: t.gen.Add(1)}
 }
 
 // touch keeps the tenant's last known usage through the current sweep,
@@ -146,8 +148,7 @@ func (t *usageTracker) touch(id tenant.ID) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if e, ok := t.entries[id]; ok {
-		t.gen++
-		e.stamp = t.gen
+		e.stamp = t.gen.Add(1)
 		t.entries[id] = e
 	}
 }
@@ -161,16 +162,13 @@ func (t *usageTracker) remove(id tenant.ID) {
 	if len(t.removed) >= t.max {
 		clear(t.removed) // degrade to the old behaviour rather than grow
 	}
-	t.gen++
-	t.removed[id] = t.gen
+	t.removed[id] = t.gen.Add(1)
 }
 
 // begin returns the stamp a sweep starting now compares against in
 // prune: every observation from here on has at least this stamp.
 func (t *usageTracker) begin() uint64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.gen + 1
+	return t.gen.Load() + 1
 }
 
 // prune drops the entries neither observed nor touched since begin
