@@ -152,6 +152,9 @@ type TxOptions struct {
 	// ReadOnly transactions may not write; backends may serve them
 	// concurrently with a writer.
 	ReadOnly bool
+	// SQL opens the transaction on a backend that can also run the team's
+	// own SQL in it (SQLBackend): Tx.SQL gives the engine's handle.
+	SQL bool
 }
 
 // Begin opens a transaction for the tenant in ctx. Without a tenant in ctx
@@ -161,7 +164,7 @@ func (r *Router) Begin(ctx context.Context, opts TxOptions) (*Tx, error) {
 	if err != nil {
 		return nil, err
 	}
-	btx, err := sc.Backend.Begin(ctx, sc.Tenant, sc.Placement.Mode, !opts.ReadOnly)
+	btx, err := beginBackend(ctx, sc, opts)
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
@@ -171,15 +174,17 @@ func (r *Router) Begin(ctx context.Context, opts TxOptions) (*Tx, error) {
 // Tx runs fn in a read-write transaction for the tenant in ctx, committing
 // if fn returns nil and rolling back otherwise (also when fn panics).
 func (r *Router) Tx(ctx context.Context, fn func(*Tx) error) error {
-	return r.run(ctx, TxOptions{}, fn)
+	return r.Run(ctx, TxOptions{}, fn)
 }
 
 // ReadTx runs fn in a read-only transaction for the tenant in ctx.
 func (r *Router) ReadTx(ctx context.Context, fn func(*Tx) error) error {
-	return r.run(ctx, TxOptions{ReadOnly: true}, fn)
+	return r.Run(ctx, TxOptions{ReadOnly: true}, fn)
 }
 
-func (r *Router) run(ctx context.Context, opts TxOptions, fn func(*Tx) error) (err error) {
+// Run runs fn in a transaction with opts for the tenant in ctx, committing
+// if fn returns nil and rolling back otherwise (also when fn panics).
+func (r *Router) Run(ctx context.Context, opts TxOptions, fn func(*Tx) error) (err error) {
 	tx, err := r.Begin(ctx, opts)
 	if err != nil {
 		return err
@@ -208,16 +213,17 @@ func newRecordID() string {
 var recordIDEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
 // Scope is where the tenant of a context lives, as the Router resolves it.
+// It names the backend's shard but does not hand out the backend: every
+// tenant transaction goes through the Router (Begin, Run, Tx, ReadTx).
 type Scope struct {
 	Tenant    tenant.ID
 	Placement Placement
-	Backend   Backend
+	backend   Backend
 }
 
-// Resolve returns the scope of the tenant in ctx: its placement and the
-// backend hosting it. It is the entry point for backend capabilities beyond
-// records (for example store/postgres's tenant-scoped pgx transactions),
-// and like Begin it fails with tenant.ErrMissing without a tenant in ctx.
+// Resolve returns the scope of the tenant in ctx: its placement. Like Begin
+// it fails with tenant.ErrMissing without a tenant in ctx, and with an error
+// wrapping ErrUnknownTenant for a tenant without a placement.
 func (r *Router) Resolve(ctx context.Context) (Scope, error) {
 	id, err := tenant.FromContext(ctx)
 	if err != nil {
@@ -231,10 +237,5 @@ func (r *Router) Resolve(ctx context.Context) (Scope, error) {
 	if err != nil {
 		return Scope{}, err
 	}
-	return Scope{Tenant: id, Placement: p, Backend: b}, nil
-}
-
-// Backend returns the backend of a shard.
-func (r *Router) Backend(shard string) (Backend, error) {
-	return r.backend(Placement{Shard: shard})
+	return Scope{Tenant: id, Placement: p, backend: b}, nil
 }
