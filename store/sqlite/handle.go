@@ -33,10 +33,12 @@ type handle struct {
 
 // dsn returns the URI that opens path with the backend's pragmas: WAL,
 // synchronous=FULL, busy_timeout and foreign keys on every connection;
-// BEGIN IMMEDIATE on the writer; query_only on readers. create allows the
+// BEGIN IMMEDIATE on the writer; query_only on readers; SQLite's defensive
+// mode on all. create allows the
 // writer to create the file; otherwise a missing file fails to open.
 func dsn(path string, write, create bool, busy time.Duration) string {
 	q := url.Values{}
+	q.Set("_defensive", "1") // writable_schema and the like cannot corrupt the file
 	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(busy.Milliseconds(), 10)+")")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "synchronous(FULL)")
@@ -76,14 +78,15 @@ func newHandle(id tenant.ID, path string, create bool, busy time.Duration, reade
 // puts a new file in WAL mode (the writer's DSN does).
 func (h *handle) createSchema(ctx context.Context) error {
 	for _, q := range []string{sqlSchema, sqlUsageSchema} {
-		if _, err := h.write.ExecContext(ctx, q); err != nil {
+		if _, err := h.write.ExecContext(own(ctx), q); err != nil {
 			return fmt.Errorf("create schema: %w", err)
 		}
 	}
 	return nil
 }
 
-// begin opens a transaction on the writer or a reader.
+// begin opens a transaction on the writer or a reader; a guarded one (see
+// guard.go) if ctx is marked by guarded.
 func (h *handle) begin(ctx context.Context, id tenant.ID, write bool) (*tx, error) {
 	db := h.read
 	if write {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/migrate"
 	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/store/internal/handles"
 	"github.com/bulkhead-dev/bulkhead/tenant"
@@ -36,6 +37,11 @@ type Options struct {
 	// BusyTimeout is how long a statement waits for a lock another
 	// connection holds before failing. Default 5s.
 	BusyTimeout time.Duration
+	// Migrations are the team's own SQL migrations. Provision applies them
+	// to every new database-mode tenant in the transaction that creates
+	// its file, so the tenant appears migrated or not at all; existing
+	// tenants get them from Apply (the fleet runner in package migrate).
+	Migrations []migrate.Migration
 }
 
 // Backend hosts tenants in SQLite files under one directory. It is safe for
@@ -44,6 +50,7 @@ type Backend struct {
 	dir    string
 	opts   Options
 	root   *os.Root // <dir>/tenants; every tenant file is created and removed through it
+	lock   *os.File // <dir>/bulkhead.lock, locked exclusively while the Backend is open
 	pooled *handle  // <dir>/pooled.db, open for the Backend's lifetime
 
 	// mu guards handles, and makes the backend's own steps on a tenant's
@@ -57,6 +64,10 @@ type Backend struct {
 
 // Open opens (creating if needed, mode 0700) the data directory dir and its
 // pooled database. Tenant databases are opened lazily.
+//
+// One process owns a data directory: Open takes an exclusive lock on
+// <dir>/bulkhead.lock, held until Close, and fails with an error wrapping
+// ErrLocked while another Backend (in any process) holds it.
 func Open(dir string, opts Options) (*Backend, error) {
 	if opts.MaxOpenDatabases <= 0 {
 		opts.MaxOpenDatabases = DefaultMaxOpenDatabases
@@ -72,14 +83,20 @@ func Open(dir string, opts Options) (*Backend, error) {
 	if err := os.MkdirAll(tenants, 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: create data dir: %w", err)
 	}
+	lock, err := lockDir(abs)
+	if err != nil {
+		return nil, err
+	}
 	root, err := os.OpenRoot(tenants)
 	if err != nil {
+		_ = lock.Close()
 		return nil, fmt.Errorf("sqlite: open tenants dir: %w", err)
 	}
 	b := &Backend{
 		dir:  abs,
 		opts: opts,
 		root: root,
+		lock: lock,
 		dbs:  make(map[tenant.ID]*handle),
 	}
 	b.handles = handles.New(&b.mu, b.dbs, handles.Config[*handle]{
@@ -95,6 +112,7 @@ func Open(dir string, opts Options) (*Backend, error) {
 	f, err := os.OpenFile(pooledPath, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		_ = root.Close()
+		_ = lock.Close()
 		return nil, fmt.Errorf("sqlite: create pooled database: %w", err)
 	}
 	_ = f.Close()
@@ -102,6 +120,7 @@ func Open(dir string, opts Options) (*Backend, error) {
 	if err := b.pooled.createSchema(context.Background()); err != nil {
 		_ = b.pooled.close()
 		_ = root.Close()
+		_ = lock.Close()
 		return nil, fmt.Errorf("sqlite: open pooled database: %w", err)
 	}
 	return b, nil
@@ -121,8 +140,9 @@ func (b *Backend) Supports(mode store.Mode) error {
 }
 
 // Provision prepares storage for tenant id. In pooled mode there is nothing
-// to prepare; in database mode it creates the tenant's file and schema. It
-// is idempotent.
+// to prepare; in database mode it creates the tenant's file with
+// Bulkhead's tables and applies Options.Migrations, in one transaction
+// (see Apply for the version bookkeeping). It is idempotent.
 func (b *Backend) Provision(ctx context.Context, id tenant.ID, mode store.Mode) error {
 	if err := b.check(id, mode); err != nil {
 		return err
@@ -130,41 +150,36 @@ func (b *Backend) Provision(ctx context.Context, id tenant.ID, mode store.Mode) 
 	if mode == store.Pooled {
 		return nil
 	}
-	if err := b.createFile(id); err != nil {
-		return err
-	}
-	h, err := b.acquire(id)
-	if err != nil {
-		return fmt.Errorf("sqlite: provision tenant database: %w", err)
-	}
-	defer b.release(h)
-	if err := h.createSchema(ctx); err != nil {
-		return fmt.Errorf("sqlite: provision tenant database: %w", err)
-	}
-	return nil
+	return b.provisionDatabase(ctx, id)
 }
 
 // createFile creates the tenant's database file through the tenants root,
 // so its name cannot leave <dir>/tenants, and checks that it is a regular
-// file (not, say, a symlink planted in the data directory).
-func (b *Backend) createFile(id tenant.ID) error {
+// file (not, say, a symlink planted in the data directory). It reports
+// whether it created the file.
+func (b *Backend) createFile(id tenant.ID) (bool, error) {
 	name := fileName(id)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.handles.ClosedLocked() {
-		return ErrClosed
+		return false, ErrClosed
 	}
 	if b.handles.DroppingLocked(id) {
-		return fmt.Errorf("sqlite: tenant %s database is being dropped; provision it again when the drop is done", id)
+		return false, fmt.Errorf("sqlite: tenant %s database is being dropped; provision it again when the drop is done", id)
 	}
-	f, err := b.root.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	created := true
+	f, err := b.root.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		created = false
+		f, err = b.root.OpenFile(name, os.O_RDWR, 0o600)
+	}
 	if err != nil {
-		return fmt.Errorf("sqlite: create tenant database: %w", err)
+		return false, fmt.Errorf("sqlite: create tenant database: %w", err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("sqlite: create tenant database: %w", err)
+		return created, fmt.Errorf("sqlite: create tenant database: %w", err)
 	}
-	return b.checkFile(name)
+	return created, b.checkFile(name)
 }
 
 // checkFile reports whether name is a regular file in the tenants root.
@@ -194,7 +209,7 @@ func (b *Backend) Drop(ctx context.Context, id tenant.ID, mode store.Mode) error
 		}
 		defer func() { _ = tx.Rollback() }()
 		for _, q := range []string{sqlDropTenant, sqlDropUsage} {
-			if _, err := tx.ExecContext(ctx, q, id.String()); err != nil {
+			if _, err := tx.ExecContext(own(ctx), q, id.String()); err != nil {
 				return fmt.Errorf("sqlite: drop tenant rows: %w", err)
 			}
 		}
@@ -284,7 +299,7 @@ func (b *Backend) Close() error {
 		return nil // closed already
 	}
 	// finish waits for evicted handles still closing, then closes the open ones.
-	return errors.Join(finish(), b.pooled.close(), b.root.Close())
+	return errors.Join(finish(), b.pooled.close(), b.root.Close(), b.lock.Close())
 }
 
 // OpenDatabases returns how many tenant database files (database mode) are

@@ -148,7 +148,7 @@ func (t *tx) Get(ctx context.Context, collection, id string) (store.Record, erro
 	rec := store.Record{ID: id, Collection: collection}
 	var data []byte
 	var created, updated int64
-	err := t.tx.QueryRowContext(ctx, sqlGet, t.tenant, collection, id).
+	err := t.tx.QueryRowContext(own(ctx), sqlGet, t.tenant, collection, id).
 		Scan(&data, &rec.Version, &created, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Record{}, store.ErrNotFound
@@ -165,7 +165,7 @@ func (t *tx) Insert(ctx context.Context, rec store.Record) error {
 	if !t.write {
 		return errReadOnly
 	}
-	_, err := t.tx.ExecContext(ctx, sqlInsert, t.tenant, rec.Collection, rec.ID,
+	_, err := t.tx.ExecContext(own(ctx), sqlInsert, t.tenant, rec.Collection, rec.ID,
 		string(rec.Data), rec.Version, micros(rec.CreatedAt), micros(rec.UpdatedAt))
 	if isConstraint(err) {
 		return fmt.Errorf("%w: %s/%s", store.ErrConflict, rec.Collection, rec.ID)
@@ -181,7 +181,7 @@ func (t *tx) Update(ctx context.Context, rec store.Record, prev int64) error {
 	if !t.write {
 		return errReadOnly
 	}
-	res, err := t.tx.ExecContext(ctx, sqlUpdate, t.tenant, rec.Collection, rec.ID,
+	res, err := t.tx.ExecContext(own(ctx), sqlUpdate, t.tenant, rec.Collection, rec.ID,
 		string(rec.Data), rec.Version, micros(rec.UpdatedAt), prev)
 	if err != nil {
 		return fmt.Errorf("sqlite: update record: %w", err)
@@ -199,7 +199,7 @@ func (t *tx) Delete(ctx context.Context, collection, id string) error {
 	if !t.write {
 		return errReadOnly
 	}
-	res, err := t.tx.ExecContext(ctx, sqlDelete, t.tenant, collection, id)
+	res, err := t.tx.ExecContext(own(ctx), sqlDelete, t.tenant, collection, id)
 	if err != nil {
 		return fmt.Errorf("sqlite: delete record: %w", err)
 	}
@@ -219,7 +219,7 @@ func (t *tx) List(ctx context.Context, q store.Query) ([]store.Record, error) {
 		args = append(args, filterArgs(f)...)
 	}
 	args = append(args, q.Limit)
-	rows, err := t.tx.QueryContext(ctx, listQuery(len(q.Filters)), args...)
+	rows, err := t.tx.QueryContext(own(ctx), listQuery(len(q.Filters)), args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list records: %w", err)
 	}
@@ -249,7 +249,7 @@ func (t *tx) List(ctx context.Context, q store.Query) ([]store.Record, error) {
 
 // Collections implements store.BackendTx.
 func (t *tx) Collections(ctx context.Context) ([]store.Collection, error) {
-	rows, err := t.tx.QueryContext(ctx, sqlCollections, t.tenant)
+	rows, err := t.tx.QueryContext(own(ctx), sqlCollections, t.tenant)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list collections: %w", err)
 	}

@@ -34,7 +34,7 @@ const (
 
 func (t *tx) readUsage(ctx context.Context, q string) (store.Usage, error) {
 	var u store.Usage
-	err := t.tx.QueryRowContext(ctx, q, t.tenant).Scan(&u.Records, &u.Bytes)
+	err := t.tx.QueryRowContext(own(ctx), q, t.tenant).Scan(&u.Records, &u.Bytes)
 	return u, err
 }
 
@@ -47,12 +47,12 @@ func (t *tx) LockUsage(ctx context.Context) (store.Usage, error) {
 	if err != nil && strings.Contains(err.Error(), "no such table: tenant_usage") {
 		// A tenant file made before usage was kept: add the table here,
 		// in the write transaction, and count the records below.
-		if _, err = t.tx.ExecContext(ctx, sqlUsageSchema); err == nil {
+		if _, err = t.tx.ExecContext(own(ctx), sqlUsageSchema); err == nil {
 			err = sql.ErrNoRows
 		}
 	}
 	if errors.Is(err, sql.ErrNoRows) {
-		if _, err = t.tx.ExecContext(ctx, sqlUsageInit, t.tenant); err == nil {
+		if _, err = t.tx.ExecContext(own(ctx), sqlUsageInit, t.tenant); err == nil {
 			u, err = t.readUsage(ctx, sqlUsageGet)
 		}
 	}
@@ -67,7 +67,7 @@ func (t *tx) AddUsage(ctx context.Context, d store.Usage) error {
 	if !t.write {
 		return errReadOnly
 	}
-	res, err := t.tx.ExecContext(ctx, sqlUsageAdd, t.tenant, d.Records, d.Bytes)
+	res, err := t.tx.ExecContext(own(ctx), sqlUsageAdd, t.tenant, d.Records, d.Bytes)
 	if err != nil {
 		return fmt.Errorf("sqlite: usage: %w", err)
 	}
