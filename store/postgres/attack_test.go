@@ -199,7 +199,7 @@ func TestPooledConnectionNeverCarriesATenant(t *testing.T) {
 			a, b := w.e.Tenant(t, "tenant-a"), w.e.Tenant(t, "tenant-b")
 			w.exec(t, a, `INSERT INTO customers (id, name) VALUES ('c1', 'A')`)
 			w.exec(t, b, `INSERT INTO customers (id, name) VALUES ('c1', 'B')`)
-			wantPath := map[store.Mode]string{store.Pooled: `"bulkhead"`, store.Schema: `"t_tenant_b"`}[mode]
+			wantPath := map[store.Mode]string{store.Pooled: `bulkhead, pg_temp`, store.Schema: `t_tenant_b, pg_temp`}[mode]
 			checkB := func(t *testing.T, after string) {
 				t.Helper()
 				setting, path, owners := w.seen(t, b)
@@ -466,7 +466,7 @@ func TestQuotingHelpers(t *testing.T) {
 			literal(bad)
 		}()
 	}
-	if got := beginSQL("acme-1", "t_acme_1", false); !strings.Contains(got, `'acme-1'`) || !strings.Contains(got, `'"t_acme_1"'`) || !strings.Contains(got, "READ ONLY") {
-		t.Fatalf("beginSQL = %s", got)
+	if got := tenantCheck("t_acme_1"); got != `tenant_id = (SELECT bulkhead.tenant_in('t_acme_1'))` {
+		t.Fatalf("tenantCheck = %s", got)
 	}
 }

@@ -16,66 +16,43 @@ var _ store.SQLBackend = (*Backend)(nil)
 // same connection and transaction.
 type sqlTx struct {
 	*tx
-	ptx pgx.Tx
+	team *teamTx
 }
 
-func (t *sqlTx) SQL() any { return t.ptx }
+// SQL implements store.SQLBackendTx: a pgx.Tx.
+func (t *sqlTx) SQL() any { return t.team }
 
-// Commit implements store.BackendTx.
-func (t *sqlTx) Commit() error {
-	if t.done {
-		return store.ErrTxDone
-	}
-	t.done = true
-	defer t.finish()
-	if err := t.ptx.Commit(context.Background()); err != nil {
-		return fmt.Errorf("postgres: commit: %w", err)
-	}
-	return nil
-}
-
-// Rollback implements store.BackendTx.
-func (t *sqlTx) Rollback() error {
-	if t.done {
-		return nil
-	}
-	t.done = true
-	defer t.finish()
-	return t.ptx.Rollback(context.Background())
-}
-
-// BeginSQL implements store.SQLBackend.
+// BeginSQL implements store.SQLBackend: the transaction's SQL() is a pgx.Tx
+// sealed for tenant id like the record operations (see seal.go), in every
+// mode.
 func (b *Backend) BeginSQL(ctx context.Context, id tenant.ID, mode store.Mode, write bool) (store.SQLBackendTx, error) {
-	pool, release, err := b.pool(ctx, id, mode)
+	t, err := b.newTx(ctx, id, mode, write)
 	if err != nil {
 		return nil, err
 	}
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		release()
-		return nil, b.beginErr(id, mode, err)
-	}
-	ptx, err := conn.BeginTx(ctx, pgx.TxOptions{BeginQuery: beginSQL(id.String(), unitSchema(id, mode), write)})
-	if err != nil {
-		conn.Release()
-		release()
-		return nil, b.beginErr(id, mode, err)
-	}
-	t := &tx{conn: conn, begun: true, tenant: id.String(), path: ident(unitSchema(id, mode)), release: release}
-	return &sqlTx{tx: t, ptx: ptx}, nil
+	t.team = true
+	return &sqlTx{tx: t, team: &teamTx{t: t}}, nil
 }
 
 // Tx runs fn in a read-write pgx transaction scoped to the tenant in ctx,
-// for a team's own tables, in whatever mode the tenant is placed. It commits
-// if fn returns nil and rolls back otherwise (also when fn panics,
+// for a team's own tables, in whatever mode the tenant is placed; tables
+// are named unqualified (search_path is the tenant's unit). It commits if
+// fn returns nil and rolls back otherwise (also when fn panics,
 // re-panicking). Without a tenant in ctx it fails with tenant.ErrMissing; a
 // tenant placed on a shard that is not PostgreSQL gets an error wrapping
 // store.ErrIsolationUnsupported.
+//
+// Whatever SQL fn runs — including SQL injected into it — sees and changes
+// only the tenant's rows: the database checks a sealed tenant that no
+// statement can forge (see the package documentation).
 func Tx(ctx context.Context, r *store.Router, fn func(pgx.Tx) error) error {
 	return run(ctx, r, store.TxOptions{SQL: true}, fn)
 }
 
-// ReadTx is Tx for a read-only transaction.
+// ReadTx is Tx for reads: the transaction is read-only, and each statement
+// runs sealed in its own implicit transaction, in one round trip. Under
+// READ COMMITTED every statement sees its own snapshot anyway; Begin
+// (savepoints) and CopyFrom are not offered.
 func ReadTx(ctx context.Context, r *store.Router, fn func(pgx.Tx) error) error {
 	return run(ctx, r, store.TxOptions{SQL: true, ReadOnly: true}, fn)
 }
@@ -92,7 +69,8 @@ func run(ctx context.Context, r *store.Router, opts store.TxOptions, fn func(pgx
 
 // With returns the pgx.Tx of a store transaction opened with
 // store.TxOptions{SQL: true}: the team's own statements run in it, in the
-// same transaction as stx's record operations.
+// same transaction as stx's record operations. Commit and roll back stx,
+// not the pgx.Tx.
 func With(stx *store.Tx) (pgx.Tx, error) {
 	h, err := stx.SQL()
 	if err != nil {

@@ -88,30 +88,52 @@ func (b *Backend) adminConn(ctx context.Context, dbName string) (*pgx.Conn, erro
 
 // ensureStmts returns the statements that create the unit with schema
 // (unquoted) in database dbName ("" for the shard's own database), or add
-// what an earlier version of Bulkhead did not create: ensureSQL, and in
-// schema and database mode the serving role's default privileges. They take
-// the unit's advisory lock first and do nothing that is already done, so
-// they are safe to run on a unit that is current.
+// what an earlier version of Bulkhead did not create: ensureSQL; in a
+// schema named "bulkhead" (the pooled unit, and every tenant database) the
+// seal's key table and functions (see seal.go); and in schema and database
+// mode the serving role's default privileges. They take the unit's
+// advisory lock first and do nothing that is already done, so they are
+// safe to run on a unit that is current. ensureUnit runs them.
 func (b *Backend) ensureStmts(dbName, schema string, mode store.Mode) string {
 	s := ident(schema)
 	ensure := ensureSQL(lockKey(dbName, schema), s, ident(b.role))
+	if schema == pooledSchema {
+		ensure += ";\n" + secretSQL + ";\n" + sealFuncsSQL(ident(b.role))
+	}
 	if mode != store.Pooled {
 		// Tables a team's migration creates belong to the tenant; let the
-		// serving role use them from the start (secure grants them again).
+		// serving role use them from the start (secure grants them again,
+		// with the unit's policies).
 		ensure += `;
-ALTER DEFAULT PRIVILEGES IN SCHEMA ` + s + ` GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ` + ident(b.role) + `;
+ALTER DEFAULT PRIVILEGES IN SCHEMA ` + s + ` GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ` + ident(b.role)
+	}
+	if mode == store.Database {
+		ensure += `;
 ALTER DEFAULT PRIVILEGES IN SCHEMA ` + s + ` GRANT USAGE, SELECT ON SEQUENCES TO ` + ident(b.role)
 	}
 	return ensure
 }
 
+// ensureUnit runs ensureStmts in tx and, in a tenant database, stores the
+// shard's key there.
+func (b *Backend) ensureUnit(ctx context.Context, tx pgx.Tx, dbName, schema string, mode store.Mode) error {
+	if _, err := tx.Exec(ctx, b.ensureStmts(dbName, schema, mode)); err != nil {
+		return err
+	}
+	if mode == store.Database {
+		if _, err := tx.Exec(ctx, copyKeySQL, b.key.ipad, b.key.opad); err != nil {
+			return fmt.Errorf("store the seal key: %w", err)
+		}
+	}
+	return nil
+}
+
 func (b *Backend) apply(ctx context.Context, db beginner, dbName, schema string, mode store.Mode, ms []migrate.Migration, atomic bool) (int, error) {
 	lock := lockKey(dbName, schema)
 	s := ident(schema)
-	ensure := b.ensureStmts(dbName, schema, mode)
 	var cur int
 	err := pgx.BeginTxFunc(ctx, db, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, ensure); err != nil {
+		if err := b.ensureUnit(ctx, tx, dbName, schema, mode); err != nil {
 			return fmt.Errorf("create schema: %w", err)
 		}
 		if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM `+s+`.schema_migrations`).Scan(&cur); err != nil {

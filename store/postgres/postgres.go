@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -72,6 +74,7 @@ type Backend struct {
 	role    string        // the serving role's name
 	serveDB *pgxpool.Config
 	adminDB *pgxpool.Config
+	key     sealKey // the shard's seal key (seal.go), read or made at Open
 
 	mu      sync.Mutex
 	roleErr error              // the last CheckServingRole result; guarded by mu
@@ -117,11 +120,28 @@ func Open(ctx context.Context, shard Shard, opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("postgres: shard %s admin URL: %w", shard.Name, err)
 	}
 	b.serveDB.AfterConnect = prepareStatements
+	// Team SQL runs through statements prepared under names no SQL can
+	// create (stmtName); anything else runs unnamed, so nothing a
+	// transaction PREPAREs can stand in for a later one's statement.
+	b.serveDB.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+	b.serveDB.ConnConfig.StatementCacheCapacity = 0
 	if b.role, err = roleName(ctx, b.serveDB); err != nil {
 		return nil, fmt.Errorf("postgres: shard %s: connect as serving role: %w", shard.Name, err)
 	}
 	if b.admin, err = pgxpool.NewWithConfig(ctx, b.adminDB); err != nil {
 		return nil, fmt.Errorf("postgres: shard %s: %w", shard.Name, err)
+	}
+	if b.key, err = ensureKey(ctx, b.admin); err != nil {
+		b.admin.Close()
+		return nil, fmt.Errorf("postgres: shard %s: %w", shard.Name, err)
+	}
+	// No temporary objects for anyone but the owner: a temporary table
+	// would shadow a tenant's table for the connection's next transaction.
+	// Only the database's owner may revoke it; CheckServingRole reports a
+	// serving role that still has it.
+	if _, err := b.admin.Exec(ctx, `DO $$BEGIN EXECUTE 'REVOKE TEMPORARY ON DATABASE ' || quote_ident(current_database()) || ' FROM PUBLIC'; END$$`); err != nil && !isCode(err, "42501") {
+		b.admin.Close()
+		return nil, fmt.Errorf("postgres: shard %s: revoke temporary: %w", shard.Name, err)
 	}
 	if _, err := b.Apply(ctx, migrate.Unit{Shard: shard.Name, Mode: store.Pooled}, opts.Migrations); err != nil {
 		b.admin.Close()
@@ -161,24 +181,36 @@ func roleName(ctx context.Context, cfg *pgxpool.Config) (string, error) {
 	return name, err
 }
 
-// prepareStatements prepares the record statements on a new serving
-// connection, resolving their unqualified table names in schema
-// "bulkhead" (PostgreSQL resolves them again whenever a transaction's
-// search_path differs). Prepared up front, they can be pipelined behind
-// BEGIN and the tenant setting in the batch that starts a transaction.
+// prepareStatements prepares Bulkhead's statements on a new serving
+// connection under names no SQL can create or drop by name (stmtName),
+// resolving their unqualified table names in schema "bulkhead"
+// (PostgreSQL resolves them again whenever a transaction's search_path
+// differs). Prepared up front, they can be pipelined behind BEGIN and the
+// tenant's seal in the batch that starts a transaction.
 func prepareStatements(ctx context.Context, conn *pgx.Conn) error {
 	if _, err := conn.Exec(ctx, `SET search_path = `+ident(pooledSchema)); err != nil {
 		return err
 	}
-	stmts := append([]string{sqlGet, sqlInsert, sqlUpdate, sqlDelete, sqlCollections, sqlSetTenant,
-		sqlUsageLock, sqlUsageGet, sqlUsageCount, sqlUsageInit, sqlUsageAdd}, listQueries...)
-	for _, q := range stmts {
-		if _, err := conn.Prepare(ctx, q, q); err != nil {
+	for _, q := range ownStatements {
+		if _, err := conn.Prepare(ctx, stmtName(q), q); err != nil {
 			return fmt.Errorf("prepare statements: %w", err)
 		}
 	}
 	_, err := conn.Exec(ctx, `RESET search_path`)
 	return err
+}
+
+// ownStatements are the statements every serving connection prepares.
+var ownStatements = append([]string{sqlGet, sqlInsert, sqlUpdate, sqlDelete, sqlCollections, sqlEnter,
+	sqlBeginRW, sqlReset, sqlUsageLock, sqlUsageGet, sqlUsageCount, sqlUsageInit, sqlUsageAdd}, listQueries...)
+
+// stmtName is the name a statement is prepared under: 73 characters, longer
+// than any name SQL's PREPARE and DEALLOCATE accept (identifiers are cut to
+// 63), so SQL a tenant's transaction runs cannot drop one of them by name
+// or put its own statement in its place.
+func stmtName(sql string) string {
+	sum := sha256.Sum256([]byte(sql))
+	return "bulkhead_" + hex.EncodeToString(sum[:])
 }
 
 func validPrefix(p string) error {
@@ -308,11 +340,21 @@ func (b *Backend) Drop(ctx context.Context, id tenant.ID, mode store.Mode) error
 }
 
 // dropRows deletes tenant id's rows from every table of the pooled schema
-// with a tenant_id column, as admin with the tenant set (row-level security
-// is forced on the owner too). Tables referencing others are retried until
+// with a tenant_id column, as admin with the tenant sealed (row-level
+// security is forced on the owner too). Tables referencing others are retried until
 // no delete fails, so foreign keys between team tables need no order.
 func (b *Backend) dropRows(ctx context.Context, id tenant.ID) error {
-	err := pgx.BeginTxFunc(ctx, b.admin, pgx.TxOptions{BeginQuery: beginSQL(id.String(), pooledSchema, true)}, func(tx pgx.Tx) error {
+	conn, err := b.admin.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: drop tenant rows: %w", err)
+	}
+	defer conn.Release()
+	err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		// Row-level security is forced on the owner too: seal the tenant.
+		pid := conn.Conn().PgConn().PID()
+		if _, err := tx.Exec(ctx, sqlEnter, id.String(), pooledSchema, b.key.proof(id.String(), pooledSchema, pid), false); err != nil {
+			return err
+		}
 		rows, err := tx.Query(ctx, sqlTables, pooledSchema, b.role)
 		if err != nil {
 			return err
@@ -355,26 +397,13 @@ func (b *Backend) dropRows(ctx context.Context, id tenant.ID) error {
 	return nil
 }
 
-// Begin opens a transaction scoped to tenant id: the tenant setting and
-// search_path are set, local to the transaction, in the round trip that
-// begins it. Pooled tenants are refused while the serving role is unsafe.
-// The first Begin of a schema or database tenant in a process upgrades a
-// unit that an earlier version of Bulkhead provisioned (see ensureCurrent).
+// Begin opens a transaction scoped to tenant id, sealed for the tenant and
+// its unit (seal.go) in the round trip of its first statement. Pooled
+// tenants are refused while the serving role is unsafe. The first Begin of
+// a schema or database tenant in a process upgrades a unit that an earlier
+// version of Bulkhead provisioned (see ensureCurrent).
 func (b *Backend) Begin(ctx context.Context, id tenant.ID, mode store.Mode, write bool) (store.BackendTx, error) {
-	pool, release, err := b.pool(ctx, id, mode)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		release()
-		return nil, b.beginErr(id, mode, err)
-	}
-	begin := "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY"
-	if write {
-		begin = "BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE"
-	}
-	return &tx{conn: conn, begin: begin, tenant: id.String(), path: ident(unitSchema(id, mode)), release: release}, nil
+	return b.newTx(ctx, id, mode, write)
 }
 
 // pool returns the serving pool for tenant id in mode, after making sure
@@ -418,21 +447,6 @@ func (b *Backend) beginErr(id tenant.ID, mode store.Mode, err error) error {
 		return fmt.Errorf("%w: tenant %s has no %s on shard %s (provision it first): %v", store.ErrUnknownTenant, id, mode, b.shard.Name, err)
 	}
 	return fmt.Errorf("postgres: begin: %w", err)
-}
-
-// begin opens a tenant-scoped pgx transaction (for Tx); release (never
-// nil) must be called once it is committed or rolled back.
-func (b *Backend) begin(ctx context.Context, id tenant.ID, mode store.Mode, write bool) (pgx.Tx, func(), error) {
-	pool, release, err := b.pool(ctx, id, mode)
-	if err != nil {
-		return nil, nil, err
-	}
-	ptx, err := pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: beginSQL(id.String(), unitSchema(id, mode), write)})
-	if err != nil {
-		release()
-		return nil, nil, b.beginErr(id, mode, err)
-	}
-	return ptx, release, nil
 }
 
 // Ping reports whether the shard is reachable with both roles.

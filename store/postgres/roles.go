@@ -17,7 +17,9 @@ const roleFix = `connect the serving URL as a role that is not superuser, has no
 
 // CheckServingRole checks that row-level security holds for the serving
 // role: it is not superuser, has no BYPASSRLS, is neither the owner nor a
-// member of the owner of any table in the schemas the admin role owns, and
+// member of the owner of any table in the schemas the admin role owns, may
+// create no object (no CREATE on any schema, no temporary tables: nothing
+// it creates can shadow a tenant's table or a function Bulkhead calls), and
 // every pooled table with a tenant_id column has row-level security enabled
 // and forced. Otherwise it returns an error wrapping ErrUnsafeServingRole
 // that says how to fix it. The result also decides whether Begin serves
@@ -80,6 +82,20 @@ func (b *Backend) roleProblems(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	var temp bool
+	var creatable []string
+	if err := b.serve.QueryRow(ctx, `SELECT has_database_privilege(current_user, current_database(), 'TEMP'),
+		coalesce((SELECT array_agg(nspname ORDER BY nspname) FROM pg_namespace
+			WHERE has_schema_privilege(current_user, oid, 'CREATE') OR pg_has_role(current_user, nspowner, 'MEMBER')), '{}')`).Scan(&temp, &creatable); err != nil {
+		return nil, err
+	}
+	if temp {
+		problems = append(problems, "it may create temporary tables and functions, which shadow a tenant's tables for the next transaction on the connection "+
+			"(REVOKE TEMPORARY ON DATABASE ... FROM PUBLIC as the database owner; Open does this when the admin role owns the database)")
+	}
+	if len(creatable) > 0 {
+		problems = append(problems, "it may create objects in schema "+strings.Join(creatable, ", ")+" (REVOKE CREATE ON SCHEMA ... FROM PUBLIC)")
+	}
 	if len(unforced) > 0 {
 		problems = append(problems, "row-level security is not enabled and forced on "+strings.Join(unforced, ", ")+
 			" (restart with the admin URL, or run bulkhead migrate up, to repair)")
@@ -91,21 +107,29 @@ func (b *Backend) roleProblems(ctx context.Context) ([]string, error) {
 type table struct {
 	name                          string
 	tenantID, rls, force          bool
-	policy, guard, servingGranted bool
+	policy, guard, sealed         bool
+	servingGranted                bool
 }
 
 func scanTable(rows interface{ Scan(...any) error }) (table, error) {
 	var t table
-	err := rows.Scan(&t.name, &t.tenantID, &t.rls, &t.force, &t.policy, &t.guard, &t.servingGranted)
+	err := rows.Scan(&t.name, &t.tenantID, &t.rls, &t.force, &t.policy, &t.guard, &t.sealed, &t.servingGranted)
 	return t, err
 }
 
 // secure gives every table of unit schema s what the tenancy contract asks
-// for, doing only what is missing: tables with a tenant_id column get
-// row-level security enabled and forced, the tenant policies, and DML for
-// the serving role; in schema and database mode every other table of the
-// unit gets DML too (the schema is the tenant's), while in pooled mode a
-// table without tenant_id stays out of the serving role's reach.
+// for, doing only what is missing. Tables with a tenant_id column get
+// row-level security enabled and forced, with policies that admit only the
+// rows of the tenant the transaction is sealed for in this unit (see
+// seal.go), and DML for the serving role. In schema and database mode every
+// other table of the unit gets the same, with policies that admit only
+// transactions sealed for this unit, so no other tenant's transaction can
+// read or write it by a qualified name. In pooled mode a table without
+// tenant_id stays out of the serving role's reach. Sequences are granted in
+// database mode only (the database is the tenant's); elsewhere a sequence
+// would be shared with other tenants' SQL, so tables there use identity
+// columns, which need no grant. Policies of earlier versions, which
+// compared a plain setting, are replaced.
 func (b *Backend) secure(ctx context.Context, tx pgx.Tx, s string, mode store.Mode, sequences bool) error {
 	rows, err := tx.Query(ctx, sqlTables, s, b.role)
 	if err != nil {
@@ -118,26 +142,36 @@ func (b *Backend) secure(ctx context.Context, tx pgx.Tx, s string, mode store.Mo
 	role := ident(b.role)
 	var stmts []string
 	for _, t := range tables {
+		if !t.tenantID && mode == store.Pooled {
+			continue
+		}
 		q := ident(s, t.name)
-		if t.tenantID {
-			if !t.rls {
-				stmts = append(stmts, `ALTER TABLE `+q+` ENABLE ROW LEVEL SECURITY`)
-			}
-			if !t.force {
-				stmts = append(stmts, `ALTER TABLE `+q+` FORCE ROW LEVEL SECURITY`)
-			}
-			if !t.policy {
-				stmts = append(stmts, `CREATE POLICY `+policyName+` ON `+q+` AS PERMISSIVE FOR ALL USING (`+tenantCheck+`) WITH CHECK (`+tenantCheck+`)`)
-			}
-			if !t.guard {
-				stmts = append(stmts, `CREATE POLICY `+guardName+` ON `+q+` AS RESTRICTIVE FOR ALL USING (`+tenantCheck+`) WITH CHECK (`+tenantCheck+`)`)
+		check := tenantCheck(s)
+		if !t.tenantID {
+			check = unitCheck(s)
+		}
+		if !t.rls {
+			stmts = append(stmts, `ALTER TABLE `+q+` ENABLE ROW LEVEL SECURITY`)
+		}
+		if !t.force {
+			stmts = append(stmts, `ALTER TABLE `+q+` FORCE ROW LEVEL SECURITY`)
+		}
+		for _, p := range []struct {
+			name, as string
+			exists   bool
+		}{{policyName, "PERMISSIVE", t.policy}, {guardName, "RESTRICTIVE", t.guard}} {
+			switch {
+			case !p.exists:
+				stmts = append(stmts, `CREATE POLICY `+p.name+` ON `+q+` AS `+p.as+` FOR ALL USING (`+check+`) WITH CHECK (`+check+`)`)
+			case !t.sealed:
+				stmts = append(stmts, `ALTER POLICY `+p.name+` ON `+q+` USING (`+check+`) WITH CHECK (`+check+`)`)
 			}
 		}
-		if !t.servingGranted && (t.tenantID || mode != store.Pooled) {
+		if !t.servingGranted {
 			stmts = append(stmts, `GRANT SELECT, INSERT, UPDATE, DELETE ON `+q+` TO `+role)
 		}
 	}
-	if sequences {
+	if sequences && mode == store.Database {
 		stmts = append(stmts, `GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA `+ident(s)+` TO `+role)
 	}
 	if len(stmts) == 0 {

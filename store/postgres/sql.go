@@ -17,14 +17,13 @@ import (
 // tenant's tables.
 const pooledSchema = "bulkhead"
 
-// The policy names Bulkhead gives every table with a tenant_id column: a
-// permissive policy that lets a transaction see its tenant's rows, and a
-// restrictive one that keeps any permissive policy a team adds from
-// widening that.
+// The policy names Bulkhead gives every table of a unit that the serving
+// role may use: a permissive policy that lets a transaction sealed for the
+// unit see its tenant's rows, and a restrictive one that keeps any
+// permissive policy a team adds from widening that (see seal.go).
 const (
-	policyName  = "bulkhead_tenant"
-	guardName   = "bulkhead_tenant_guard"
-	tenantCheck = `tenant_id = (SELECT current_setting('bulkhead.tenant', true))`
+	policyName = "bulkhead_tenant"
+	guardName  = "bulkhead_tenant_guard"
 )
 
 // recordsDDL creates the records table in schema s (already quoted). The
@@ -67,13 +66,17 @@ func ensureSQL(lock int64, s, r string) string {
 
 // sqlTables lists the tables of a schema ($1) with what secure needs to
 // know: whether they have a tenant_id column, their row-level security
-// flags, whether Bulkhead's policies exist, and whether serving role $2 has
-// all four DML privileges.
+// flags, whether Bulkhead's policies exist and check the sealed tenant
+// (earlier versions compared a plain setting), and whether serving role $2
+// has all four DML privileges.
 const sqlTables = `SELECT c.relname,
 	EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped),
 	c.relrowsecurity, c.relforcerowsecurity,
 	EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = '` + policyName + `'),
 	EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = '` + guardName + `'),
+	coalesce((SELECT bool_and(pg_get_expr(p.polqual, p.polrelid) LIKE '%bulkhead.tenant_in(%' AND
+		coalesce(pg_get_expr(p.polwithcheck, p.polrelid) LIKE '%bulkhead.tenant_in(%', false))
+		FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname IN ('` + policyName + `', '` + guardName + `')), false),
 	has_table_privilege($2::text, c.oid, 'SELECT') AND has_table_privilege($2::text, c.oid, 'INSERT') AND
 	has_table_privilege($2::text, c.oid, 'UPDATE') AND has_table_privilege($2::text, c.oid, 'DELETE')
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -193,19 +196,4 @@ func literal(s string) string {
 		panic(fmt.Sprintf("postgres: refusing to quote %q as a literal", s))
 	}
 	return "'" + s + "'"
-}
-
-// beginSQL is the one statement string that starts every tenant
-// transaction: BEGIN, then the tenant setting and search_path, both local
-// to the transaction, so they end with it however it ends and a pooled
-// connection never carries them to its next user. It is sent in a single
-// round trip (simple protocol), before the transaction's first statement.
-func beginSQL(tenantID, schema string, write bool) string {
-	mode := "READ ONLY"
-	if write {
-		mode = "READ WRITE"
-	}
-	return "BEGIN ISOLATION LEVEL READ COMMITTED " + mode +
-		"; SELECT set_config('bulkhead.tenant', " + literal(tenantID) +
-		", true), set_config('search_path', " + literal(ident(schema)) + ", true)"
 }

@@ -12,51 +12,151 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bulkhead-dev/bulkhead/store"
+	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
 // tx is a store.BackendTx confined to one tenant three times over: its
-// statements bind the tenant, row-level security compares each row with the
-// transaction's tenant setting, and search_path names only the tenant's
-// unit (its schema, or the schema of its database).
+// statements bind the tenant, row-level security admits only the rows of
+// the tenant the transaction is sealed for (seal.go), and search_path
+// names only the tenant's unit.
 //
-// It begins lazily: BEGIN, the transaction-local tenant setting and
-// search_path go to the server in one pipelined batch with the first
-// statement, so a point read costs one round trip plus COMMIT.
+// A read-write transaction begins lazily: BEGIN and the seal go to the
+// server in one pipelined batch with its first statement. A read-only
+// transaction never sends BEGIN: each statement runs in the implicit
+// transaction of its own batch, sealed in the same round trip, so a point
+// read costs one round trip. Under READ COMMITTED each statement sees its
+// own snapshot either way.
 type tx struct {
+	b       *Backend
+	pool    *pgxpool.Pool
 	conn    *pgxpool.Conn
-	begin   string // BEGIN ... with the isolation and access mode
 	tenant  string
-	path    string // search_path: the unit's schema, quoted
-	begun   bool   // BEGIN has been sent
+	unit    string // the unit's schema, unquoted
+	write   bool
+	proof   string // enter's proof for conn's backend
+	begun   bool   // write: BEGIN and the seal have been sent
+	sent    bool   // a batch has been sent on conn
+	team    bool   // team SQL runs in this transaction (BeginSQL)
+	// closeOnRelease: the connection holds too many team statements.
+	closeOnRelease bool
 	release func()
 	done    bool
 }
 
-// sqlSetTenant sets the tenant and search_path, local to the transaction.
-const sqlSetTenant = `SELECT set_config('bulkhead.tenant', $1, true), set_config('search_path', $2, true)`
+// Statements of a transaction's first batch.
+const (
+	sqlEnter   = `SELECT bulkhead.enter($1, $2, $3, $4)`
+	sqlBeginRW = `BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE`
+	sqlReset   = `SELECT bulkhead.reset_session()`
+)
 
-// send sends sql, preceded by BEGIN and sqlSetTenant in the same batch if
-// the transaction has not begun. The caller reads the statement's result
-// from br and closes it.
-func (t *tx) send(ctx context.Context, sql string, args ...any) (pgx.BatchResults, error) {
-	var b pgx.Batch
-	first := !t.begun
-	if first {
-		b.Queue(t.begin)
-		b.Queue(sqlSetTenant, t.tenant, t.path)
+// teamKey is the key in a serving connection's pgconn CustomData naming
+// the tenant whose team SQL ran on it last: another tenant's transaction
+// resets the session first (bulkhead.reset_session drops prepared
+// statements, cursors, settings, listens and advisory locks that SQL left
+// in the session), so nothing one tenant's SQL leaves behind reaches the next.
+const teamKey = "bulkhead.team"
+
+func (b *Backend) newTx(ctx context.Context, id tenant.ID, mode store.Mode, write bool) (*tx, error) {
+	pool, release, err := b.pool(ctx, id, mode)
+	if err != nil {
+		return nil, err
+	}
+	t := &tx{b: b, pool: pool, tenant: id.String(), unit: unitSchema(id, mode), write: write, release: release}
+	if err := t.acquire(ctx); err != nil {
+		release()
+		return nil, b.beginErr(id, mode, err)
+	}
+	return t, nil
+}
+
+// acquire takes a connection from the pool and computes its proof. A
+// connection on which another tenant's team SQL ran last is reset first,
+// in a round trip of its own outside any transaction.
+func (t *tx) acquire(ctx context.Context) error {
+	conn, err := t.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	pc := conn.Conn().PgConn()
+	if last, ok := pc.CustomData()[teamKey]; ok && last != t.tenant {
+		if _, err := conn.Exec(ctx, stmtName(sqlReset)); err != nil {
+			_ = conn.Conn().Close(context.Background())
+			conn.Release()
+			return fmt.Errorf("reset the session: %w", err)
+		}
+		delete(pc.CustomData(), teamKey)
+	}
+	t.conn = conn
+	t.proof = t.b.key.proof(t.tenant, t.unit, pc.PID())
+	return nil
+}
+
+// prefix queues what must precede a statement on b: BEGIN and the seal for
+// a read-write transaction's first statement, the seal for every statement
+// of a read-only one. It returns how many it queued.
+func (t *tx) prefix(b *pgx.Batch) int {
+	n := 0
+	if t.write && t.begun {
+		return 0
+	}
+	if t.write {
+		b.Queue(stmtName(sqlBeginRW))
+		n++
 		t.begun = true
 	}
-	b.Queue(sql, args...)
-	br := t.conn.SendBatch(ctx, &b)
-	if first {
-		for range 2 {
-			if _, err := br.Exec(); err != nil {
-				_ = br.Close()
-				return nil, err
-			}
+	b.Queue(stmtName(sqlEnter), t.tenant, t.unit, t.proof, !t.write)
+	return n + 1
+}
+
+// sendBatch sends the statements build returns behind the prefix they need
+// and returns their results, the prefix's already read. A first batch that
+// fails because the connection lost its prepared statements (SQL in an
+// earlier transaction ran DEALLOCATE ALL) is sent once more on a fresh
+// connection, the broken one closed: nothing had run. build is called
+// again for the fresh connection.
+func (t *tx) sendBatch(ctx context.Context, build func() ([]*pgx.QueuedQuery, error)) (pgx.BatchResults, error) {
+	retry := !t.sent || !t.write
+	for {
+		q, err := build()
+		if err != nil {
+			return nil, err
+		}
+		var b pgx.Batch
+		n := t.prefix(&b)
+		b.QueuedQueries = append(b.QueuedQueries, q...)
+		t.sent = true
+		br := t.conn.SendBatch(ctx, &b)
+		for i := 0; i < n && err == nil; i++ {
+			_, err = br.Exec()
+		}
+		if err == nil {
+			return br, nil
+		}
+		_ = br.Close()
+		if !retry || !isCode(err, "26000") { // invalid_sql_statement_name
+			return nil, err
+		}
+		retry = false
+		t.begun = false
+		t.discardConn()
+		if err := t.acquire(ctx); err != nil {
+			return nil, err
 		}
 	}
-	return br, nil
+}
+
+// discardConn closes the connection (the pool then drops it) and releases it.
+func (t *tx) discardConn() {
+	_ = t.conn.Conn().Close(context.Background())
+	t.conn.Release()
+	t.conn = nil
+}
+
+// send sends one statement; the caller reads its result from br and closes it.
+func (t *tx) send(ctx context.Context, sql string, args ...any) (pgx.BatchResults, error) {
+	q := []*pgx.QueuedQuery{{SQL: stmtName(sql), Arguments: args}}
+	return t.sendBatch(ctx, func() ([]*pgx.QueuedQuery, error) { return q, nil })
 }
 
 // exec runs a statement that returns no rows.
@@ -200,11 +300,12 @@ func (t *tx) Commit() error {
 		return store.ErrTxDone
 	}
 	t.done = true
-	defer t.finish()
-	if !t.begun {
+	if !t.begun || t.conn == nil {
+		t.finish()
 		return nil
 	}
 	tag, err := t.conn.Exec(context.Background(), "COMMIT")
+	t.finish()
 	if err != nil {
 		return fmt.Errorf("postgres: commit: %w", err)
 	}
@@ -221,20 +322,32 @@ func (t *tx) Rollback() error {
 		return nil
 	}
 	t.done = true
-	defer t.finish()
-	if !t.begun || t.conn.Conn().IsClosed() {
+	if !t.begun || t.conn == nil || t.conn.Conn().IsClosed() {
+		t.finish()
 		return nil
 	}
-	if _, err := t.conn.Exec(context.Background(), "ROLLBACK"); err != nil {
+	_, err := t.conn.Exec(context.Background(), "ROLLBACK")
+	t.finish()
+	if err != nil {
 		return fmt.Errorf("postgres: rollback: %w", err)
 	}
 	return nil
 }
 
 // finish returns the connection to its pool, which discards it unless it
-// is idle outside any transaction, and releases the tenant database.
+// is idle outside any transaction, and releases the tenant database. After
+// team SQL it records the tenant on the connection, so that another
+// tenant's transaction resets the session first.
 func (t *tx) finish() {
-	t.conn.Release()
+	if t.conn != nil {
+		if t.team {
+			t.conn.Conn().PgConn().CustomData()[teamKey] = t.tenant
+		}
+		if t.closeOnRelease {
+			_ = t.conn.Conn().Close(context.Background())
+		}
+		t.conn.Release()
+	}
 	t.release()
 }
 

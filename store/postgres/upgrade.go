@@ -85,8 +85,9 @@ func (b *Backend) ensureCurrent(ctx context.Context, id tenant.ID, mode store.Mo
 	return nil
 }
 
-// upgrade checks tenant id's unit and, if it lacks one of unitTables, adds
-// what is missing through the same statements that provision it
+// upgrade checks tenant id's unit and, if it lacks one of unitTables or the
+// sealed tenant (seal.go: policies of earlier versions compared a plain
+// setting), adds what is missing through the same statements that provision it
 // (ensureStmts, then secure for row-level security, policies and grants).
 // A unit that does not exist is not created: that is an unknown tenant.
 func (b *Backend) upgrade(ctx context.Context, id tenant.ID, mode store.Mode) error {
@@ -113,8 +114,7 @@ func (b *Backend) upgrade(ctx context.Context, id tenant.ID, mode store.Mode) er
 		qualified[i] = ident(schema, t)
 	}
 	var exists, current bool
-	err := db.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL, (SELECT bool_and(to_regclass(t) IS NOT NULL) FROM unnest($2::text[]) t)`,
-		ident(schema, "records"), qualified).Scan(&exists, &current)
+	err := db.QueryRow(ctx, sqlUnitCurrent, ident(schema, "records"), qualified, schema).Scan(&exists, &current)
 	if err != nil {
 		return b.upgradeErr(id, mode, err)
 	}
@@ -136,7 +136,7 @@ func (b *Backend) upgrade(ctx context.Context, id tenant.ID, mode store.Mode) er
 		if _, err := tx.Exec(ctx, `LOCK TABLE `+ident(schema, "records")+` IN ACCESS SHARE MODE`); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, b.ensureStmts(dbName, schema, mode)); err != nil {
+		if err := b.ensureUnit(ctx, tx, dbName, schema, mode); err != nil {
 			return err
 		}
 		return b.secure(ctx, tx, schema, mode, false)
@@ -146,6 +146,21 @@ func (b *Backend) upgrade(ctx context.Context, id tenant.ID, mode store.Mode) er
 	}
 	return nil
 }
+
+// sqlUnitCurrent reports whether unit schema $3 exists (its records table
+// $1 does) and has everything this version uses: the tables $2, the seal's
+// functions and key table in its database, and row-level security forced
+// with sealed policies on every table the serving role may use.
+const sqlUnitCurrent = `SELECT to_regclass($1) IS NOT NULL,
+	(SELECT bool_and(to_regclass(t) IS NOT NULL) FROM unnest($2::text[]) t)
+	AND to_regprocedure('bulkhead.tenant_in(text)') IS NOT NULL
+	AND to_regprocedure('bulkhead.enter(text,text,text,boolean)') IS NOT NULL
+	AND to_regclass('bulkhead_secret.key') IS NOT NULL
+	AND NOT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $3 AND c.relkind IN ('r', 'p') AND c.relname <> 'schema_migrations'
+		  AND (NOT (c.relrowsecurity AND c.relforcerowsecurity)
+		    OR NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = '` + guardName + `'
+		      AND pg_get_expr(p.polqual, p.polrelid) LIKE '%bulkhead.tenant_in(%')))`
 
 // errNoRecords reports a unit without its records table: never provisioned.
 var errNoRecords = errors.New("no records table")
