@@ -105,10 +105,10 @@ func (b *Backend) roleProblems(ctx context.Context) ([]string, error) {
 
 // table is a row of sqlTables.
 type table struct {
-	name                          string
-	tenantID, rls, force          bool
-	policy, guard, sealed         bool
-	servingGranted                bool
+	name                  string
+	tenantID, rls, force  bool
+	policy, guard, sealed bool
+	servingGranted        bool
 }
 
 func scanTable(rows interface{ Scan(...any) error }) (table, error) {
