@@ -82,7 +82,7 @@ func testIsolationProperty(t *testing.T, e *Env) {
 		t:       t,
 		e:       e,
 		rng:     rand.New(rand.NewPCG(uint64(seed), 0x5eed)),
-		names:   []string{"alpha", "bravo", "charlie-3", "delta"},
+		names:   tenantNames(max(4, len(e.places))),
 		ctx:     map[string]context.Context{},
 		model:   map[string]tenantModel{},
 		created: map[string][]string{},

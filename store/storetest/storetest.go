@@ -102,9 +102,17 @@ func Run(t *testing.T, newBackend func(t *testing.T) store.Backend, mode store.M
 type Env struct {
 	Router     *store.Router // over Backend, on shard Shard
 	Placements *Placements   // the Router's placements; Tenant and Offboard maintain them
-	Backend    store.Backend // the backend under test
-	Mode       store.Mode    // the mode Tenant provisions in
+	Backend    store.Backend // the backend under test; nil in a mixed Env
+	Mode       store.Mode    // the mode Tenant provisions in; empty in a mixed Env
 	Quotas     *Quotas       // the Router's limits.Source; no quotas until set
+
+	// Shards maps shard names to backends: {Shard: Backend}, or every shard
+	// of a mixed Env.
+	Shards map[string]store.Backend
+
+	places  []store.Placement // a mixed Env's placements, taken in turn; fixed by NewMixedEnv
+	placeMu sync.Mutex
+	next    int // the index in places of the next new tenant's placement; guarded by placeMu
 
 	clockMu sync.Mutex
 	clock   time.Time // guarded by clockMu
@@ -114,24 +122,41 @@ type Env struct {
 // The Router, and with it b, is closed when tb's test ends.
 func NewEnv(tb testing.TB, b store.Backend, mode store.Mode) *Env {
 	tb.Helper()
-	e := &Env{
+	e := newEnv(map[string]store.Backend{Shard: b})
+	e.Backend, e.Mode = b, mode
+	e.newRouter(tb)
+	if err := e.Router.Supports(store.Placement{Mode: mode, Shard: Shard}); err != nil {
+		tb.Fatalf("backend cannot host mode %s: %v", mode, err)
+	}
+	return e
+}
+
+// newEnv returns an Env over shards, without its Router.
+func newEnv(shards map[string]store.Backend) *Env {
+	return &Env{
 		Placements: &Placements{},
 		Quotas:     &Quotas{},
-		Backend:    b,
-		Mode:       mode,
+		Shards:     shards,
 		clock:      time.Date(2024, 1, 2, 3, 4, 5, 123456789, time.UTC),
 	}
+}
+
+// newRouter makes e.Router over e.Shards and closes it when tb's test ends.
+func (e *Env) newRouter(tb testing.TB) {
+	tb.Helper()
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	r, err := store.NewRouter(store.Config{
 		Placements: e.Placements,
-		Backends:   map[string]store.Backend{Shard: b},
+		Backends:   e.Shards,
 		CursorKey:  key,
 		Now:        e.now,
 		Limits:     e.Quotas,
 	})
 	if err != nil {
-		_ = b.Close()
+		for _, b := range e.Shards {
+			_ = b.Close()
+		}
 		tb.Fatalf("new router: %v", err)
 	}
 	e.Router = r
@@ -140,10 +165,6 @@ func NewEnv(tb testing.TB, b store.Backend, mode store.Mode) *Env {
 			tb.Errorf("close router: %v", err)
 		}
 	})
-	if err := r.Supports(store.Placement{Mode: mode, Shard: Shard}); err != nil {
-		tb.Fatalf("backend cannot host mode %s: %v", mode, err)
-	}
-	return e
 }
 
 // now is a clock that moves a little over a millisecond per call, with
@@ -155,15 +176,23 @@ func (e *Env) now() time.Time {
 	return e.clock
 }
 
-// Tenant provisions tenant name in the Env's mode, registers its placement
-// and returns a context carrying it.
+// Tenant provisions tenant name in the Env's mode (in a mixed Env: at the
+// next of its placements, in turn), registers its placement and returns a
+// context carrying it.
 func (e *Env) Tenant(tb testing.TB, name string) context.Context {
 	tb.Helper()
 	id, err := tenant.Parse(name)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p := store.Placement{Mode: e.Mode, Shard: Shard}
+	return e.tenantAt(tb, id, e.nextPlacement())
+}
+
+// tenantAt provisions tenant id at p, registers its placement and returns a
+// context carrying it.
+func (e *Env) tenantAt(tb testing.TB, id tenant.ID, p store.Placement) context.Context {
+	tb.Helper()
+	name := id.String()
 	if err := e.Router.Provision(context.Background(), id, p); err != nil {
 		tb.Fatalf("provision %s: %v", name, err)
 	}
@@ -172,14 +201,43 @@ func (e *Env) Tenant(tb testing.TB, name string) context.Context {
 }
 
 // Offboard removes tenant name's placement and drops its data, as the
-// control plane does.
+// control plane does. In a mixed Env a tenant without a placement is
+// dropped at every placement (Drop is idempotent).
 func (e *Env) Offboard(tb testing.TB, name string) {
 	tb.Helper()
 	id := tenant.MustParse(name)
-	e.Placements.Delete(id)
-	if err := e.Router.Drop(context.Background(), id, store.Placement{Mode: e.Mode, Shard: Shard}); err != nil {
-		tb.Fatalf("drop %s: %v", name, err)
+	drop := []store.Placement{{Mode: e.Mode, Shard: Shard}}
+	if p, err := e.Placements.Placement(context.Background(), id); err == nil {
+		drop = []store.Placement{p}
+	} else if e.places != nil {
+		drop = e.places
 	}
+	e.Placements.Delete(id)
+	for _, p := range drop {
+		if err := e.Router.Drop(context.Background(), id, p); err != nil {
+			tb.Fatalf("drop %s at %v: %v", name, p, err)
+		}
+	}
+}
+
+// PlacementOf returns where tenant name lives, or the zero Placement if it
+// has none.
+func (e *Env) PlacementOf(name string) store.Placement {
+	p, _ := e.Placements.Placement(context.Background(), tenant.MustParse(name))
+	return p
+}
+
+// nextPlacement is where the next new tenant goes: the Env's mode on shard
+// Shard, or in a mixed Env its placements in turn.
+func (e *Env) nextPlacement() store.Placement {
+	e.placeMu.Lock()
+	defer e.placeMu.Unlock()
+	if len(e.places) == 0 {
+		return store.Placement{Mode: e.Mode, Shard: Shard}
+	}
+	p := e.places[e.next%len(e.places)]
+	e.next++
+	return p
 }
 
 // Placements is a concurrency-safe in-memory store.Placements: a map from
