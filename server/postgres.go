@@ -43,13 +43,40 @@ func ValidShardName(name string) error {
 	return nil
 }
 
+// MaxDatabasePrefix is the longest Options.PostgresDatabasePrefix.
+const MaxDatabasePrefix = 20
+
+// ValidDatabasePrefix reports whether prefix can be put before tenant
+// database names (Options.PostgresDatabasePrefix, the rule of
+// postgres.Options.DatabasePrefix): at most MaxDatabasePrefix characters of
+// a-z, 0-9 and '_'; empty means no prefix.
+func ValidDatabasePrefix(prefix string) error {
+	ok := len(prefix) <= MaxDatabasePrefix
+	for i := 0; ok && i < len(prefix); i++ {
+		c := prefix[i]
+		ok = c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_'
+	}
+	if !ok {
+		return fmt.Errorf("invalid database prefix %q: use at most %d characters of a-z, 0-9 and '_'",
+			clip(prefix), MaxDatabasePrefix)
+	}
+	return nil
+}
+
 // Validate checks the storage settings without connecting anywhere: a
 // PostgreSQL serving URL needs an admin URL (and the reverse), extra shards
-// need PostgreSQL, and each shard has a valid, unique name and both URLs.
+// and a database prefix need PostgreSQL, the prefix is valid, and each shard
+// has a valid, unique name and both URLs.
 func (o Options) Validate() error {
+	if err := ValidDatabasePrefix(o.PostgresDatabasePrefix); err != nil {
+		return fmt.Errorf("--postgres-database-prefix: %w", err)
+	}
 	if o.PostgresURL == "" && o.PostgresAdminURL == "" {
 		if len(o.Shards) > 0 {
 			return errors.New("shards need PostgreSQL: set --postgres and --postgres-admin too (the catalog and the main shard live there)")
+		}
+		if o.PostgresDatabasePrefix != "" {
+			return errors.New("--postgres-database-prefix needs PostgreSQL: set --postgres and --postgres-admin too (SQLite tenant files are not prefixed)")
 		}
 		return nil
 	}
@@ -146,7 +173,8 @@ func openPostgres(ctx context.Context, opts Options, log *slog.Logger) (*catalog
 			closeAll()
 			return nil, nil, fmt.Errorf("refusing to serve: shard %s: %w", s.Name, err)
 		}
-		log.Info("shard ready", slog.String("shard", s.Name), slog.String("serving_role", b.ServingRole()))
+		log.Info("shard ready", slog.String("shard", s.Name), slog.String("serving_role", b.ServingRole()),
+			slog.String("database_prefix", opts.PostgresDatabasePrefix))
 	}
 	cat, err := catalog.OpenPostgres(ctx, main.AdminPool(), catalog.Options{Logger: log, Now: opts.Now})
 	if err != nil {

@@ -184,6 +184,10 @@ func TestOptionsValidate(t *testing.T) {
 		{"a shard given twice", server.Options{PostgresURL: pg, PostgresAdminURL: pg, Shards: []server.ShardURLs{{Name: "eu", URL: pg, AdminURL: pg}, {Name: "eu", URL: pg, AdminURL: pg}}}, "twice"},
 		{"a bad shard name", server.Options{PostgresURL: pg, PostgresAdminURL: pg, Shards: []server.ShardURLs{{Name: "EU!", URL: pg, AdminURL: pg}}}, "invalid shard name"},
 		{"a non-PostgreSQL URL", server.Options{PostgresURL: "mysql://x/y", PostgresAdminURL: pg}, "scheme"},
+		{"a database prefix", server.Options{PostgresURL: pg, PostgresAdminURL: pg, PostgresDatabasePrefix: "bh_prod_1"}, ""},
+		{"a database prefix with a capital and a dash", server.Options{PostgresURL: pg, PostgresAdminURL: pg, PostgresDatabasePrefix: "Bh-"}, "--postgres-database-prefix"},
+		{"a database prefix of 21 characters", server.Options{PostgresURL: pg, PostgresAdminURL: pg, PostgresDatabasePrefix: strings.Repeat("p", 21)}, "at most 20"},
+		{"a database prefix without PostgreSQL", server.Options{PostgresDatabasePrefix: "bh_"}, "needs PostgreSQL"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

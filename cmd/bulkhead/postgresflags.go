@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/bulkhead-dev/bulkhead/server"
 )
 
 // defaultShard is the name of the shard --postgres names.
@@ -49,16 +51,22 @@ type pgShard struct {
 }
 
 // parse returns the shards the flags describe, the default shard "main"
-// first and the others by name. It refuses a shard without --postgres, a
-// malformed NAME=URL, a name given twice, and an admin URL for an unknown
-// shard, with messages that say which flag to fix.
+// first and the others by name. It refuses a shard or a database prefix
+// without --postgres, an invalid prefix, a malformed NAME=URL, a name given
+// twice, and an admin URL for an unknown shard, with messages that say which
+// flag to fix. The prefix itself is f.dbPrefix, for every shard.
 func (f *postgresFlags) parse() ([]pgShard, error) {
+	if err := server.ValidDatabasePrefix(f.dbPrefix); err != nil {
+		return nil, fmt.Errorf("--postgres-database-prefix: %w", err)
+	}
 	if f.url == "" {
 		switch {
 		case f.adminURL != "":
 			return nil, fmt.Errorf("--postgres-admin needs --postgres (the serving role's URL of the default shard)")
 		case len(f.shards) > 0 || len(f.shardAdmins) > 0:
 			return nil, fmt.Errorf("--shard and --shard-admin need --postgres (the default shard %q holds the catalog)", defaultShard)
+		case f.dbPrefix != "":
+			return nil, fmt.Errorf("--postgres-database-prefix needs --postgres (it prefixes database-mode tenants' PostgreSQL databases)")
 		}
 		return nil, nil
 	}

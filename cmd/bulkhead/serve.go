@@ -45,7 +45,8 @@ Without --postgres the catalog and the records are SQLite files in
 they live on PostgreSQL: the catalog and shard "main" in that database, and
 one more shard per --shard NAME=URL with its --shard-admin NAME=URL. serve
 checks every shard's serving role at start and refuses to start if it could
-bypass row-level security.
+bypass row-level security. --postgres-database-prefix P names database-mode
+tenants' databases Pt_<id> on every shard; give migrate the same prefix.
 
 Every request is authorized by Cedar policies: the embedded default set plus
 the *.cedar files of --policy-dir, reloaded when they change (a set that does
@@ -95,6 +96,9 @@ second; a negative interval turns it off).`,
 			if err != nil {
 				return &usageError{cmd: cmd.CommandPath(), err: err}
 			}
+			// The prefix names database-mode tenants' databases on every
+			// shard; migrate takes the same flag to find them.
+			opts.PostgresDatabasePrefix = pg.dbPrefix
 			for _, sh := range shards {
 				if sh.Name == defaultShard {
 					opts.PostgresURL, opts.PostgresAdminURL = sh.URL, sh.AdminURL

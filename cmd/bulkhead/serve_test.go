@@ -20,13 +20,20 @@ import (
 // cancels its context and returns its exit code.
 func startServe(t *testing.T, dataDir string, extra ...string) (url string, logs *syncBuffer, stop func() int) {
 	t.Helper()
+	return startServeEnv(t, nil, dataDir, extra...)
+}
+
+// startServeEnv is startServe with the environment variables in env (and
+// no others), as a deployment that configures serve through BULKHEAD_*.
+func startServeEnv(t *testing.T, env map[string]string, dataDir string, extra ...string) (url string, logs *syncBuffer, stop func() int) {
+	t.Helper()
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir}, extra...)
 	ctx, cancel := context.WithCancel(context.Background())
 	logs = &syncBuffer{}
 	var stdout bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, args, &stdout, logs, mapEnv(nil))
+		done <- run(ctx, args, &stdout, logs, mapEnv(env))
 	}()
 	stopped := false
 	stop = func() int {
