@@ -60,7 +60,9 @@ type ocStep func(ctx context.Context, tx pgx.Tx, v storetest.Victim) ([]string, 
 // by its schema name (quoted), collecting every value it returns as text.
 func ocStmt(sql string) ocStep {
 	return func(ctx context.Context, tx pgx.Tx, v storetest.Victim) ([]string, error) {
-		q := strings.NewReplacer("{V}", v.Tenant.String(), "{S}", pgx.Identifier{v.Tenant.StorageName()}.Sanitize()).Replace(sql)
+		attacker, _ := tenant.FromContext(ctx)
+		q := strings.NewReplacer("{V}", v.Tenant.String(), "{S}", pgx.Identifier{v.Tenant.StorageName()}.Sanitize(),
+			"{A}", attacker.String()).Replace(sql)
 		rows, err := tx.Query(ctx, q)
 		if err != nil {
 			return nil, err
@@ -126,8 +128,30 @@ func ocAttack(name string, steps ...ocStep) storetest.Attack {
 	}}
 }
 
+// ocRawAttack runs steps in order on the transaction itself, without
+// savepoints (which a read-only transaction may not offer, and which a step
+// ending the transaction would break), going on after a failed step.
+func ocRawAttack(name string, readOnly bool, steps ...ocStep) storetest.Attack {
+	return storetest.Attack{Name: name, ReadOnly: readOnly, Run: func(ctx context.Context, h any, v storetest.Victim) ([]string, error) {
+		var seen []string
+		var errs []error
+		for _, step := range steps {
+			got, err := step(ctx, h.(pgx.Tx), v)
+			seen = append(seen, got...)
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if len(errs) == len(steps) {
+			return seen, errors.Join(errs...)
+		}
+		return seen, nil
+	}}
+}
+
 var (
-	ocReadOwn = []ocStep{
+	ocWriteSelf = ocStmt(`INSERT INTO notes (tenant_id, id, body) VALUES ('{A}', 'escaped', 'escaped')`)
+	ocReadOwn   = []ocStep{
 		ocStmt(`SELECT body FROM notes`),
 		ocStmt(`SELECT tenant_id, data::text FROM records`),
 	}
@@ -214,6 +238,19 @@ func ocAttacks() []storetest.Attack {
 		ocAttack("a statement prepared before forging the tenant, executed after", ocSteps(
 			ocStmt(`PREPARE bh_peek AS SELECT body FROM notes UNION ALL SELECT data::text FROM records`),
 			ocForge, ocStmt(`EXECUTE bh_peek`), ocStmt(`DEALLOCATE bh_peek`))...),
+		ocRawAttack("SET TRANSACTION READ WRITE in a read-only transaction, then write", true,
+			ocStmt(`SET TRANSACTION READ WRITE`), ocWriteSelf),
+		ocRawAttack("transaction_read_only and default_transaction_read_only turned off, then write", true,
+			ocStmt(`SELECT set_config('transaction_read_only', 'off', true)`),
+			ocStmt(`SET default_transaction_read_only = off`), ocWriteSelf),
+		ocRawAttack("COMMIT of a read-only transaction, then write outside it", true,
+			ocStmt(`COMMIT`), ocWriteSelf, ocStmt(`BEGIN`)),
+		ocRawAttack("COMMIT, then forge the tenant, read and write outside the transaction", false, ocSteps(
+			ocStmt(`COMMIT`), ocStmt(`SELECT set_config('bulkhead.tenant', '{V}', false)`), ocReadOwn, ocReadPooled,
+			ocStmt(`INSERT INTO notes (tenant_id, id, body) VALUES ('{V}', 'forged', 'forged')`), ocStmt(`BEGIN`))...),
+		ocRawAttack("ROLLBACK, then read and write outside the transaction", false, ocSteps(
+			ocStmt(`ROLLBACK`), ocReadOwn, ocReadVictimSchema, ocReadPooled,
+			ocStmt(`INSERT INTO notes (tenant_id, id, body) VALUES ('{V}', 'forged', 'forged')`), ocStmt(`BEGIN`))...),
 		ocAttack("the statistics catalog", ocSteps(
 			ocStmt(`SELECT coalesce(most_common_vals::text, '') FROM pg_stats WHERE tablename IN ('notes', 'records')`),
 			ocStmt(`SELECT coalesce(histogram_bounds::text, '') FROM pg_stats WHERE tablename IN ('notes', 'records')`))...),

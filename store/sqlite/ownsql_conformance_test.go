@@ -57,18 +57,25 @@ func ownSQLConformance() storetest.OwnSQL {
 }
 
 // ocStep is one statement of an attack, with {V} replaced by the victim's
-// file, {P} by its shard's pooled file and {T} by its tenant id.
+// file, {P} by its shard's pooled file, {T} by its tenant id and {A} by the
+// attacker's.
 type ocStep string
 
 // ocAttack runs its statements in order, collecting every value they
 // return as text. It fails only if every statement failed, so that whatever
 // did succeed is committed and checked.
 func ocAttack(name string, steps ...ocStep) storetest.Attack {
-	return storetest.Attack{Name: name, Run: func(ctx context.Context, h any, v storetest.Victim) ([]string, error) {
+	return ocAttackIn(name, false, steps...)
+}
+
+// ocAttackIn is ocAttack in a read-only transaction if readOnly is set.
+func ocAttackIn(name string, readOnly bool, steps ...ocStep) storetest.Attack {
+	return storetest.Attack{Name: name, ReadOnly: readOnly, Run: func(ctx context.Context, h any, v storetest.Victim) ([]string, error) {
 		tx := h.(*sql.Tx)
 		dir := v.Backend.(*Backend).Dir()
+		attacker, _ := tenant.FromContext(ctx)
 		r := strings.NewReplacer("{V}", filepath.Join(dir, "tenants", v.Tenant.StorageName()+".db"),
-			"{P}", filepath.Join(dir, "pooled.db"), "{T}", v.Tenant.String())
+			"{P}", filepath.Join(dir, "pooled.db"), "{T}", v.Tenant.String(), "{A}", attacker.String())
 		var seen []string
 		var errs []error
 		for _, step := range steps {
@@ -118,6 +125,7 @@ func ocQuery(ctx context.Context, tx *sql.Tx, q string) ([]string, error) {
 // ocAttacks are attacks from a database-mode tenant's own SQL on another
 // tenant's file and on the shard's pooled file.
 func ocAttacks() []storetest.Attack {
+	const writeSelf ocStep = `INSERT INTO notes (tenant_id, id, body) VALUES ('{A}', 'escaped', 'escaped')`
 	readV := []ocStep{`SELECT body FROM v.notes`, `SELECT tenant_id, data FROM v.records`}
 	writeV := []ocStep{
 		`INSERT INTO v.notes (tenant_id, id, body) VALUES ('{T}', 'forged', 'forged')`,
@@ -145,6 +153,11 @@ func ocAttacks() []storetest.Attack {
 		ocAttack("INSERT, UPDATE and DELETE with the victim's tenant_id", ocStep(`INSERT INTO notes (tenant_id, id, body) VALUES ('{T}', 'forged', 'forged')`),
 			`UPDATE notes SET body = 'pwned' WHERE tenant_id = '{T}'`, `DELETE FROM notes WHERE tenant_id = '{T}'`),
 		ocAttack("load_extension", `SELECT load_extension('{V}')`),
+		ocAttackIn("PRAGMA query_only off in a read-only transaction, then write", true,
+			`PRAGMA query_only = 0`, `PRAGMA query_only = OFF`, writeSelf),
+		ocAttackIn("COMMIT of a read-only transaction, then write outside it", true, `COMMIT`, writeSelf, `BEGIN`),
+		ocAttack("COMMIT, then ATTACH the victim's file and read outside the transaction",
+			with(`COMMIT`, []ocStep{`ATTACH DATABASE '{V}' AS v`}, readV, []ocStep{`BEGIN`})...),
 		ocAttack("read Bulkhead's own tables", `SELECT tenant_id, data FROM records`, `SELECT * FROM tenant_usage`),
 	}
 }

@@ -97,7 +97,7 @@ func (s *siege) attack(t *testing.T, a Attack, attacker, victim string) string {
 	v := Victim{Tenant: tenant.MustParse(victim), Placement: vp, Backend: s.e.Shards[vp.Shard]}
 	var seen []string
 	var stopped, after error
-	err := sqlRun(s.e, actx, false, func(_ *store.Tx, h any) error {
+	err := sqlRun(s.e, actx, a.ReadOnly, func(_ *store.Tx, h any) error {
 		seen, stopped = a.Run(actx, h, v)
 		if stopped != nil {
 			return stopped
@@ -126,7 +126,10 @@ func (s *siege) attack(t *testing.T, a Attack, attacker, victim string) string {
 		t.Errorf("%s changed the victim: %s", who, d)
 		s.recreate(t, victim)
 	}
-	if d := s.intact(t, attacker); d != "" { // its own rows are its to change
+	if d := s.intact(t, attacker); d != "" && a.ReadOnly {
+		t.Errorf("%s wrote in a read-only transaction: %s", who, d)
+		s.recreate(t, attacker)
+	} else if d != "" { // its own rows are its to change
 		t.Logf("%s changed its own data (%s); re-creating it", who, d)
 		s.recreate(t, attacker)
 	}

@@ -54,8 +54,11 @@ type Victim struct {
 type Attack struct {
 	// Name says what the attack does, as a sentence.
 	Name string
-	// Run runs the attack through h, the handle on a read-write transaction
-	// of the attacker (the tenant in ctx), after the victim wrote notes and
+	// ReadOnly runs the attack in a read-only transaction of the attacker,
+	// which must then also leave the attacker's own rows unchanged.
+	ReadOnly bool
+	// Run runs the attack through h, the handle on a transaction of the
+	// attacker (the tenant in ctx), after the victim wrote notes and
 	// records. It returns every value it read (note bodies, record data:
 	// every value the victim wrote carries a mark the suite looks for), or
 	// the error that stopped it. Unless Run fails, the suite then reads
