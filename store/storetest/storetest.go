@@ -21,6 +21,11 @@
 //		}
 //	}
 //
+// Backends with more capabilities run more parts: RunOwnSQL for a team's
+// own SQL (store.SQLBackend), with the engine's attacks on the tenant
+// boundary; RunMigrations for migrate.Applier; RunMixed for tenants in
+// several modes and on several shards behind one Router (NewMixedEnv).
+//
 // The isolation property test is seeded; it logs its seed, and
 // -storetest.seed=N replays a failure. -storetest.ops sets its length
 // (3000 operations; 1000 under the race detector).
