@@ -118,7 +118,7 @@ BULKHEAD_TOKEN); flags on the command line win.`,
 		return &usageError{cmd: cmd.CommandPath(), err: err}
 	})
 
-	root.AddCommand(newServeCommand(g), newTenantCommand(g), newKeyCommand(g), newMigrateCommand(), newPolicyCommand())
+	root.AddCommand(newServeCommand(g), newTenantCommand(g), newKeyCommand(g), newMigrateCommand(g), newPolicyCommand())
 	root.AddCommand(newAuditCommand(g))
 	annotateEnv(root)
 	return root

@@ -22,25 +22,35 @@ import (
 
 // migrateFlags are the flags of migrate status and migrate up.
 type migrateFlags struct {
+	g           *globals // --data-dir: the SQLite data directory
 	pg          postgresFlags
 	dir         string
 	concurrency int
 	json        bool
 }
 
-func newMigrateCommand() *cobra.Command {
-	mf := &migrateFlags{}
-	cmd := groupCommand("migrate", "Apply your SQL migrations to every tenant placement on PostgreSQL")
+func newMigrateCommand(g *globals) *cobra.Command {
+	mf := &migrateFlags{g: g}
+	cmd := groupCommand("migrate", "Apply your SQL migrations to every tenant placement")
 	cmd.Long = `Apply a directory of versioned SQL migrations (NNNN_name.sql) to every
-placement of the fleet: once per shard for pooled tables (with row-level
-security policies for tables that have a tenant_id column), once per schema
-tenant and once per database tenant.
+placement of the fleet.
 
-migrate talks to PostgreSQL directly (not to a server): give it the shards
-with the same flags as serve. DDL runs as the owner/migrator role
-(--postgres-admin, --shard-admin); without them the --postgres and --shard
-URLs are used. Versions are recorded in the catalog, so a run with nothing
-to apply reads one table and opens no tenant's transaction.`
+On PostgreSQL (--postgres): once per shard for pooled tables (with row-level
+security policies for tables that have a tenant_id column), once per schema
+tenant and once per database tenant. migrate talks to PostgreSQL directly
+(not to a server): give it the shards with the same flags as serve. DDL runs
+as the owner/migrator role (--postgres-admin, --shard-admin); without them
+the --postgres and --shard URLs are used.
+
+On the embedded default (--data-dir, the directory bulkhead serve uses):
+once per database-mode tenant, in the tenant's own file. SQLite pooled
+tenants share one file where no team SQL runs, so they have no team tables
+and are not migration units: status and up do not list them. One process
+owns a data directory: migrate takes its lock, and refuses while a server
+(or another migrate) holds it; stop the server, migrate, start it again.
+
+Versions are recorded in the catalog, so a run with nothing to apply reads
+one table and opens no tenant's transaction.`
 	f := cmd.PersistentFlags()
 	mf.pg.register(f)
 	f.StringVar(&mf.dir, "migrations", "", "directory of the migrations, files NNNN_name.sql (required)")
@@ -56,21 +66,12 @@ func newMigrateStatusCommand(mf *migrateFlags) *cobra.Command {
 		Short: "Show each placement's migration version against the latest",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ms, shards, err := mf.load(cmd)
+			ms, fl, err := mf.load(cmd)
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			cat, closeCat, err := openMigrationCatalog(ctx, shards[0])
-			if err != nil {
-				return err
-			}
-			defer closeCat()
-			units, err := cat.MigrationUnits(ctx, shardNames(shards)...)
-			if err != nil {
-				return err
-			}
-			rep, err := migrate.Status(ctx, units, cat, ms)
+			defer fl.close()
+			rep, err := migrate.Status(cmd.Context(), fl.units, fl.cat, ms)
 			if err != nil {
 				return err
 			}
@@ -94,33 +95,96 @@ version it had or reached. Run it again after fixing the cause.`,
 				return &usageError{cmd: cmd.CommandPath(),
 					err: fmt.Errorf("--concurrency must be at least 1, got %d", mf.concurrency)}
 			}
-			ms, shards, err := mf.load(cmd)
+			ms, fl, err := mf.load(cmd)
 			if err != nil {
 				return err
 			}
-			return migrateUp(cmd, mf, ms, shards)
+			defer fl.close()
+			return migrateUp(cmd, mf, ms, fl)
 		},
 	}
 }
 
-// load checks the flags and reads the migrations.
-func (mf *migrateFlags) load(cmd *cobra.Command) ([]migrate.Migration, []pgShard, error) {
+// fleet is what migrate works on: the catalog (units and their recorded
+// versions) and the shards' appliers.
+type fleet struct {
+	cat   *catalog.Catalog
+	units []migrate.Unit
+	// appliers opens the shards' appliers; close closes them with the rest.
+	appliers func(ctx context.Context) (map[string]migrate.Applier, error)
+	closers  []func()
+}
+
+func (f *fleet) close() {
+	for i := len(f.closers) - 1; i >= 0; i-- {
+		f.closers[i]()
+	}
+}
+
+// load checks the flags, reads the migrations and opens the fleet: on
+// PostgreSQL with --postgres, else in the SQLite --data-dir.
+func (mf *migrateFlags) load(cmd *cobra.Command) ([]migrate.Migration, *fleet, error) {
 	usage := func(err error) error { return &usageError{cmd: cmd.CommandPath(), err: err} }
 	if mf.dir == "" {
 		return nil, nil, usage(errors.New("--migrations DIR is required (a directory of NNNN_name.sql files)"))
 	}
-	if mf.pg.url == "" && !mf.pg.enabled() {
-		return nil, nil, usage(errors.New("--postgres URL is required (migrate works on PostgreSQL shards; the catalog is on the default shard)"))
-	}
-	shards, err := mf.pg.parse()
-	if err != nil {
-		return nil, nil, usage(err)
+	sqliteDir := ""
+	var shards []pgShard
+	switch {
+	case mf.pg.url != "" || mf.pg.enabled():
+		var err error
+		if shards, err = mf.pg.parse(); err != nil {
+			return nil, nil, usage(err)
+		}
+	case cmd.Flags().Changed("data-dir"):
+		sqliteDir = mf.g.dataDir
+	default:
+		return nil, nil, usage(errors.New("--postgres URL is required for PostgreSQL shards (the catalog is on the default shard), " +
+			"or --data-dir DIR for the embedded SQLite default (the directory bulkhead serve uses)"))
 	}
 	ms, err := migrate.Load(os.DirFS(mf.dir))
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", mf.dir, err)
 	}
-	return ms, shards, nil
+	var fl *fleet
+	if sqliteDir != "" {
+		fl, err = openSQLiteFleet(cmd.Context(), sqliteDir, mf.concurrency)
+	} else {
+		fl, err = mf.openPostgresFleet(cmd.Context(), shards)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return ms, fl, nil
+}
+
+// openPostgresFleet opens the catalog on the default shard and lists the
+// units; the shards themselves open only when appliers is called.
+func (mf *migrateFlags) openPostgresFleet(ctx context.Context, shards []pgShard) (*fleet, error) {
+	cat, closeCat, err := openMigrationCatalog(ctx, shards[0])
+	if err != nil {
+		return nil, err
+	}
+	fl := &fleet{cat: cat, closers: []func(){closeCat}}
+	if fl.units, err = cat.MigrationUnits(ctx, shardNames(shards)...); err != nil {
+		fl.close()
+		return nil, err
+	}
+	fl.appliers = func(ctx context.Context) (map[string]migrate.Applier, error) {
+		appliers := map[string]migrate.Applier{}
+		for _, s := range shards {
+			// The serving URL matters: new tables are granted to its role.
+			b, err := postgres.Open(ctx, postgres.Shard{Name: s.Name, URL: s.URL, AdminURL: s.adminURL()},
+				postgres.Options{MaxConns: int32(mf.concurrency) + 1, DatabasePrefix: mf.pg.dbPrefix})
+			if err != nil {
+				return nil, fmt.Errorf("open shard %s: %w", s.Name, err)
+			}
+			fl.closers = append(fl.closers, func() { b.Close() })
+			appliers[s.Name] = b
+		}
+		return appliers, nil
+	}
+	return fl, nil
 }
 
 func shardNames(shards []pgShard) []string {
@@ -160,39 +224,23 @@ func openMigrationCatalog(ctx context.Context, main pgShard) (*catalog.Catalog, 
 	return cat, func() { cat.Close(); pool.Close() }, nil
 }
 
-// migrateUp opens every shard as its admin role and runs the migrations.
-func migrateUp(cmd *cobra.Command, mf *migrateFlags, ms []migrate.Migration, shards []pgShard) error {
+// migrateUp runs the migrations on every unit that is behind.
+func migrateUp(cmd *cobra.Command, mf *migrateFlags, ms []migrate.Migration, fl *fleet) error {
 	ctx := cmd.Context()
-	cat, closeCat, err := openMigrationCatalog(ctx, shards[0])
-	if err != nil {
-		return err
-	}
-	defer closeCat()
-	units, err := cat.MigrationUnits(ctx, shardNames(shards)...)
-	if err != nil {
-		return err
-	}
 	// Read the versions first: when nothing is behind, no shard is opened.
-	rep, err := migrate.Status(ctx, units, cat, ms)
+	rep, err := migrate.Status(ctx, fl.units, fl.cat, ms)
 	if err != nil {
 		return err
 	}
 	if rep.Counts[migrate.StateBehind] == 0 {
 		return mf.print(cmd.OutOrStdout(), rep, nil)
 	}
-	appliers := map[string]migrate.Applier{}
-	for _, s := range shards {
-		// The serving URL matters: new tables are granted to its role.
-		b, err := postgres.Open(ctx, postgres.Shard{Name: s.Name, URL: s.URL, AdminURL: s.adminURL()},
-			postgres.Options{MaxConns: int32(mf.concurrency) + 1, DatabasePrefix: mf.pg.dbPrefix})
-		if err != nil {
-			return fmt.Errorf("open shard %s: %w", s.Name, err)
-		}
-		defer b.Close()
-		appliers[s.Name] = b
+	appliers, err := fl.appliers(ctx)
+	if err != nil {
+		return err
 	}
 	prog := newProgress(cmd.OutOrStdout(), cmd.ErrOrStderr(), mf.json)
-	rep, runErr := migrate.Run(ctx, migrate.Plan{Units: units, State: cat, Appliers: appliers,
+	rep, runErr := migrate.Run(ctx, migrate.Plan{Units: fl.units, State: fl.cat, Appliers: appliers,
 		Migrations: ms, Concurrency: mf.concurrency, Progress: prog.update})
 	prog.finish()
 	if err := mf.print(cmd.OutOrStdout(), rep, runErr); err != nil {
