@@ -1,0 +1,90 @@
+// Command notes-sqlite is a small notes service that uses Bulkhead as a
+// library on the embedded default: its own notes table (migrations
+// embedded in the binary) in each tenant's own SQLite file (database
+// mode), and HTTP endpoints that run their own SQL with sqlite.Tx and
+// sqlite.ReadTx, the tenant taken from a Bulkhead API key.
+//
+//	notes-sqlite -data-dir DIR tenant acme   # prints an API key
+//	notes-sqlite -data-dir DIR serve
+//
+// See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "notes-sqlite:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("notes-sqlite", flag.ContinueOnError)
+	dir := fs.String("data-dir", envOr("NOTES_DATA_DIR", "./notes-data"), "data directory (env NOTES_DATA_DIR)")
+	addr := fs.String("addr", "127.0.0.1:8091", "listen address for serve")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), errUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cmd := fs.Arg(0)
+	if cmd != "serve" && cmd != "tenant" {
+		fs.Usage()
+		return errUsage
+	}
+	app, err := Open(ctx, *dir)
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	if cmd == "tenant" {
+		id, err := tenant.Parse(fs.Arg(1))
+		if err != nil {
+			return err
+		}
+		token, err := app.CreateTenant(ctx, id)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(stdout, token)
+		return err
+	}
+	srv := &http.Server{Addr: *addr, Handler: app.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	log.Printf("notes-sqlite listening on http://%s", *addr)
+	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}

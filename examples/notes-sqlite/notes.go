@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/catalog"
+	"github.com/bulkhead-dev/bulkhead/migrate"
+	"github.com/bulkhead-dev/bulkhead/store"
+	"github.com/bulkhead-dev/bulkhead/store/sqlite"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// migrationsFS holds the service's own SQL migrations. Bulkhead applies
+// them to every tenant's own SQLite file.
+//
+//go:embed migrations/*.sql
+var migrationsFS embed.FS
+
+// shard is the name of the service's one SQLite shard: the name bulkhead
+// serve gives it, so that 'bulkhead migrate --data-dir' works on the same
+// directory.
+const shard = "local"
+
+// catalogFile is the catalog's file in the data directory, as bulkhead
+// serve names it.
+const catalogFile = "control.db"
+
+// App is the notes service: a Bulkhead catalog (tenants and API keys) and
+// a SQLite backend in one data directory, and a router that opens
+// tenant-scoped transactions.
+type App struct {
+	cat     *catalog.Catalog
+	backend *sqlite.Backend
+	router  *store.Router
+	ms      []migrate.Migration
+}
+
+// Open opens (creating if needed) the data directory dir and brings every
+// tenant up to the latest migration. The process owns the directory until
+// Close (sqlite.Open locks it).
+func Open(ctx context.Context, dir string) (*App, error) {
+	ms, err := migrate.LoadDir(migrationsFS, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	b, err := sqlite.Open(dir, sqlite.Options{Migrations: ms})
+	if err != nil {
+		return nil, err
+	}
+	cat, err := catalog.Open(filepath.Join(b.Dir(), catalogFile), catalog.Options{})
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	key := make([]byte, 32) // list cursors are not used here; the router needs a key
+	_, _ = rand.Read(key)
+	router, err := store.NewRouter(store.Config{Placements: cat,
+		Backends: map[string]store.Backend{shard: b}, CursorKey: key})
+	if err != nil {
+		cat.Close()
+		b.Close()
+		return nil, err
+	}
+	a := &App{cat: cat, backend: b, router: router, ms: ms}
+	if err := a.Migrate(ctx); err != nil {
+		a.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// Migrate applies the migrations to every tenant that is behind. SQLite
+// pooled tenants have no own tables (no own SQL runs in the shared file),
+// so only database-mode tenants are units.
+func (a *App) Migrate(ctx context.Context) error {
+	all, err := a.cat.MigrationUnits(ctx)
+	if err != nil {
+		return err
+	}
+	var units []migrate.Unit
+	for _, u := range all {
+		if u.Mode == store.Database {
+			units = append(units, u)
+		}
+	}
+	_, err = migrate.Run(ctx, migrate.Plan{Units: units, State: a.cat,
+		Appliers: map[string]migrate.Applier{shard: a.backend}, Migrations: a.ms})
+	return err
+}
+
+// Close closes the catalog and the backend, releasing the data directory.
+func (a *App) Close() error {
+	return errors.Join(a.cat.Close(), a.router.Close())
+}
+
+// CreateTenant provisions tenant id in database mode — a SQLite file of
+// its own, created with the migrations applied — and returns a writer API
+// key's token for it.
+func (a *App) CreateTenant(ctx context.Context, id tenant.ID) (string, error) {
+	_, err := a.cat.CreateTenant(ctx, catalog.Tenant{ID: id, Placement: store.Placement{Mode: store.Database, Shard: shard}},
+		a.router.Provision)
+	if err != nil {
+		return "", err
+	}
+	u := migrate.Unit{Shard: shard, Mode: store.Database, Tenant: id}
+	if err := a.cat.SetVersion(ctx, u, migrate.Latest(a.ms)); err != nil { // Provision applied them
+		return "", err
+	}
+	_, token, err := a.cat.CreateKey(ctx, id, catalog.RoleWriter, "notes")
+	return token, err
+}
+
+// Note is one note as the API shows it.
+type Note struct {
+	ID        int64     `json:"id"`
+	Title     string    `json:"title"`
+	Body      string    `json:"body"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Handler serves POST /notes and GET /notes[?title=...]. The tenant comes
+// only from the API key in "Authorization: Bearer <token>"; nothing in the
+// request can name another tenant.
+func (a *App) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /notes", a.create)
+	mux.HandleFunc("GET /notes", a.list)
+	return a.authenticate(mux)
+}
+
+// authenticate puts the tenant of the request's API key in its context.
+func (a *App) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			http.Error(w, "missing bearer token", http.StatusUnauthorized)
+			return
+		}
+		p, err := a.cat.Authenticate(r.Context(), token)
+		switch {
+		case errors.Is(err, catalog.ErrSuspended):
+			http.Error(w, "tenant suspended", http.StatusForbidden)
+			return
+		case err != nil:
+			http.Error(w, "invalid credential", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(tenant.WithID(r.Context(), p.Tenant)))
+	})
+}
+
+func (a *App) create(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Title string `json:"title"`
+		Body  string `json:"body"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields() // a "tenant" in the body is refused, not ignored
+	if err := dec.Decode(&in); err != nil || in.Title == "" {
+		http.Error(w, `body must be {"title": "...", "body": "..."}`, http.StatusBadRequest)
+		return
+	}
+	n := Note{Title: in.Title, Body: in.Body, CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
+	// The *sql.Tx is on the tenant's own file: the file is the boundary.
+	err := sqlite.Tx(r.Context(), a.router, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(r.Context(),
+			`INSERT INTO notes (title, body, created_at) VALUES (?, ?, ?) RETURNING id`,
+			n.Title, n.Body, n.CreatedAt.UnixMicro()).Scan(&n.ID)
+	})
+	if err != nil {
+		http.Error(w, "could not create the note", http.StatusInternalServerError)
+		return
+	}
+	writeJSON(w, http.StatusCreated, n)
+}
+
+func (a *App) list(w http.ResponseWriter, r *http.Request) {
+	items := []Note{}
+	title := r.URL.Query().Get("title")
+	err := sqlite.ReadTx(r.Context(), a.router, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(r.Context(),
+			`SELECT id, title, body, created_at FROM notes WHERE ?1 = '' OR title = ?1 ORDER BY id LIMIT 1000`, title)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var n Note
+			var created int64
+			if err := rows.Scan(&n.ID, &n.Title, &n.Body, &created); err != nil {
+				return err
+			}
+			n.CreatedAt = time.UnixMicro(created).UTC()
+			items = append(items, n)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		http.Error(w, "could not list notes", http.StatusInternalServerError)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": items})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		log.Printf("write response: %v", err)
+	}
+}
+
+// errUsage is a command line mistake.
+var errUsage = fmt.Errorf("usage: notes-sqlite [-data-dir DIR] [-addr HOST:PORT] serve | tenant ID")
