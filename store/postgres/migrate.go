@@ -121,7 +121,7 @@ func (b *Backend) ensureUnit(ctx context.Context, tx pgx.Tx, dbName, schema stri
 		return err
 	}
 	if mode == store.Database {
-		if _, err := tx.Exec(ctx, copyKeySQL, b.key.ipad, b.key.opad); err != nil {
+		if _, err := tx.Exec(ctx, copyKeySQL, b.key.ipad, b.key.opad, b.key.setting); err != nil {
 			return fmt.Errorf("store the seal key: %w", err)
 		}
 	}

@@ -2,8 +2,6 @@ package postgres
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -120,11 +118,17 @@ func Open(ctx context.Context, shard Shard, opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("postgres: shard %s admin URL: %w", shard.Name, err)
 	}
 	b.serveDB.AfterConnect = prepareStatements
-	// Team SQL runs through statements prepared under names no SQL can
-	// create (stmtName); anything else runs unnamed, so nothing a
+	// Tenant transactions run statements prepared under names no SQL can
+	// create (stmts.go); anything else runs unnamed, so nothing a
 	// transaction PREPAREs can stand in for a later one's statement.
-	b.serveDB.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+	b.serveDB.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
 	b.serveDB.ConnConfig.StatementCacheCapacity = 0
+	// A custom plan of a statement under row-level security costs more to
+	// make than to run (the policies are planned each time), so serving
+	// connections use each prepared statement's generic plan.
+	if _, ok := b.serveDB.ConnConfig.RuntimeParams["plan_cache_mode"]; !ok {
+		b.serveDB.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+	}
 	if b.role, err = roleName(ctx, b.serveDB); err != nil {
 		return nil, fmt.Errorf("postgres: shard %s: connect as serving role: %w", shard.Name, err)
 	}
@@ -181,18 +185,16 @@ func roleName(ctx context.Context, cfg *pgxpool.Config) (string, error) {
 	return name, err
 }
 
-// prepareStatements prepares Bulkhead's statements on a new serving
-// connection under names no SQL can create or drop by name (stmtName),
-// resolving their unqualified table names in schema "bulkhead"
-// (PostgreSQL resolves them again whenever a transaction's search_path
-// differs). Prepared up front, they can be pipelined behind BEGIN and the
-// tenant's seal in the batch that starts a transaction.
+// prepareStatements prepares Bulkhead's statements for schema "bulkhead"
+// on a new serving connection (see stmts.go). Prepared up front, they can
+// be pipelined behind BEGIN and the tenant's seal in the batch that starts
+// a transaction.
 func prepareStatements(ctx context.Context, conn *pgx.Conn) error {
-	if _, err := conn.Exec(ctx, `SET search_path = `+ident(pooledSchema)); err != nil {
+	if _, err := conn.Exec(ctx, `SELECT pg_catalog.set_config('search_path', $1, false)`, unitPath(pooledSchema)); err != nil {
 		return err
 	}
 	for _, q := range ownStatements {
-		if _, err := conn.Prepare(ctx, stmtName(q), q); err != nil {
+		if _, err := conn.Prepare(ctx, stmtName(pooledSchema, q), q); err != nil {
 			return fmt.Errorf("prepare statements: %w", err)
 		}
 	}
@@ -202,16 +204,7 @@ func prepareStatements(ctx context.Context, conn *pgx.Conn) error {
 
 // ownStatements are the statements every serving connection prepares.
 var ownStatements = append([]string{sqlGet, sqlInsert, sqlUpdate, sqlDelete, sqlCollections, sqlEnter,
-	sqlBeginRW, sqlReset, sqlUsageLock, sqlUsageGet, sqlUsageCount, sqlUsageInit, sqlUsageAdd}, listQueries...)
-
-// stmtName is the name a statement is prepared under: 73 characters, longer
-// than any name SQL's PREPARE and DEALLOCATE accept (identifiers are cut to
-// 63), so SQL a tenant's transaction runs cannot drop one of them by name
-// or put its own statement in its place.
-func stmtName(sql string) string {
-	sum := sha256.Sum256([]byte(sql))
-	return "bulkhead_" + hex.EncodeToString(sum[:])
-}
+	sqlBeginRW, sqlUsageLock, sqlUsageGet, sqlUsageCount, sqlUsageInit, sqlUsageAdd}, listQueries...)
 
 func validPrefix(p string) error {
 	if len(p) > 20 {

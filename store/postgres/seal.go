@@ -16,36 +16,41 @@ import (
 // The unforgeable tenant.
 //
 // Row-level security needs to know the transaction's tenant, and the
-// serving role can set any custom setting it likes (set_config, SET, RESET),
-// so a plain setting that policies compare tenant_id with is forgeable by
-// any SQL the serving role runs. Bulkhead instead seals the tenant:
+// serving role can set any setting whose name it knows (set_config, SET,
+// RESET), so a plain setting such as bulkhead.tenant that policies compare
+// tenant_id with is forgeable by any SQL the serving role runs. Bulkhead
+// keeps the tenant where that SQL can neither read nor write it:
 //
 //   - Each database holding tenant tables has an owner-only schema
-//     bulkhead_secret with the shard's key (the serving role has no USAGE on
-//     it; the key is never in a setting, a function body or a statement's
-//     text).
+//     bulkhead_secret (the serving role has no USAGE on it) with the shard's
+//     key K and the name of a secret setting, "bulkhead.t_" followed by 32
+//     hex digits of HMAC(K, "setting"). PostgreSQL lists custom settings in
+//     neither SHOW ALL nor pg_settings, so SQL that does not know the name
+//     cannot read, set or copy the setting; RESET ALL clears it, and then
+//     nothing is visible.
 //   - A transaction begins with bulkhead.enter(tenant, unit, proof, ro), a
 //     SECURITY DEFINER function owned by the owner role. proof is
-//     HMAC(key, "enter/<tenant>/<unit>/<backend pid>"), computed here and
-//     sent as a bound parameter, so SQL never sees it; enter refuses a wrong
-//     proof. It then sets, local to the transaction, bulkhead.tenant and
-//     bulkhead.seal = HMAC(key, "<tenant>/<unit>/<backend pid>/<transaction
-//     start>"), and search_path to the unit.
+//     HMAC(K, "enter/<tenant>/<unit>/<backend pid>"), computed here and sent
+//     as a bound parameter, so SQL never sees it, and it opens one tenant in
+//     one unit on one connection; enter refuses a wrong proof. It then sets,
+//     local to the transaction, the secret setting to "<unit>:<tenant>",
+//     the informational bulkhead.tenant (for column defaults; nothing trusts
+//     it) and search_path to the unit.
 //   - Every policy compares tenant_id with bulkhead.tenant_in('<unit>'),
-//     another SECURITY DEFINER function, which returns bulkhead.tenant only
-//     if bulkhead.seal is its MAC for this unit, this backend and this
-//     transaction's start, and NULL otherwise: no row is visible and no
-//     write passes WITH CHECK.
+//     another SECURITY DEFINER function, which returns the tenant of the
+//     secret setting if it was entered for this unit, and NULL otherwise:
+//     no row is visible and no write passes WITH CHECK.
 //
-// So a statement may change bulkhead.tenant (the seal no longer matches:
-// nothing), copy a seal into another transaction or connection (another
-// start time or backend: nothing), or name another unit's tables (the seal
-// names one unit: nothing). Both functions refer to every object by its
-// schema, so search_path cannot redirect them, and the serving role may
-// create no object anywhere (CheckServingRole), so nothing can shadow them.
-// The key is read once per session by an IMMUTABLE owner-only function
-// that the functions' cached plans fold into a constant, so checking a
-// seal costs a few microseconds and no table read.
+// So a statement may change bulkhead.tenant or search_path (nothing
+// follows), name another unit's tables (the setting names one unit:
+// nothing), or RESET ALL (no tenant: nothing); it cannot name the secret
+// setting. Both functions refer to every object by its schema, so
+// search_path cannot redirect them, and the serving role may create no
+// object anywhere (CheckServingRole), so nothing can shadow them. The
+// setting's name and the key are read once per session by IMMUTABLE
+// owner-only functions that the functions' cached plans fold into
+// constants, so checking the tenant costs about a microsecond and no table
+// read.
 
 // secretSchema is the owner-only schema that holds the key.
 const secretSchema = "bulkhead_secret"
@@ -56,6 +61,7 @@ const secretSchema = "bulkhead_secret"
 type sealKey struct {
 	k            []byte
 	ipad, opad   []byte // 64 bytes each
+	setting      string // the secret setting's name
 	loadedFromDB bool
 }
 
@@ -67,7 +73,9 @@ func newSealKey(k []byte) sealKey {
 		ipad[i] ^= 0x36
 		opad[i] ^= 0x5c
 	}
-	return sealKey{k: k, ipad: ipad, opad: opad}
+	m := hmac.New(sha256.New, k)
+	m.Write([]byte("setting"))
+	return sealKey{k: k, ipad: ipad, opad: opad, setting: "bulkhead.t_" + hex.EncodeToString(m.Sum(nil))[:32]}
 }
 
 // proof is what enter checks before it seals tenant in unit on the backend
@@ -84,21 +92,15 @@ func hmacSQL(msg string) string {
 	return `pg_catalog.encode(pg_catalog.sha256(bulkhead_secret.opad() OPERATOR(pg_catalog.||) pg_catalog.sha256(bulkhead_secret.ipad() OPERATOR(pg_catalog.||) pg_catalog.convert_to(` + msg + `, 'UTF8'))), 'hex')`
 }
 
-// sealMsg is the message a seal signs, for tenant and unit expressions.
-func sealMsg(tenant, unit string) string {
-	return tenant + ` OPERATOR(pg_catalog.||) '/' OPERATOR(pg_catalog.||) ` + unit +
-		` OPERATOR(pg_catalog.||) '/' OPERATOR(pg_catalog.||) pg_catalog.pg_backend_pid()::text` +
-		` OPERATOR(pg_catalog.||) '/' OPERATOR(pg_catalog.||) pg_catalog.transaction_timestamp()::text`
-}
-
 // secretSQL creates the key's schema and table (owner only) and the
 // functions that read it. The key itself is inserted by ensureKey.
 const secretSQL = `CREATE SCHEMA IF NOT EXISTS bulkhead_secret;
 REVOKE ALL ON SCHEMA bulkhead_secret FROM PUBLIC;
 CREATE TABLE IF NOT EXISTS bulkhead_secret.key (
-	one  boolean PRIMARY KEY DEFAULT true CHECK (one),
-	ipad bytea NOT NULL,
-	opad bytea NOT NULL
+	one     boolean PRIMARY KEY DEFAULT true CHECK (one),
+	ipad    bytea NOT NULL,
+	opad    bytea NOT NULL,
+	setting text  NOT NULL
 );
 REVOKE ALL ON bulkhead_secret.key FROM PUBLIC;
 CREATE OR REPLACE FUNCTION bulkhead_secret.ipad() RETURNS bytea LANGUAGE plpgsql IMMUTABLE AS $f$
@@ -113,7 +115,13 @@ BEGIN
 	SELECT key.opad INTO STRICT k FROM bulkhead_secret.key;
 	RETURN k;
 END $f$;
-REVOKE ALL ON FUNCTION bulkhead_secret.ipad(), bulkhead_secret.opad() FROM PUBLIC`
+CREATE OR REPLACE FUNCTION bulkhead_secret.setting() RETURNS text LANGUAGE plpgsql IMMUTABLE AS $f$
+DECLARE n text;
+BEGIN
+	SELECT key.setting INTO STRICT n FROM bulkhead_secret.key;
+	RETURN n;
+END $f$;
+REVOKE ALL ON FUNCTION bulkhead_secret.ipad(), bulkhead_secret.opad(), bulkhead_secret.setting() FROM PUBLIC`
 
 // sealFuncsSQL creates bulkhead.enter and bulkhead.tenant_in in schema
 // "bulkhead" of a database, runnable by serving role r (quoted).
@@ -125,35 +133,24 @@ BEGIN
 		hmacSQL(`'enter/' OPERATOR(pg_catalog.||) tenant OPERATOR(pg_catalog.||) '/' OPERATOR(pg_catalog.||) unit OPERATOR(pg_catalog.||) '/' OPERATOR(pg_catalog.||) pg_catalog.pg_backend_pid()::text`) + ` THEN
 		RAISE EXCEPTION 'bulkhead: refusing to enter tenant %: the proof does not verify', tenant USING ERRCODE = '42501';
 	END IF;
-	PERFORM pg_catalog.set_config('bulkhead.tenant', tenant, true),
-		pg_catalog.set_config('bulkhead.seal', ` + hmacSQL(sealMsg("tenant", "unit")) + `, true),
-		pg_catalog.set_config('search_path', pg_catalog.quote_ident(unit) OPERATOR(pg_catalog.||) ', pg_temp', true);
+	PERFORM pg_catalog.set_config(bulkhead_secret.setting(), unit OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) tenant, true),
+		pg_catalog.set_config('bulkhead.tenant', tenant, true),
+		pg_catalog.set_config('search_path', pg_catalog.quote_ident(unit), true);
 	IF read_only THEN
 		PERFORM pg_catalog.set_config('transaction_read_only', 'on', true);
 	END IF;
 END $f$;
 CREATE OR REPLACE FUNCTION bulkhead.tenant_in(unit text) RETURNS text
 LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SECURITY DEFINER AS $f$
-DECLARE t text := pg_catalog.current_setting('bulkhead.tenant', true);
+DECLARE v text := pg_catalog.current_setting(bulkhead_secret.setting(), true);
 BEGIN
-	IF pg_catalog.current_setting('bulkhead.seal', true) OPERATOR(pg_catalog.=) ` + hmacSQL(sealMsg("t", "unit")) + ` THEN
-		RETURN t;
+	IF pg_catalog.split_part(v, ':', 1) OPERATOR(pg_catalog.=) unit THEN
+		RETURN pg_catalog.split_part(v, ':', 2);
 	END IF;
 	RETURN NULL;
 END $f$;
-CREATE OR REPLACE FUNCTION bulkhead.reset_session() RETURNS void LANGUAGE plpgsql AS $f$
-DECLARE n text;
-BEGIN
-	FOR n IN SELECT name FROM pg_catalog.pg_prepared_statements WHERE from_sql LOOP
-		EXECUTE 'DEALLOCATE ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(n);
-	END LOOP;
-	EXECUTE 'RESET ALL';
-	EXECUTE 'CLOSE ALL';
-	EXECUTE 'UNLISTEN *';
-	PERFORM pg_catalog.pg_advisory_unlock_all();
-END $f$;
-REVOKE ALL ON FUNCTION bulkhead.enter(text, text, text, boolean), bulkhead.tenant_in(text), bulkhead.reset_session() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION bulkhead.enter(text, text, text, boolean), bulkhead.tenant_in(text), bulkhead.reset_session() TO ` + r
+REVOKE ALL ON FUNCTION bulkhead.enter(text, text, text, boolean), bulkhead.tenant_in(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION bulkhead.enter(text, text, text, boolean), bulkhead.tenant_in(text) TO ` + r
 }
 
 // tenantCheck is the policy expression of a table with a tenant_id column
@@ -188,7 +185,7 @@ func ensureKey(ctx context.Context, db beginner) (sealKey, error) {
 		err := tx.QueryRow(ctx, `SELECT ipad, opad FROM bulkhead_secret.key`).Scan(&ipad, &opad)
 		if errors.Is(err, pgx.ErrNoRows) {
 			fresh := newSealKey(k)
-			_, err = tx.Exec(ctx, `INSERT INTO bulkhead_secret.key (ipad, opad) VALUES ($1, $2)`, fresh.ipad, fresh.opad)
+			_, err = tx.Exec(ctx, `INSERT INTO bulkhead_secret.key (ipad, opad, setting) VALUES ($1, $2, $3)`, fresh.ipad, fresh.opad, fresh.setting)
 			key = fresh
 			return err
 		}
@@ -226,6 +223,6 @@ func keyFromPads(ipad, opad []byte) (sealKey, error) {
 // copyKeySQL stores key in a tenant database (database mode) in a
 // transaction that has run secretSQL; it does nothing if the database
 // already has it.
-const copyKeySQL = `INSERT INTO bulkhead_secret.key (ipad, opad) VALUES ($1, $2)
-	ON CONFLICT (one) DO UPDATE SET ipad = excluded.ipad, opad = excluded.opad
-	WHERE key.ipad IS DISTINCT FROM excluded.ipad OR key.opad IS DISTINCT FROM excluded.opad`
+const copyKeySQL = `INSERT INTO bulkhead_secret.key (ipad, opad, setting) VALUES ($1, $2, $3)
+	ON CONFLICT (one) DO UPDATE SET ipad = excluded.ipad, opad = excluded.opad, setting = excluded.setting
+	WHERE (key.ipad, key.opad, key.setting) IS DISTINCT FROM (excluded.ipad, excluded.opad, excluded.setting)`

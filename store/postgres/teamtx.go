@@ -31,16 +31,9 @@ var _ pgx.Tx = (*teamTx)(nil)
 // not offer.
 var errReadOnlyTeam = errors.New("postgres: not available in a read-only tenant transaction (each statement runs in its own sealed implicit transaction); use postgres.Tx")
 
-// maxTeamStatements bounds the team statements prepared on one connection;
-// past it the connection is closed when released, and a fresh one starts
-// empty.
-const maxTeamStatements = 512
-
-const teamCountKey = "bulkhead.team.statements"
-
 // statement returns the prepared name of sql (rewritten by a
-// pgx.QueryRewriter first argument), preparing it on the connection the
-// first time.
+// pgx.QueryRewriter first argument) for the transaction's unit, preparing
+// it on the connection the first time (stmts.go).
 func (x *teamTx) statement(ctx context.Context, sql string, args []any) (string, []any, error) {
 	if err := x.check(); err != nil {
 		return "", nil, err
@@ -56,42 +49,8 @@ func (x *teamTx) statement(ctx context.Context, sql string, args []any) (string,
 	if q, ok := x.aliases[sql]; ok {
 		sql = q
 	}
-	name := stmtName(sql)
-	conn := x.t.conn.Conn()
-	data := conn.PgConn().CustomData()
-	known, _ := data[name].(bool)
-	if !known {
-		if err := x.prepare(ctx, name, sql); err != nil {
-			return "", nil, err
-		}
-		data[name] = true
-		n, _ := data[teamCountKey].(int)
-		data[teamCountKey] = n + 1
-		if n+1 > maxTeamStatements {
-			x.t.closeOnRelease = true
-		}
-	}
-	return name, args, nil
-}
-
-// prepare prepares sql as name on the connection. PostgreSQL resolves the
-// statement's tables when it is prepared, so outside a begun transaction
-// the session's search_path is the unit's while it is (and re-resolves
-// them whenever a transaction's search_path differs).
-func (x *teamTx) prepare(ctx context.Context, name, sql string) error {
-	conn := x.t.conn.Conn()
-	if x.t.write && x.t.begun {
-		_, err := conn.Prepare(ctx, name, sql)
-		return err
-	}
-	if _, err := conn.Exec(ctx, `SELECT pg_catalog.set_config('search_path', $1, false)`, ident(x.t.unit)+", pg_temp"); err != nil {
-		return err
-	}
-	_, err := conn.Prepare(ctx, name, sql)
-	if _, rerr := conn.Exec(ctx, `RESET search_path`); err == nil {
-		err = rerr
-	}
-	return err
+	name, err := x.t.name(ctx, sql)
+	return name, args, err
 }
 
 func (x *teamTx) check() error {
@@ -188,7 +147,7 @@ func (x *teamTx) Prepare(ctx context.Context, name, sql string) (*pgconn.Stateme
 		x.aliases = make(map[string]string)
 	}
 	x.aliases[name] = sql
-	return x.t.conn.Conn().Prepare(ctx, stmt, sql)
+	return x.t.conn.Conn().Prepare(ctx, stmt, sql) // known: no round trip
 }
 
 // CopyFrom implements pgx.Tx (read-write transactions only). PostgreSQL

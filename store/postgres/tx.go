@@ -37,8 +37,6 @@ type tx struct {
 	begun  bool   // write: BEGIN and the seal have been sent
 	sent   bool   // a batch has been sent on conn
 	team   bool   // team SQL runs in this transaction (BeginSQL)
-	// closeOnRelease: the connection holds too many team statements.
-	closeOnRelease bool
 	release        func()
 	done           bool
 }
@@ -47,15 +45,7 @@ type tx struct {
 const (
 	sqlEnter   = `SELECT bulkhead.enter($1, $2, $3, $4)`
 	sqlBeginRW = `BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE`
-	sqlReset   = `SELECT bulkhead.reset_session()`
 )
-
-// teamKey is the key in a serving connection's pgconn CustomData naming
-// the tenant whose team SQL ran on it last: another tenant's transaction
-// resets the session first (bulkhead.reset_session drops prepared
-// statements, cursors, settings, listens and advisory locks that SQL left
-// in the session), so nothing one tenant's SQL leaves behind reaches the next.
-const teamKey = "bulkhead.team"
 
 func (b *Backend) newTx(ctx context.Context, id tenant.ID, mode store.Mode, write bool) (*tx, error) {
 	pool, release, err := b.pool(ctx, id, mode)
@@ -70,25 +60,14 @@ func (b *Backend) newTx(ctx context.Context, id tenant.ID, mode store.Mode, writ
 	return t, nil
 }
 
-// acquire takes a connection from the pool and computes its proof. A
-// connection on which another tenant's team SQL ran last is reset first,
-// in a round trip of its own outside any transaction.
+// acquire takes a connection from the pool and computes its proof.
 func (t *tx) acquire(ctx context.Context) error {
 	conn, err := t.pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
-	pc := conn.Conn().PgConn()
-	if last, ok := pc.CustomData()[teamKey]; ok && last != t.tenant {
-		if _, err := conn.Exec(ctx, stmtName(sqlReset)); err != nil {
-			_ = conn.Conn().Close(context.Background())
-			conn.Release()
-			return fmt.Errorf("reset the session: %w", err)
-		}
-		delete(pc.CustomData(), teamKey)
-	}
 	t.conn = conn
-	t.proof = t.b.key.proof(t.tenant, t.unit, pc.PID())
+	t.proof = t.b.key.proof(t.tenant, t.unit, conn.Conn().PgConn().PID())
 	return nil
 }
 
@@ -101,11 +80,11 @@ func (t *tx) prefix(b *pgx.Batch) int {
 		return 0
 	}
 	if t.write {
-		b.Queue(stmtName(sqlBeginRW))
+		b.Queue(stmtName(pooledSchema, sqlBeginRW))
 		n++
 		t.begun = true
 	}
-	b.Queue(stmtName(sqlEnter), t.tenant, t.unit, t.proof, !t.write)
+	b.Queue(stmtName(pooledSchema, sqlEnter), t.tenant, t.unit, t.proof, !t.write)
 	return n + 1
 }
 
@@ -155,8 +134,13 @@ func (t *tx) discardConn() {
 
 // send sends one statement; the caller reads its result from br and closes it.
 func (t *tx) send(ctx context.Context, sql string, args ...any) (pgx.BatchResults, error) {
-	q := []*pgx.QueuedQuery{{SQL: stmtName(sql), Arguments: args}}
-	return t.sendBatch(ctx, func() ([]*pgx.QueuedQuery, error) { return q, nil })
+	return t.sendBatch(ctx, func() ([]*pgx.QueuedQuery, error) {
+		name, err := t.name(ctx, sql)
+		if err != nil {
+			return nil, err
+		}
+		return []*pgx.QueuedQuery{{SQL: name, Arguments: args}}, nil
+	})
 }
 
 // exec runs a statement that returns no rows.
@@ -335,17 +319,9 @@ func (t *tx) Rollback() error {
 }
 
 // finish returns the connection to its pool, which discards it unless it
-// is idle outside any transaction, and releases the tenant database. After
-// team SQL it records the tenant on the connection, so that another
-// tenant's transaction resets the session first.
+// is idle outside any transaction, and releases the tenant database.
 func (t *tx) finish() {
 	if t.conn != nil {
-		if t.team {
-			t.conn.Conn().PgConn().CustomData()[teamKey] = t.tenant
-		}
-		if t.closeOnRelease {
-			_ = t.conn.Conn().Close(context.Background())
-		}
 		t.conn.Release()
 	}
 	t.release()

@@ -1,0 +1,116 @@
+package postgres
+
+import (
+	"container/list"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+)
+
+// Prepared statements.
+//
+// Every statement a tenant transaction runs is a prepared statement whose
+// name no SQL can create, drop or replace by name: stmtName is 73
+// characters, longer than the 63 that PREPARE and DEALLOCATE accept. So a
+// transaction's SQL can PREPARE what it likes; no later transaction of
+// another tenant on the connection will ever run it. (DEALLOCATE ALL drops
+// them all: the next first batch on the connection fails with SQLSTATE
+// 26000, and tx.sendBatch closes the connection and retries on a fresh one.)
+//
+// PostgreSQL resolves a statement's unqualified table names in the
+// search_path of the transaction that runs it, and plans it again whenever
+// that differs from the last run. Each unit (the pooled schema, or one
+// tenant's schema) therefore gets statements of its own: those of the
+// "bulkhead" schema (pooled tenants, and every tenant database) are
+// prepared when a serving connection opens (prepareStatements); those of a
+// tenant schema, and the team's own statements, on first use on a
+// connection, with the unit's search_path. A connection keeps at most
+// maxStatements of the latter, the least recently used deallocated first.
+
+// stmtName is the name a statement of unit is prepared under.
+func stmtName(unit, sql string) string {
+	sum := sha256.Sum256([]byte(unit + "\x00" + sql))
+	return "bulkhead_" + hex.EncodeToString(sum[:])
+}
+
+// maxStatements bounds the statements prepared on first use on one
+// connection.
+const maxStatements = 256
+
+// stmtsKey is the connection's *stmtLRU in its pgconn CustomData.
+const stmtsKey = "bulkhead.statements"
+
+// stmtLRU is a connection's statements prepared on first use, most
+// recently used first.
+type stmtLRU struct {
+	order *list.List               // of names
+	byKey map[string]*list.Element // name → its element
+}
+
+// name returns the prepared statement's name for sql in t's unit,
+// preparing it on t's connection if needed.
+func (t *tx) name(ctx context.Context, sql string) (string, error) {
+	name := stmtName(t.unit, sql)
+	if t.unit == pooledSchema && ownStatementSet[sql] {
+		return name, nil // prepared when the connection opened
+	}
+	conn := t.conn.Conn()
+	data := conn.PgConn().CustomData()
+	lru, _ := data[stmtsKey].(*stmtLRU)
+	if lru == nil {
+		lru = &stmtLRU{order: list.New(), byKey: make(map[string]*list.Element)}
+		data[stmtsKey] = lru
+	}
+	if e, ok := lru.byKey[name]; ok {
+		lru.order.MoveToFront(e)
+		return name, nil
+	}
+	if err := t.prepare(ctx, name, sql); err != nil {
+		return "", err
+	}
+	lru.byKey[name] = lru.order.PushFront(name)
+	for lru.order.Len() > maxStatements {
+		old := lru.order.Back()
+		lru.order.Remove(old)
+		delete(lru.byKey, old.Value.(string))
+		if err := conn.Deallocate(ctx, old.Value.(string)); err != nil {
+			return "", err
+		}
+	}
+	return name, nil
+}
+
+// prepare prepares sql as name on t's connection with the unit's
+// search_path: the transaction's own once it has begun, the session's
+// while it is prepared otherwise.
+func (t *tx) prepare(ctx context.Context, name, sql string) error {
+	conn := t.conn.Conn()
+	if t.write && t.begun {
+		_, err := conn.Prepare(ctx, name, sql)
+		return err
+	}
+	if _, err := conn.Exec(ctx, `SELECT pg_catalog.set_config('search_path', $1, false)`, unitPath(t.unit)); err != nil {
+		return err
+	}
+	_, err := conn.Prepare(ctx, name, sql)
+	if _, rerr := conn.Exec(ctx, `RESET search_path`); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// unitPath is the search_path of a unit's transactions. It does not name
+// pg_temp: the serving role may create no temporary object
+// (CheckServingRole), and naming pg_temp when the session has no temporary
+// schema makes PostgreSQL look for one on every lookup, which tripled the
+// cost of a point read.
+func unitPath(unit string) string { return ident(unit) }
+
+// ownStatementSet holds ownStatements.
+var ownStatementSet = func() map[string]bool {
+	m := make(map[string]bool, len(ownStatements))
+	for _, q := range ownStatements {
+		m[q] = true
+	}
+	return m
+}()
