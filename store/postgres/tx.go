@@ -27,18 +27,18 @@ import (
 // read costs one round trip. Under READ COMMITTED each statement sees its
 // own snapshot either way.
 type tx struct {
-	b      *Backend
-	pool   *pgxpool.Pool
-	conn   *pgxpool.Conn
-	tenant string
-	unit   string // the unit's schema, unquoted
-	write  bool
-	proof  string // enter's proof for conn's backend
-	begun  bool   // write: BEGIN and the seal have been sent
-	sent   bool   // a batch has been sent on conn
-	team   bool   // team SQL runs in this transaction (BeginSQL)
-	release        func()
-	done           bool
+	b       *Backend
+	pool    *pgxpool.Pool
+	conn    *pgxpool.Conn
+	tenant  string
+	unit    string // the unit's schema, unquoted
+	write   bool
+	proof   string // enter's proof for conn's backend
+	begun   bool   // write: BEGIN and the seal have been sent
+	sent    bool   // a batch has been sent on conn
+	team    bool   // team SQL runs in this transaction (BeginSQL)
+	release func()
+	done    bool
 }
 
 // Statements of a transaction's first batch.
