@@ -27,8 +27,10 @@ var (
 var ErrClosed = errors.New("postgres backend is closed")
 
 // ErrUnsafeServingRole reports a serving role that row-level security would
-// not hold: a superuser, a role with BYPASSRLS, or the owner (or a member of
-// the owner) of the tenant tables. Pooled tenants are refused while it holds.
+// not hold: a superuser, a role with BYPASSRLS, the owner (or a member of
+// the owner) of the tenant tables, or one that may create objects or run DO
+// blocks (see CheckServingRole). Pooled and schema tenants, which share the
+// serving connections, are refused while it holds.
 var ErrUnsafeServingRole = errors.New("unsafe PostgreSQL serving role")
 
 // Defaults for Options.
@@ -407,14 +409,15 @@ func (b *Backend) pool(ctx context.Context, id tenant.ID, mode store.Mode) (*pgx
 	if err := b.check(id, mode); err != nil {
 		return nil, nil, err
 	}
-	switch mode {
-	case store.Pooled:
+	if mode == store.Pooled || mode == store.Schema {
 		b.mu.Lock()
 		err := b.roleErr
 		b.mu.Unlock()
 		if err != nil {
-			return nil, nil, fmt.Errorf("postgres: refusing pooled tenant %s: %w", id, err)
+			return nil, nil, fmt.Errorf("postgres: refusing %s tenant %s: %w", mode, id, err)
 		}
+	}
+	switch mode {
 	case store.Database:
 		// Acquired first (pgxpool connects lazily), so that Drop waits for
 		// the check rather than having its database held open by it.

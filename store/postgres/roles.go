@@ -19,11 +19,14 @@ const roleFix = `connect the serving URL as a role that is not superuser, has no
 // role: it is not superuser, has no BYPASSRLS, is neither the owner nor a
 // member of the owner of any table in the schemas the admin role owns, may
 // create no object (no CREATE on any schema, no temporary tables: nothing
-// it creates can shadow a tenant's table or a function Bulkhead calls), and
+// it creates can shadow a tenant's table or a function Bulkhead calls), may
+// run no DO block (in which SQL could PREPARE a statement in place of one
+// Bulkhead prepared on a connection that serves the next tenant), and
 // every pooled table with a tenant_id column has row-level security enabled
 // and forced. Otherwise it returns an error wrapping ErrUnsafeServingRole
 // that says how to fix it. The result also decides whether Begin serves
-// pooled tenants (it refuses them while the check fails); Open runs it once.
+// pooled and schema tenants, which share connections (it refuses them while
+// the check fails); Open runs it once.
 func (b *Backend) CheckServingRole(ctx context.Context) error {
 	problems, err := b.roleProblems(ctx)
 	if err != nil {
@@ -88,6 +91,21 @@ func (b *Backend) roleProblems(ctx context.Context) ([]string, error) {
 		coalesce((SELECT array_agg(nspname ORDER BY nspname) FROM pg_namespace
 			WHERE has_schema_privilege(current_user, oid, 'CREATE') OR pg_has_role(current_user, nspowner, 'MEMBER')), '{}')`).Scan(&temp, &creatable); err != nil {
 		return nil, err
+	}
+	rows, err = b.serve.Query(ctx, `SELECT lanname FROM pg_language
+		WHERE laninline <> 0 AND has_language_privilege(current_user, oid, 'USAGE') ORDER BY 1`)
+	if err != nil {
+		return nil, err
+	}
+	langs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	if len(langs) > 0 {
+		problems = append(problems, "it may run DO blocks in "+strings.Join(langs, ", ")+
+			", where SQL could PREPARE a statement in place of one Bulkhead prepared on a shared connection "+
+			"(as a superuser, in the shard database: REVOKE USAGE ON LANGUAGE "+strings.Join(langs, ", ")+" FROM PUBLIC; "+
+			"GRANT USAGE ON LANGUAGE "+strings.Join(langs, ", ")+" TO the owner role)")
 	}
 	if temp {
 		problems = append(problems, "it may create temporary tables and functions, which shadow a tenant's tables for the next transaction on the connection "+

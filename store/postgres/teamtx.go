@@ -49,6 +49,9 @@ func (x *teamTx) statement(ctx context.Context, sql string, args []any) (string,
 	if q, ok := x.aliases[sql]; ok {
 		sql = q
 	}
+	if err := refusedStatement(sql); err != nil {
+		return "", nil, err
+	}
 	name, err := x.t.name(ctx, sql)
 	return name, args, err
 }

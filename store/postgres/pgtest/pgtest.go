@@ -8,7 +8,9 @@
 //		...
 //	}
 //
-// Each Env has its own database and roles with random names, so tests and
+// Its database is set up as docs/postgresql.md asks of a shard: PUBLIC may
+// not use plpgsql (the owner role may), so the serving role runs no DO
+// block. Each Env has its own database and roles with random names, so tests and
 // packages run in parallel without colliding, and everything is dropped
 // when the test ends: the database, every database the owner role created
 // (database-mode tenants), and both roles. BULKHEAD_TEST_POSTGRES must name
@@ -88,6 +90,22 @@ func New(t testing.TB) Env {
 		if _, err := conn.Exec(ctx, stmt); err != nil {
 			t.Fatalf("pgtest: %s: %v", stmt, err)
 		}
+	}
+	// As a careful operator sets up a shard database: the serving role may
+	// run no DO block (see postgres.CheckServingRole).
+	dbCfg, err := pgx.ParseConfig(base)
+	if err != nil {
+		t.Fatalf("pgtest: %s: %v", EnvVar, err)
+	}
+	dbCfg.Database = e.DB
+	dbConn, err := pgx.ConnectConfig(ctx, dbCfg)
+	if err != nil {
+		t.Fatalf("pgtest: connect to %s: %v", e.DB, err)
+	}
+	_, err = dbConn.Exec(ctx, `REVOKE USAGE ON LANGUAGE plpgsql FROM PUBLIC; GRANT USAGE ON LANGUAGE plpgsql TO `+q(e.Owner))
+	_ = dbConn.Close(ctx)
+	if err != nil {
+		t.Fatalf("pgtest: revoke plpgsql: %v", err)
 	}
 	u, err := url.Parse(base)
 	if err != nil {
