@@ -9,13 +9,16 @@ import (
 
 // Prepared statements.
 //
-// Every statement a tenant transaction runs is a prepared statement whose
-// name no SQL can create, drop or replace by name: stmtName is 73
-// characters, longer than the 63 that PREPARE and DEALLOCATE accept. So a
-// transaction's SQL can PREPARE what it likes; no later transaction of
-// another tenant on the connection will ever run it. (DEALLOCATE ALL drops
-// them all: the next first batch on the connection fails with SQLSTATE
-// 26000, and tx.sendBatch closes the connection and retries on a fresh one.)
+// Every statement a tenant transaction runs is a prepared statement. A
+// connection serves many tenants one after another, so a statement that
+// one transaction's SQL prepared in place of Bulkhead's would run in the
+// next tenant's transaction. PostgreSQL cuts every statement name to 63
+// bytes, so long names do not prevent that; instead team SQL may not
+// PREPARE, DEALLOCATE or DISCARD (guard.go), the serving role may run no DO
+// block and create no function (CheckServingRole), and so no SQL it runs
+// can prepare a statement at all. (A statement dropped anyway makes the next
+// first batch on the connection fail with SQLSTATE 26000: tx.sendBatch
+// closes the connection and retries on a fresh one.)
 //
 // PostgreSQL resolves a statement's unqualified table names in the
 // search_path of the transaction that runs it, and plans it again whenever
