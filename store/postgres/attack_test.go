@@ -199,7 +199,7 @@ func TestPooledConnectionNeverCarriesATenant(t *testing.T) {
 			a, b := w.e.Tenant(t, "tenant-a"), w.e.Tenant(t, "tenant-b")
 			w.exec(t, a, `INSERT INTO customers (id, name) VALUES ('c1', 'A')`)
 			w.exec(t, b, `INSERT INTO customers (id, name) VALUES ('c1', 'B')`)
-			wantPath := map[store.Mode]string{store.Pooled: `bulkhead`, store.Schema: `t_tenant_b`}[mode]
+			wantPath := map[store.Mode]string{store.Pooled: `"bulkhead"`, store.Schema: `"t_tenant_b"`}[mode]
 			checkB := func(t *testing.T, after string) {
 				t.Helper()
 				setting, path, owners := w.seen(t, b)

@@ -90,7 +90,7 @@ func (b *Backend) adminConn(ctx context.Context, dbName string) (*pgx.Conn, erro
 // (unquoted) in database dbName ("" for the shard's own database), or add
 // what an earlier version of Bulkhead did not create: ensureSQL; in a
 // schema named "bulkhead" (the pooled unit, and every tenant database) the
-// seal's key table and functions (see seal.go); and in schema and database
+// secret setting's table and bulkhead.tenant_in (see seal.go); and in schema and database
 // mode the serving role's default privileges. They take the unit's
 // advisory lock first and do nothing that is already done, so they are
 // safe to run on a unit that is current. ensureUnit runs them.
@@ -98,7 +98,7 @@ func (b *Backend) ensureStmts(dbName, schema string, mode store.Mode) string {
 	s := ident(schema)
 	ensure := ensureSQL(lockKey(dbName, schema), s, ident(b.role))
 	if schema == pooledSchema {
-		ensure += ";\n" + secretSQL + ";\n" + sealFuncsSQL(ident(b.role))
+		ensure += ";\n" + secretSQL + ";\n" + tenantInSQL(ident(b.role))
 	}
 	if mode != store.Pooled {
 		// Tables a team's migration creates belong to the tenant; let the
@@ -115,14 +115,14 @@ ALTER DEFAULT PRIVILEGES IN SCHEMA ` + s + ` GRANT USAGE, SELECT ON SEQUENCES TO
 }
 
 // ensureUnit runs ensureStmts in tx and, in a tenant database, stores the
-// shard's key there.
+// shard's secret setting name there.
 func (b *Backend) ensureUnit(ctx context.Context, tx pgx.Tx, dbName, schema string, mode store.Mode) error {
 	if _, err := tx.Exec(ctx, b.ensureStmts(dbName, schema, mode)); err != nil {
 		return err
 	}
 	if mode == store.Database {
-		if _, err := tx.Exec(ctx, copyKeySQL, b.key.ipad, b.key.opad, b.key.setting); err != nil {
-			return fmt.Errorf("store the seal key: %w", err)
+		if _, err := tx.Exec(ctx, copySecretSQL, b.secret); err != nil {
+			return fmt.Errorf("store the secret tenant setting: %w", err)
 		}
 	}
 	return nil

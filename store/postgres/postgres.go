@@ -74,7 +74,7 @@ type Backend struct {
 	role    string        // the serving role's name
 	serveDB *pgxpool.Config
 	adminDB *pgxpool.Config
-	key     sealKey // the shard's seal key (seal.go), read or made at Open
+	secret  string // the shard's secret setting name (seal.go), read or made at Open
 
 	mu      sync.Mutex
 	roleErr error              // the last CheckServingRole result; guarded by mu
@@ -120,16 +120,11 @@ func Open(ctx context.Context, shard Shard, opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("postgres: shard %s admin URL: %w", shard.Name, err)
 	}
 	b.serveDB.AfterConnect = prepareStatements
-	// Tenant transactions run statements prepared under names no SQL can
-	// create (stmts.go); anything else runs unnamed, so nothing a
-	// transaction PREPAREs can stand in for a later one's statement.
-	b.serveDB.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
-	b.serveDB.ConnConfig.StatementCacheCapacity = 0
 	// A custom plan of a statement under row-level security costs more to
 	// make than to run (the policies are planned each time), so serving
 	// connections use each prepared statement's generic plan.
 	if _, ok := b.serveDB.ConnConfig.RuntimeParams["plan_cache_mode"]; !ok {
-		b.serveDB.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+		b.serveDB.ConnConfig.RuntimeParams["plan_cache_mode"] = "auto"
 	}
 	if b.role, err = roleName(ctx, b.serveDB); err != nil {
 		return nil, fmt.Errorf("postgres: shard %s: connect as serving role: %w", shard.Name, err)
@@ -137,7 +132,7 @@ func Open(ctx context.Context, shard Shard, opts Options) (*Backend, error) {
 	if b.admin, err = pgxpool.NewWithConfig(ctx, b.adminDB); err != nil {
 		return nil, fmt.Errorf("postgres: shard %s: %w", shard.Name, err)
 	}
-	if b.key, err = ensureKey(ctx, b.admin); err != nil {
+	if b.secret, err = ensureSecret(ctx, b.admin); err != nil {
 		b.admin.Close()
 		return nil, fmt.Errorf("postgres: shard %s: %w", shard.Name, err)
 	}
@@ -205,7 +200,7 @@ func prepareStatements(ctx context.Context, conn *pgx.Conn) error {
 }
 
 // ownStatements are the statements every serving connection prepares.
-var ownStatements = append([]string{sqlGet, sqlInsert, sqlUpdate, sqlDelete, sqlCollections, sqlEnter,
+var ownStatements = append([]string{sqlGet, sqlInsert, sqlUpdate, sqlDelete, sqlCollections, sqlSeal,
 	sqlBeginRW, sqlUsageLock, sqlUsageGet, sqlUsageCount, sqlUsageInit, sqlUsageAdd}, listQueries...)
 
 func validPrefix(p string) error {
@@ -345,9 +340,8 @@ func (b *Backend) dropRows(ctx context.Context, id tenant.ID) error {
 	}
 	defer conn.Release()
 	err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		// Row-level security is forced on the owner too: seal the tenant.
-		pid := conn.Conn().PgConn().PID()
-		if _, err := tx.Exec(ctx, sqlEnter, id.String(), pooledSchema, b.key.proof(id.String(), pooledSchema, pid), false); err != nil {
+		// Row-level security is forced on the owner too: set the tenant.
+		if _, err := tx.Exec(ctx, sqlSeal, b.sealArgs(id.String(), pooledSchema, true)...); err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, sqlTables, pooledSchema, b.role)

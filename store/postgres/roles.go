@@ -174,15 +174,19 @@ func (b *Backend) secure(ctx context.Context, tx pgx.Tx, s string, mode store.Mo
 		if !t.force {
 			stmts = append(stmts, `ALTER TABLE `+q+` FORCE ROW LEVEL SECURITY`)
 		}
+		// The restrictive policy confines; the permissive one only lets
+		// rows through to it (RLS shows nothing without a permissive
+		// policy), so a permissive policy a team adds widens nothing and
+		// each statement checks the tenant once.
 		for _, p := range []struct {
-			name, as string
-			exists   bool
-		}{{policyName, "PERMISSIVE", t.policy}, {guardName, "RESTRICTIVE", t.guard}} {
+			name, as, check string
+			exists          bool
+		}{{policyName, "PERMISSIVE", "true", t.policy}, {guardName, "RESTRICTIVE", check, t.guard}} {
 			switch {
 			case !p.exists:
-				stmts = append(stmts, `CREATE POLICY `+p.name+` ON `+q+` AS `+p.as+` FOR ALL USING (`+check+`) WITH CHECK (`+check+`)`)
+				stmts = append(stmts, `CREATE POLICY `+p.name+` ON `+q+` AS `+p.as+` FOR ALL USING (`+p.check+`) WITH CHECK (`+p.check+`)`)
 			case !t.sealed:
-				stmts = append(stmts, `ALTER POLICY `+p.name+` ON `+q+` USING (`+check+`) WITH CHECK (`+check+`)`)
+				stmts = append(stmts, `ALTER POLICY `+p.name+` ON `+q+` USING (`+p.check+`) WITH CHECK (`+p.check+`)`)
 			}
 		}
 		if !t.servingGranted {

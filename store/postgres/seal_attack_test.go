@@ -31,18 +31,19 @@ func owners(ctx context.Context, tx pgx.Tx) ([]string, error) {
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
-func TestTheSecretSettingCannotBeFoundReadOrSet(t *testing.T) {
+func TestTheSecretSettingCannotBeFoundOrRead(t *testing.T) {
 	for _, mode := range []store.Mode{store.Pooled, store.Schema, store.Database} {
 		t.Run(string(mode), func(t *testing.T) {
 			w := newWorld(t, mode, 2)
 			a := w.e.Tenant(t, "tenant-a")
 			w.exec(t, a, `INSERT INTO customers (id, name) VALUES ('c1', 'A')`)
-			secret := w.b.key.setting
-			keyHex := hex.EncodeToString(w.b.key.k)
+			secret := w.b.secret
 			err := Tx(a, w.e.Router, func(tx pgx.Tx) error {
-				// Nothing lists it.
-				var listed string
-				if err := tx.QueryRow(a, `SELECT coalesce(string_agg(name, ','), '') FROM pg_settings WHERE name LIKE 'bulkhead%'`).Scan(&listed); err != nil {
+				var listed, activity string
+				if err := tx.QueryRow(a, `SELECT coalesce(string_agg(name || '=' || setting, ','), '') FROM pg_settings`).Scan(&listed); err != nil {
+					return err
+				}
+				if err := tx.QueryRow(a, `SELECT coalesce(string_agg(query, ';'), '') FROM pg_stat_activity`).Scan(&activity); err != nil {
 					return err
 				}
 				rows, err := tx.Query(a, `SHOW ALL`)
@@ -57,19 +58,21 @@ func TestTheSecretSettingCannotBeFoundReadOrSet(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				var src string
-				if err := tx.QueryRow(a, `SELECT string_agg(prosrc, ' ') FROM pg_proc WHERE proname IN ('enter', 'tenant_in')`).Scan(&src); err != nil {
+				var src, statements string
+				if err := tx.QueryRow(a, `SELECT string_agg(prosrc, ' ') FROM pg_proc WHERE pronamespace::regnamespace::text LIKE 'bulkhead%'`).Scan(&src); err != nil {
 					return err
 				}
-				for _, where := range []string{listed, strings.Join(all, ";"), src} {
-					if strings.Contains(where, secret) || strings.Contains(where, keyHex) {
-						t.Errorf("the secret setting or the key is visible to the serving role: %.200s", where)
+				if err := tx.QueryRow(a, `SELECT string_agg(statement, ';') FROM pg_prepared_statements`).Scan(&statements); err != nil {
+					return err
+				}
+				for _, where := range []string{listed, activity, strings.Join(all, ";"), src, statements} {
+					if strings.Contains(where, secret) || strings.Contains(where, strings.TrimPrefix(secret, "bulkhead.")) {
+						t.Errorf("the secret setting's name is visible to the serving role: %.200s", where)
 					}
 				}
-				// The key and the functions that read it are the owner's.
-				for _, q := range []string{`SELECT count(*) FROM bulkhead_secret.key`, `SELECT bulkhead_secret.setting()`, `SELECT bulkhead_secret.ipad()`} {
-					_, err := tx.Exec(a, `SAVEPOINT s`)
-					if err != nil {
+				// The name and the function that reads it are the owner's.
+				for _, q := range []string{`SELECT name FROM bulkhead_secret.setting`, `SELECT bulkhead_secret.name()`} {
+					if _, err := tx.Exec(a, `SAVEPOINT s`); err != nil {
 						return err
 					}
 					if _, err := tx.Exec(a, q); !isCode(err, "42501") {
@@ -88,66 +91,102 @@ func TestTheSecretSettingCannotBeFoundReadOrSet(t *testing.T) {
 	}
 }
 
-func TestEnterRefusesForgedAndReplayedProofs(t *testing.T) {
+func TestForgingTheTenantNeedsTheSecretName(t *testing.T) {
 	w := newWorld(t, store.Schema, 2)
 	a := w.e.Tenant(t, "tenant-a")
 	b := w.e.Tenant(t, "tenant-b")
 	w.exec(t, a, `INSERT INTO customers (id, name) VALUES ('c1', 'A')`)
 	w.exec(t, b, `INSERT INTO customers (id, name) VALUES ('c1', 'B')`)
 	ctx := context.Background()
+	// Everything tenant-a's transaction can see of its context.
+	var settings [][2]string
+	err := Tx(a, w.e.Router, func(tx pgx.Tx) error {
+		rows, err := tx.Query(a, `SELECT name, setting FROM pg_settings WHERE context = 'user'
+			UNION ALL SELECT 'bulkhead.tenant', current_setting('bulkhead.tenant')`)
+		if err != nil {
+			return err
+		}
+		settings, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) ([2]string, error) {
+			var kv [2]string
+			err := r.Scan(&kv[0], &kv[1])
+			return kv, err
+		})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv, err := pgx.Connect(ctx, w.env.ServeURL) // another connection of the serving role
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Close(ctx)
-	other, err := pgx.Connect(ctx, w.env.ServeURL)
-	if err != nil {
-		t.Fatal(err)
+	unitB := tenant.MustParse("tenant-b").StorageName()
+	var guess [16]byte
+	see := func(name string, forge func(tx pgx.Tx) error) []string {
+		t.Helper()
+		var got []string
+		err := pgx.BeginFunc(ctx, srv, func(tx pgx.Tx) error {
+			if err := forge(tx); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `SELECT set_config('search_path', $1, true)`, unitB); err != nil {
+				return err
+			}
+			var err error
+			got, err = owners(ctx, tx)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return got
 	}
-	defer other.Close(ctx)
-	pid := srv.PgConn().PID()
-	unitA, unitB := tenant.MustParse("tenant-a").StorageName(), tenant.MustParse("tenant-b").StorageName()
-	for _, c := range []struct{ name, tenant, unit, proof string }{
-		{"no proof", "tenant-b", unitB, ""},
-		{"A's proof for B", "tenant-b", unitB, w.b.key.proof("tenant-a", unitA, pid)},
-		{"B's proof for another unit", "tenant-b", unitA, w.b.key.proof("tenant-b", unitB, pid)},
-		{"B's proof for another connection", "tenant-b", unitB, w.b.key.proof("tenant-b", unitB, other.PgConn().PID())},
-		{"B's proof under another key", "tenant-b", unitB, newSealKey(make([]byte, 32)).proof("tenant-b", unitB, pid)},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			err := pgx.BeginFunc(ctx, srv, func(tx pgx.Tx) error {
-				if _, err := tx.Exec(ctx, sqlEnter, c.tenant, c.unit, c.proof, false); err != nil {
+	for _, c := range []struct {
+		name  string
+		forge func(tx pgx.Tx) error
+	}{
+		{"tenant-a's whole visible context, replayed", func(tx pgx.Tx) error {
+			for _, kv := range settings {
+				if _, err := tx.Exec(ctx, `SAVEPOINT s`); err != nil {
 					return err
 				}
-				_, err := tx.Exec(ctx, `SELECT 1`)
-				return err
-			})
-			if !isCode(err, "42501") || !strings.Contains(err.Error(), "proof does not verify") {
-				t.Fatalf("enter with %s: %v, want it refused", c.name, err)
+				if _, err := tx.Exec(ctx, `SELECT set_config($1, $2, true)`, kv[0], kv[1]); err != nil {
+					if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT s`); err != nil {
+						return err
+					}
+				}
 			}
-		})
-	}
-	// Everything a tenant's transaction can see of its context, replayed
-	// in a transaction on another connection, opens nothing.
-	var setting, path string
-	err = Tx(a, w.e.Router, func(tx pgx.Tx) error {
-		return tx.QueryRow(a, `SELECT current_setting('bulkhead.tenant'), current_setting('search_path')`).Scan(&setting, &path)
-	})
-	if err != nil || setting != "tenant-a" {
-		t.Fatalf("tenant-a's context: %q, %q, %v", setting, path, err)
-	}
-	err = pgx.BeginFunc(ctx, srv, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT set_config('bulkhead.tenant', $1, true), set_config('search_path', $2, true)`, setting, path); err != nil {
+			return nil
+		}},
+		{"bulkhead.tenant set to tenant-b", func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `SELECT set_config('bulkhead.tenant', 'tenant-b', true)`)
 			return err
+		}},
+		{"a guessed secret name", func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `SELECT set_config($1, $2, true)`, "bulkhead.t_"+hex.EncodeToString(guess[:]), unitB+":tenant-b")
+			return err
+		}},
+		{"tenant_in called directly", func(tx pgx.Tx) error {
+			var got *string
+			if err := tx.QueryRow(ctx, `SELECT bulkhead.tenant_in($1)`, unitB).Scan(&got); err != nil || got != nil {
+				return errors.Join(err, errors.New("tenant_in returned a tenant"))
+			}
+			return nil
+		}},
+	} {
+		if got := see(c.name, c.forge); len(got) != 0 {
+			t.Errorf("%s: sees %v", c.name, got)
 		}
-		got, err := owners(ctx, tx)
-		if len(got) != 0 {
-			t.Errorf("a replayed context sees %v", got)
-		}
+	}
+	// The control: with the name, the same connection sees tenant-b, so the
+	// cases above would have shown a forgery.
+	got := see("the real name", func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, sqlSeal, w.b.sealArgs("tenant-b", unitB, false)...)
 		return err
 	})
-	if err != nil {
-		t.Fatal(err)
+	if !slices.Equal(got, []string{"tenant-b"}) {
+		t.Fatalf("with the secret name, the serving role sees %v, want [tenant-b]", got)
 	}
 }
 

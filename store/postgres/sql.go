@@ -18,9 +18,10 @@ import (
 const pooledSchema = "bulkhead"
 
 // The policy names Bulkhead gives every table of a unit that the serving
-// role may use: a permissive policy that lets a transaction sealed for the
-// unit see its tenant's rows, and a restrictive one that keeps any
-// permissive policy a team adds from widening that (see seal.go).
+// role may use: a restrictive policy that admits only the rows of the
+// transaction's tenant in the unit (see seal.go), and a permissive one,
+// USING (true), without which row-level security would admit nothing; a
+// permissive policy a team adds therefore widens nothing.
 const (
 	policyName = "bulkhead_tenant"
 	guardName  = "bulkhead_tenant_guard"
@@ -74,8 +75,9 @@ const sqlTables = `SELECT c.relname,
 	c.relrowsecurity, c.relforcerowsecurity,
 	EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = '` + policyName + `'),
 	EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = '` + guardName + `'),
-	coalesce((SELECT bool_and(pg_get_expr(p.polqual, p.polrelid) LIKE '%bulkhead.tenant_in(%' AND
-		coalesce(pg_get_expr(p.polwithcheck, p.polrelid) LIKE '%bulkhead.tenant_in(%', false))
+	coalesce((SELECT bool_and(CASE p.polname WHEN '` + guardName + `'
+			THEN pg_get_expr(p.polqual, p.polrelid) LIKE '%bulkhead.tenant_in(%' AND pg_get_expr(p.polwithcheck, p.polrelid) LIKE '%bulkhead.tenant_in(%'
+			ELSE pg_get_expr(p.polqual, p.polrelid) = 'true' AND pg_get_expr(p.polwithcheck, p.polrelid) = 'true' END)
 		FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname IN ('` + policyName + `', '` + guardName + `')), false),
 	has_table_privilege($2::text, c.oid, 'SELECT') AND has_table_privilege($2::text, c.oid, 'INSERT') AND
 	has_table_privilege($2::text, c.oid, 'UPDATE') AND has_table_privilege($2::text, c.oid, 'DELETE')

@@ -33,7 +33,6 @@ type tx struct {
 	tenant  string
 	unit    string // the unit's schema, unquoted
 	write   bool
-	proof   string // enter's proof for conn's backend
 	begun   bool   // write: BEGIN and the seal have been sent
 	sent    bool   // a batch has been sent on conn
 	team    bool   // team SQL runs in this transaction (BeginSQL)
@@ -43,7 +42,6 @@ type tx struct {
 
 // Statements of a transaction's first batch.
 const (
-	sqlEnter   = `SELECT bulkhead.enter($1, $2, $3, $4)`
 	sqlBeginRW = `BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE`
 )
 
@@ -60,14 +58,13 @@ func (b *Backend) newTx(ctx context.Context, id tenant.ID, mode store.Mode, writ
 	return t, nil
 }
 
-// acquire takes a connection from the pool and computes its proof.
+// acquire takes a connection from the pool.
 func (t *tx) acquire(ctx context.Context) error {
 	conn, err := t.pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
 	t.conn = conn
-	t.proof = t.b.key.proof(t.tenant, t.unit, conn.Conn().PgConn().PID())
 	return nil
 }
 
@@ -84,7 +81,7 @@ func (t *tx) prefix(b *pgx.Batch) int {
 		n++
 		t.begun = true
 	}
-	b.Queue(stmtName(pooledSchema, sqlEnter), t.tenant, t.unit, t.proof, !t.write)
+	b.Queue(stmtName(pooledSchema, sqlSeal), t.b.sealArgs(t.tenant, t.unit, t.write)...)
 	return n + 1
 }
 

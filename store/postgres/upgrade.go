@@ -154,8 +154,7 @@ func (b *Backend) upgrade(ctx context.Context, id tenant.ID, mode store.Mode) er
 const sqlUnitCurrent = `SELECT to_regclass($1) IS NOT NULL,
 	(SELECT bool_and(to_regclass(t) IS NOT NULL) FROM unnest($2::text[]) t)
 	AND to_regprocedure('bulkhead.tenant_in(text)') IS NOT NULL
-	AND to_regprocedure('bulkhead.enter(text,text,text,boolean)') IS NOT NULL
-	AND to_regclass('bulkhead_secret.key') IS NOT NULL
+	AND to_regclass('bulkhead_secret.setting') IS NOT NULL
 	AND NOT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = $3 AND c.relkind IN ('r', 'p') AND c.relname <> 'schema_migrations'
 		  AND (NOT (c.relrowsecurity AND c.relforcerowsecurity)

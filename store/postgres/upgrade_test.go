@@ -189,7 +189,7 @@ func TestUpgradeUnitsWithoutTenantUsage(t *testing.T) {
 		var seen []string
 		err := pgx.BeginFunc(ctx, srv, func(tx pgx.Tx) error {
 			if name != "" { // sealed as the backend seals it (seal.go)
-				if _, err := tx.Exec(ctx, sqlEnter, name, pooledSchema, b.key.proof(name, pooledSchema, srv.PgConn().PID()), true); err != nil {
+				if _, err := tx.Exec(ctx, sqlSeal, b.sealArgs(name, pooledSchema, false)...); err != nil {
 					return err
 				}
 			}
