@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,9 +70,15 @@ func routerGet(e *storetest.Env, ctx context.Context, id string) error {
 //     (without its tenant predicate: the seal confines it) on the records
 //     table.
 //
+// For scale it also times the forgeable design the seal replaced, by hand
+// on the same raw pool: the tenant in a plain setting, set in the same
+// round trip as the read, on a copy of the table whose policy compares
+// tenant_id with that setting (plainguc).
+//
 // It runs for pooled and schema tenants. Rounds alternate the variants
 // (blocks of 100 reads, rotating order) so that machine noise hits all
-// alike; store/raw and library/raw are the ratios of the totals.
+// alike; store/raw, library/raw and plainguc/raw are the ratios of the
+// totals.
 func BenchmarkPointRead(b *testing.B) {
 	for _, mode := range []store.Mode{store.Pooled, store.Schema} {
 		b.Run(string(mode), func(b *testing.B) { benchPointRead(b, mode) })
@@ -97,6 +104,13 @@ func benchPointRead(b *testing.B, mode store.Mode) {
 			b.Fatal(err)
 		}
 	}
+	if _, err := admin.Exec(ctx, `CREATE TABLE bulkhead.bench_guc (LIKE bulkhead.records INCLUDING ALL);
+		INSERT INTO bulkhead.bench_guc SELECT * FROM bulkhead.bench_raw;
+		ALTER TABLE bulkhead.bench_guc ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+		CREATE POLICY guc ON bulkhead.bench_guc USING (tenant_id = (SELECT current_setting('bulkhead.tenant', true)));
+		GRANT SELECT ON bulkhead.bench_guc TO `+ident(be.ServingRole())); err != nil {
+		b.Fatal(err)
+	}
 	raw, err := pgxpool.New(ctx, env.ServeURL) // as a team would open it: pgx's defaults
 	if err != nil {
 		b.Fatal(err)
@@ -117,6 +131,17 @@ func benchPointRead(b *testing.B, mode store.Mode) {
 				return tx.QueryRow(ctx, libGet, "c", fmt.Sprintf("rec-%03d", i%benchRecords)).Scan(&data, &v, &c, &u)
 			})
 		},
+		func(i int) error {
+			var batch pgx.Batch
+			batch.Queue(`SELECT set_config('bulkhead.tenant', $1, true)`, benchName(i%tenants))
+			batch.Queue(strings.Replace(rawGet, "bench_raw", "bench_guc", 1), benchName(i%tenants), "c", fmt.Sprintf("rec-%03d", i%benchRecords))
+			br := raw.SendBatch(ctx, &batch)
+			defer br.Close()
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+			return br.QueryRow().Scan(&data, &v, &c, &u)
+		},
 	}
 	for _, v := range variants { // warm up connections and statement caches
 		for i := 0; i < 2*tenants; i++ {
@@ -125,7 +150,7 @@ func benchPointRead(b *testing.B, mode store.Mode) {
 			}
 		}
 	}
-	var total [3]time.Duration
+	var total [4]time.Duration
 	const block = 100
 	b.ResetTimer()
 	for done, round := 0, 0; done < b.N; round++ {
@@ -148,6 +173,7 @@ func benchPointRead(b *testing.B, mode store.Mode) {
 	b.ReportMetric(float64(total[2].Nanoseconds())/n, "library-ns/read")
 	b.ReportMetric(float64(total[1])/float64(total[0]), "store/raw")
 	b.ReportMetric(float64(total[2])/float64(total[0]), "library/raw")
+	b.ReportMetric(float64(total[3])/float64(total[0]), "plainguc/raw")
 }
 
 // BenchmarkSchemaPointReadP99 compares the p99 latency of a point read

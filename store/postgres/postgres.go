@@ -120,12 +120,6 @@ func Open(ctx context.Context, shard Shard, opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("postgres: shard %s admin URL: %w", shard.Name, err)
 	}
 	b.serveDB.AfterConnect = prepareStatements
-	// A custom plan of a statement under row-level security costs more to
-	// make than to run (the policies are planned each time), so serving
-	// connections use each prepared statement's generic plan.
-	if _, ok := b.serveDB.ConnConfig.RuntimeParams["plan_cache_mode"]; !ok {
-		b.serveDB.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
-	}
 	if b.role, err = roleName(ctx, b.serveDB); err != nil {
 		return nil, fmt.Errorf("postgres: shard %s: connect as serving role: %w", shard.Name, err)
 	}
