@@ -33,9 +33,9 @@ type tx struct {
 	tenant  string
 	unit    string // the unit's schema, unquoted
 	write   bool
-	begun   bool   // write: BEGIN and the seal have been sent
-	sent    bool   // a batch has been sent on conn
-	team    bool   // team SQL runs in this transaction (BeginSQL)
+	begun   bool // write: BEGIN and the seal have been sent
+	sent    bool // a batch has been sent on conn
+	team    bool // team SQL runs in this transaction (BeginSQL)
 	release func()
 	done    bool
 }
