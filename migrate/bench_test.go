@@ -69,7 +69,7 @@ func BenchmarkMigrateUpSchemaFleet(b *testing.B) {
 	// Baseline: what a migrator without a fleet version table does — open
 	// every tenant schema's transaction and read its version there.
 	start = time.Now()
-	pool := f.backend.AdminPool()
+	pool := f.backend.OperatorPool()
 	for i := 0; i < tenants; i++ {
 		schema := pgx.Identifier{tenant.MustParse(fmt.Sprintf("t%04d", i)).StorageName()}.Sanitize()
 		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {

@@ -35,7 +35,7 @@ func newPGFleet(t testing.TB, maxConns int32) *pgFleet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cat, err := catalog.OpenPostgres(ctx, b.AdminPool(), catalog.Options{})
+	cat, err := catalog.OpenPostgres(ctx, b.OperatorPool(), catalog.Options{})
 	if err != nil {
 		b.Close()
 		t.Fatal(err)

@@ -176,7 +176,7 @@ func openPostgres(ctx context.Context, opts Options, log *slog.Logger) (*catalog
 		log.Info("shard ready", slog.String("shard", s.Name), slog.String("serving_role", b.ServingRole()),
 			slog.String("database_prefix", opts.PostgresDatabasePrefix))
 	}
-	cat, err := catalog.OpenPostgres(ctx, main.AdminPool(), catalog.Options{Logger: log, Now: opts.Now})
+	cat, err := catalog.OpenPostgres(ctx, main.OperatorPool(), catalog.Options{Logger: log, Now: opts.Now})
 	if err != nil {
 		closeAll()
 		return nil, nil, err

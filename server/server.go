@@ -300,7 +300,7 @@ func openAudit(ctx context.Context, opts Options, backends map[string]store.Back
 	if !ok {
 		return nil, errors.New("no main PostgreSQL shard")
 	}
-	return audit.OpenPostgres(ctx, main.AdminPool())
+	return audit.OpenPostgres(ctx, main.OperatorPool())
 }
 
 // openStores opens the catalog and the backends: SQLite in the data

@@ -67,7 +67,7 @@ func migrateFleet(t *testing.T) (pgtest.Env, []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cat, err := catalog.OpenPostgres(ctx, b.AdminPool(), catalog.Options{})
+	cat, err := catalog.OpenPostgres(ctx, b.OperatorPool(), catalog.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

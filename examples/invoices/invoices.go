@@ -68,7 +68,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		b.Close()
 		return nil, err
 	}
-	cat, err := catalog.OpenPostgres(ctx, b.AdminPool(), catalog.Options{})
+	cat, err := catalog.OpenPostgres(ctx, b.OperatorPool(), catalog.Options{})
 	if err != nil {
 		b.Close()
 		return nil, err

@@ -92,7 +92,7 @@ func benchPointRead(b *testing.B, mode store.Mode) {
 	const tenants = 100
 	ctxs, _ := benchFill(b, e, tenants)
 	ctx := context.Background()
-	admin := be.AdminPool()
+	admin := be.OperatorPool()
 	if _, err := admin.Exec(ctx, `CREATE TABLE bulkhead.bench_raw (LIKE bulkhead.records INCLUDING ALL);
 		GRANT SELECT ON bulkhead.bench_raw TO `+ident(be.ServingRole())); err != nil {
 		b.Fatal(err)

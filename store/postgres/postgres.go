@@ -212,9 +212,13 @@ func validPrefix(p string) error {
 // Name returns the shard's name.
 func (b *Backend) Name() string { return b.shard.Name }
 
-// AdminPool returns the owner role's pool on the shard's main database (the
-// catalog uses it). It is closed by Close.
-func (b *Backend) AdminPool() *pgxpool.Pool { return b.admin }
+// OperatorPool returns the owner role's pool on the shard's main database,
+// for operator code only: the catalog and the audit log keep their tables
+// with it. It is not tenant-scoped: the owner owns every table and may turn
+// row-level security off, so it must never reach a request handler or any
+// code that runs a tenant's SQL (use Tx, ReadTx or the store.Router for
+// those). It is closed by Close.
+func (b *Backend) OperatorPool() *pgxpool.Pool { return b.admin }
 
 // ServingRole returns the name of the role the serving pools log in as.
 func (b *Backend) ServingRole() string { return b.role }

@@ -334,12 +334,12 @@ func TestServingRoleCanCreateNothing(t *testing.T) {
 func TestCatalogAndAuditAreOutOfReach(t *testing.T) {
 	w := newWorld(t, store.Pooled, 2)
 	ctx := context.Background()
-	cat, err := catalog.OpenPostgres(ctx, w.b.AdminPool(), catalog.Options{})
+	cat, err := catalog.OpenPostgres(ctx, w.b.OperatorPool(), catalog.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cat.Close()
-	lg, err := audit.OpenPostgres(ctx, w.b.AdminPool())
+	lg, err := audit.OpenPostgres(ctx, w.b.OperatorPool())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,6 @@ type tx struct {
 	write   bool
 	begun   bool // write: BEGIN and the seal have been sent
 	sent    bool // a batch has been sent on conn
-	team    bool // team SQL runs in this transaction (BeginSQL)
 	release func()
 	done    bool
 }

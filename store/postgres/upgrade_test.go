@@ -55,7 +55,7 @@ func TestUpgradeUnitsWithoutTenantUsage(t *testing.T) {
 	}
 	// Take tenant_usage away, as units of an earlier version lack it.
 	for _, stmt := range []string{`DROP TABLE t_s_acme.tenant_usage`, `DROP TABLE bulkhead.tenant_usage`} {
-		if _, err := old.AdminPool().Exec(ctx, stmt); err != nil {
+		if _, err := old.OperatorPool().Exec(ctx, stmt); err != nil {
 			t.Fatalf("%s: %v", stmt, err)
 		}
 	}
