@@ -3,11 +3,8 @@
 // github.com/jackc/pgx/v5's pgxpool. It hosts all three isolation modes,
 // mixed per tenant:
 //
-//   - store.Pooled: tenants share the table bulkhead.records of the shard
-//     database. Row-level security is enabled and forced on it (and on every
-//     table of schema "bulkhead" with a tenant_id column), with policies that
-//     compare tenant_id to (SELECT current_setting('bulkhead.tenant', true)):
-//     with no tenant set a query sees zero rows, never all of them.
+//   - store.Pooled: tenants share the tables of schema "bulkhead" in the
+//     shard database.
 //   - store.Schema: one schema per tenant, named tenant.StorageName(), created
 //     and migrated at Provision.
 //   - store.Database: one database per tenant on the shard, named
@@ -16,24 +13,44 @@
 //     Options.MaxOpenDatabases open (idle ones closed least recently used
 //     first).
 //
-// Every tenant transaction begins with one round trip that sends BEGIN and
-// set_config('bulkhead.tenant', <id>, true) and set_config('search_path',
-// <unit schema>, true): both are local to the transaction, so a pooled
-// connection never carries a tenant to its next user however the
-// transaction ends. Every mode keeps the same layout (tenant_id first in the
-// primary key), the same policies and a tenant predicate in every statement:
-// defence in depth.
+// # The tenant the database enforces
+//
+// Every table the serving role may use has row-level security enabled and
+// forced, with a restrictive policy that admits only the rows of the
+// transaction's tenant (tables without tenant_id in schema and database
+// units: only transactions of the unit's tenant). The transaction's tenant
+// lives in a setting whose name is a per-shard secret that SQL run by the
+// serving role never sees (see seal.go): whatever SQL runs inside a tenant
+// transaction — a team's, or SQL injected into a team's handler — can
+// change bulkhead.tenant, search_path or any setting it can name, and still
+// reads and writes only the tenant Bulkhead began the transaction for. It
+// cannot reach another tenant's schema or the pooled tables by qualified
+// names, create objects, run DO blocks, PREPARE a statement in place of
+// Bulkhead's, or end the transaction (ErrStatementRefused). Statements bind
+// the tenant too, and the layout keeps tenant_id first in every key: defence
+// in depth.
+//
+// A tenant transaction costs the round trips of its statements: the
+// setting, search_path and BEGIN travel in the batch of the first
+// statement, and a read-only transaction sends no BEGIN at all (each
+// statement runs in its own implicit transaction), so a point read is one
+// round trip.
 //
 // Two roles: the serving URL logs in as a role that is not the tables'
-// owner, not superuser and has no BYPASSRLS; the admin URL logs in as the
-// owner, which runs all DDL (schemas, databases, tables, policies, grants).
-// CheckServingRole verifies this, and pooled tenants are refused while it
-// fails. Identifiers come only from tenant.StorageName() and the catalog,
-// and are always quoted with pgx.Identifier.Sanitize.
+// owner, not superuser, has no BYPASSRLS and may create nothing; the admin
+// URL logs in as the owner, which runs all DDL (schemas, databases, tables,
+// policies, grants). CheckServingRole verifies this, and pooled and schema
+// tenants are refused while it fails. Identifiers come only from
+// tenant.StorageName() and the catalog, and are always quoted with
+// pgx.Identifier.Sanitize.
+//
+// # Your own tables
 //
 // A team's own tables live beside the records, created by migrations
-// (Options.Migrations, or Apply from the fleet runner in package migrate);
-// Tx gives a tenant-scoped pgx.Tx for them:
+// (Options.Migrations, or Apply from the fleet runner in package migrate).
+// Tx and ReadTx give a tenant-scoped pgx.Tx for them; With gives the pgx.Tx
+// of a store transaction opened with store.TxOptions{SQL: true}, so that a
+// record operation and the team's own statements commit together:
 //
 //	be, err := postgres.Open(ctx, postgres.Shard{Name: "main", URL: serveURL, AdminURL: ownerURL},
 //		postgres.Options{Migrations: ms})
