@@ -432,3 +432,35 @@ func TestOneRouterAttackedInAllThreeModes(t *testing.T) {
 		}
 	}
 }
+
+func TestReadTxCannotBeMadeWritable(t *testing.T) {
+	for _, mode := range []store.Mode{store.Pooled, store.Schema, store.Database} {
+		t.Run(string(mode), func(t *testing.T) {
+			w := newWorld(t, mode, 1)
+			a := w.e.Tenant(t, "tenant-a")
+			for _, undo := range []string{
+				`SET transaction_read_only = off`,
+				`SET LOCAL transaction_read_only = off`,
+				`RESET transaction_read_only`,
+				`SELECT set_config('transaction_read_only', 'off', true)`,
+				`SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE`,
+				`RESET ALL`,
+			} {
+				err := ReadTx(a, w.e.Router, func(tx pgx.Tx) error {
+					_, _ = tx.Exec(a, undo) // may fail; the write below must fail either way
+					_, err := tx.Exec(a, `INSERT INTO customers (tenant_id, id, name) VALUES ('tenant-a', 'x', 'written')`)
+					return err
+				})
+				if err == nil {
+					t.Errorf("after %s, a read-only transaction wrote", undo)
+				}
+			}
+			var n int
+			if err := ReadTx(a, w.e.Router, func(tx pgx.Tx) error {
+				return tx.QueryRow(a, `SELECT count(*) FROM customers`).Scan(&n)
+			}); err != nil || n != 0 {
+				t.Fatalf("customers after the attempts: %d, %v", n, err)
+			}
+		})
+	}
+}
