@@ -30,6 +30,7 @@ func (b *Backend) BeginSQL(ctx context.Context, id tenant.ID, mode store.Mode, w
 	if err != nil {
 		return nil, err
 	}
+	t.team = true
 	return &sqlTx{tx: t, team: &teamTx{t: t}}, nil
 }
 

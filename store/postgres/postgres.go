@@ -185,7 +185,7 @@ func prepareStatements(ctx context.Context, conn *pgx.Conn) error {
 		return err
 	}
 	for _, q := range ownStatements {
-		if _, err := conn.Prepare(ctx, stmtName(pooledSchema, q), q); err != nil {
+		if _, err := conn.Prepare(ctx, stmtName(pooledSchema, q), qualify(pooledSchema, q)); err != nil {
 			return fmt.Errorf("prepare statements: %w", err)
 		}
 	}
@@ -194,7 +194,7 @@ func prepareStatements(ctx context.Context, conn *pgx.Conn) error {
 }
 
 // ownStatements are the statements every serving connection prepares.
-var ownStatements = append([]string{sqlGet, sqlInsert, sqlUpdate, sqlDelete, sqlCollections, sqlSeal,
+var ownStatements = append([]string{sqlGet, sqlInsert, sqlUpdate, sqlDelete, sqlCollections, sqlSeal, sqlSealStore,
 	sqlBeginRW, sqlUsageLock, sqlUsageGet, sqlUsageCount, sqlUsageInit, sqlUsageAdd}, listQueries...)
 
 func validPrefix(p string) error {

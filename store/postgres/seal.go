@@ -29,7 +29,8 @@ import (
 //   - A transaction begins with one statement (sqlSeal) that sets, local to
 //     the transaction, the secret setting to "<unit>:<tenant>", the
 //     informational bulkhead.tenant (for column defaults; nothing trusts
-//     it) and search_path to the unit. The name travels as a bound
+//     it) and search_path to the unit (a transaction that runs no team SQL
+//     sets the secret setting alone: sqlSealStore). The name travels as a bound
 //     parameter, never in a statement's text, so neither pg_stat_activity
 //     nor pg_prepared_statements shows it.
 //   - Every policy compares tenant_id with bulkhead.tenant_in('<unit>'), a
@@ -94,6 +95,12 @@ GRANT EXECUTE ON FUNCTION bulkhead.tenant_in(text) TO ` + r
 // as it is).
 const sqlSeal = `SELECT pg_catalog.set_config($1, $2, true), pg_catalog.set_config('bulkhead.tenant', $3, true),
 	pg_catalog.set_config('search_path', $4, true), pg_catalog.set_config('transaction_read_only', $5, true)`
+
+// sqlSealStore starts a transaction that runs only Bulkhead's own
+// statements, which bind the tenant, name their tables with the unit
+// (qualify) and write nothing in a read-only store.Tx: $1 the secret
+// setting's name, $2 "<unit>:<tenant>".
+const sqlSealStore = `SELECT pg_catalog.set_config($1, $2, true)`
 
 // sealArgs returns sqlSeal's arguments for tenant in unit.
 func (b *Backend) sealArgs(tenant, unit string, write bool) []any {

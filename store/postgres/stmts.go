@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"regexp"
 )
 
 // Prepared statements.
@@ -68,7 +69,11 @@ func (t *tx) name(ctx context.Context, sql string) (string, error) {
 		lru.order.MoveToFront(e)
 		return name, nil
 	}
-	if err := t.prepare(ctx, name, sql); err != nil {
+	text := sql
+	if ownStatementSet[sql] {
+		text = qualify(t.unit, sql)
+	}
+	if err := t.prepare(ctx, name, text); err != nil {
 		return "", err
 	}
 	lru.byKey[name] = lru.order.PushFront(name)
@@ -100,6 +105,16 @@ func (t *tx) prepare(ctx context.Context, name, sql string) error {
 		err = rerr
 	}
 	return err
+}
+
+// ownTable finds the tables of Bulkhead's own statements.
+var ownTable = regexp.MustCompile(`\b(FROM|INTO|UPDATE)\s+(records|tenant_usage)\b`)
+
+// qualify names the tables of one of Bulkhead's own statements in unit, so
+// that the statement does not depend on search_path: a transaction that
+// runs no team SQL need not set it.
+func qualify(unit, sql string) string {
+	return ownTable.ReplaceAllString(sql, "$1 "+ident(unit)+".$2")
 }
 
 // unitPath is the search_path of a unit's transactions. It does not name

@@ -35,6 +35,7 @@ type tx struct {
 	write   bool
 	begun   bool // write: BEGIN and the seal have been sent
 	sent    bool // a batch has been sent on conn
+	team    bool // team SQL runs in this transaction (BeginSQL): the full seal
 	release func()
 	done    bool
 }
@@ -80,7 +81,11 @@ func (t *tx) prefix(b *pgx.Batch) int {
 		n++
 		t.begun = true
 	}
-	b.Queue(stmtName(pooledSchema, sqlSeal), t.b.sealArgs(t.tenant, t.unit, t.write)...)
+	if t.team {
+		b.Queue(stmtName(pooledSchema, sqlSeal), t.b.sealArgs(t.tenant, t.unit, t.write)...)
+	} else {
+		b.Queue(stmtName(pooledSchema, sqlSealStore), t.b.secret, t.unit+":"+t.tenant)
+	}
 	return n + 1
 }
 
