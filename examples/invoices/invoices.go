@@ -192,7 +192,7 @@ func (a *App) create(w http.ResponseWriter, r *http.Request) {
 
 func (a *App) list(w http.ResponseWriter, r *http.Request) {
 	items := []Invoice{}
-	err := postgres.Tx(r.Context(), a.router, func(tx pgx.Tx) error {
+	err := postgres.ReadTx(r.Context(), a.router, func(tx pgx.Tx) error {
 		rows, err := tx.Query(r.Context(),
 			`SELECT id::text, customer, amount_cents, created_at FROM invoices ORDER BY created_at, id LIMIT 1000`)
 		if err != nil {
