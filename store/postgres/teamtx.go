@@ -16,9 +16,9 @@ import (
 // each statement in its own sealed implicit transaction; see tx).
 //
 // Every statement is sent with the extended protocol, prepared once per
-// connection under a name no SQL can forge (stmtName): one statement per
-// call, and nothing a transaction PREPAREs can stand in for another
-// transaction's statement.
+// connection and unit (stmts.go): one statement per call. Statements that
+// would prepare or drop prepared statements, or end the transaction, are
+// refused before they are sent (guard.go).
 type teamTx struct {
 	t       *tx
 	aliases map[string]string // names given to Prepare → their SQL
