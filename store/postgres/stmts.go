@@ -23,13 +23,16 @@ import (
 //
 // PostgreSQL resolves a statement's unqualified table names in the
 // search_path of the transaction that runs it, and plans it again whenever
-// that differs from the last run. Each unit (the pooled schema, or one
-// tenant's schema) therefore gets statements of its own: those of the
-// "bulkhead" schema (pooled tenants, and every tenant database) are
-// prepared when a serving connection opens (prepareStatements); those of a
-// tenant schema, and the team's own statements, on first use on a
-// connection, with the unit's search_path. A connection keeps at most
-// maxStatements of the latter, the least recently used deallocated first.
+// that differs from the last run. In schema "bulkhead" (pooled tenants, and
+// every tenant database) Bulkhead's statements name their tables (qualify)
+// and are prepared when a serving connection opens (prepareStatements);
+// the team's statements are prepared on first use on a connection, at most
+// maxStatements of them, the least recently used deallocated first.
+// Schema tenants share their statements, Bulkhead's (unqualified) and the
+// team's, one per text on a connection, prepared on first use in the
+// search_path of the schema at hand; PostgreSQL plans one again when the
+// next transaction's schema differs. One statement per schema would not
+// fit a connection that serves thousands of them.
 
 // stmtName is the name a statement of unit is prepared under.
 func stmtName(unit, sql string) string {
@@ -54,8 +57,12 @@ type stmtLRU struct {
 // name returns the prepared statement's name for sql in t's unit,
 // preparing it on t's connection if needed.
 func (t *tx) name(ctx context.Context, sql string) (string, error) {
-	name := stmtName(t.unit, sql)
-	if t.unit == pooledSchema && ownStatementSet[sql] {
+	kind := t.unit // "bulkhead": pooled tenants and tenant databases
+	if kind != pooledSchema {
+		kind = "schema" // every schema tenant shares the statement: see above
+	}
+	name := stmtName(kind, sql)
+	if kind == pooledSchema && ownStatementSet[sql] {
 		return name, nil // prepared when the connection opened
 	}
 	conn := t.conn.Conn()
@@ -70,7 +77,7 @@ func (t *tx) name(ctx context.Context, sql string) (string, error) {
 		return name, nil
 	}
 	text := sql
-	if ownStatementSet[sql] {
+	if kind == pooledSchema && ownStatementSet[sql] {
 		text = qualify(t.unit, sql)
 	}
 	if err := t.prepare(ctx, name, text); err != nil {

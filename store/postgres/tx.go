@@ -81,7 +81,7 @@ func (t *tx) prefix(b *pgx.Batch) int {
 		n++
 		t.begun = true
 	}
-	if t.team {
+	if t.team || t.unit != pooledSchema { // schema tenants' statements need search_path
 		b.Queue(stmtName(pooledSchema, sqlSeal), t.b.sealArgs(t.tenant, t.unit, t.write)...)
 	} else {
 		b.Queue(stmtName(pooledSchema, sqlSealStore), t.b.secret, t.unit+":"+t.tenant)
