@@ -188,6 +188,12 @@ func prepareStatements(ctx context.Context, conn *pgx.Conn) error {
 		if _, err := conn.Prepare(ctx, stmtName(pooledSchema, q), qualify(pooledSchema, q)); err != nil {
 			return fmt.Errorf("prepare statements: %w", err)
 		}
+		if foldedReads[q] {
+			f, _ := fold(q)
+			if _, err := conn.Prepare(ctx, foldName(q), f); err != nil {
+				return fmt.Errorf("prepare statements: %w", err)
+			}
+		}
 	}
 	_, err := conn.Exec(ctx, `RESET search_path`)
 	return err

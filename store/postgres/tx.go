@@ -126,6 +126,15 @@ func (t *tx) sendBatch(ctx context.Context, build func() ([]*pgx.QueuedQuery, er
 	}
 }
 
+// sendFolded sends q, whose statement sets the tenant itself (fold.go).
+// A connection that lost its prepared statements reports it on the read
+// (SQLSTATE 26000); team SQL cannot drop them (guard.go), and the next
+// batch that begins a transaction on it moves to a fresh connection.
+func (t *tx) sendFolded(ctx context.Context, q []*pgx.QueuedQuery) (pgx.BatchResults, error) {
+	t.sent = true
+	return t.conn.SendBatch(ctx, &pgx.Batch{QueuedQueries: q}), nil
+}
+
 // discardConn closes the connection (the pool then drops it) and releases it.
 func (t *tx) discardConn() {
 	_ = t.conn.Conn().Close(context.Background())
@@ -135,6 +144,12 @@ func (t *tx) discardConn() {
 
 // send sends one statement; the caller reads its result from br and closes it.
 func (t *tx) send(ctx context.Context, sql string, args ...any) (pgx.BatchResults, error) {
+	if !t.write && !t.team && t.unit == pooledSchema && foldedReads[sql] {
+		// One statement: the read carries the setting (fold.go).
+		args = append(args[:len(args):len(args)], t.b.secret, t.unit+":"+t.tenant)
+		q := []*pgx.QueuedQuery{{SQL: foldName(sql), Arguments: args}}
+		return t.sendFolded(ctx, q)
+	}
 	return t.sendBatch(ctx, func() ([]*pgx.QueuedQuery, error) {
 		name, err := t.name(ctx, sql)
 		if err != nil {
