@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -237,5 +238,100 @@ func TestUpgradeWithoutAdminPoolSaysHowToFix(t *testing.T) {
 	}
 	if err := b.ensureCurrent(context.Background(), tenant.MustParse("acme"), store.Pooled); err != nil {
 		t.Fatalf("pooled unit (ensured at Open): %v", err)
+	}
+}
+
+// Units of versions before the secret tenant setting had policies that
+// compared tenant_id with the plain, forgeable bulkhead.tenant. A backend of
+// this version replaces them: the pooled unit when it opens, a schema or
+// database unit when a process first uses it.
+func TestUpgradeReplacesPlainSettingPolicies(t *testing.T) {
+	env := pgtest.New(t)
+	ctx := context.Background()
+	old := open(t, env, Options{MaxConns: 2, Migrations: teamMigrations})
+	oe := storetest.NewEnv(t, old, store.Pooled)
+	places := map[string]store.Placement{"p-a": {Mode: store.Pooled, Shard: storetest.Shard}, "p-b": {Mode: store.Pooled, Shard: storetest.Shard},
+		"s-a": {Mode: store.Schema, Shard: storetest.Shard}, "d-a": {Mode: store.Database, Shard: storetest.Shard}}
+	for name, p := range places {
+		id := tenant.MustParse(name)
+		if err := oe.Router.Provision(ctx, id, p); err != nil {
+			t.Fatal(err)
+		}
+		oe.Placements.Set(id, p)
+		tctx := tenant.WithID(ctx, id)
+		if err := Tx(tctx, oe.Router, func(tx pgx.Tx) error {
+			_, err := tx.Exec(tctx, `INSERT INTO customers (id, name) VALUES ('c1', $1)`, name)
+			return err
+		}); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Put the old policies back, as the owner: in the shard database...
+	plain := `tenant_id = (SELECT current_setting('bulkhead.tenant', true))`
+	oldPolicies := func(q func(string) error, schemas ...string) {
+		t.Helper()
+		for _, s := range schemas {
+			for _, table := range []string{"records", "tenant_usage", "customers", "invoices"} {
+				for _, p := range []string{policyName, guardName} {
+					if err := q(`ALTER POLICY ` + p + ` ON ` + ident(s, table) + ` USING (` + plain + `) WITH CHECK (` + plain + `)`); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+	}
+	admin, err := pgx.Connect(ctx, env.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	exec := func(c *pgx.Conn) func(string) error {
+		return func(q string) error { _, err := c.Exec(ctx, q); return err }
+	}
+	oldPolicies(exec(admin), "bulkhead", tenant.MustParse("s-a").StorageName())
+	// ... and in the tenant database.
+	cfg, err := pgx.ParseConfig(env.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Database = env.Prefix + tenant.MustParse("d-a").StorageName()
+	adminDB, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adminDB.Close(ctx)
+	oldPolicies(exec(adminDB), "bulkhead")
+
+	// The new backend: each tenant forges another's name in bulkhead.tenant
+	// and sees only itself.
+	b := open(t, env, Options{MaxConns: 2, Migrations: teamMigrations})
+	e := storetest.NewEnv(t, b, store.Pooled)
+	for name, p := range places {
+		e.Placements.Set(tenant.MustParse(name), p)
+	}
+	for name := range places {
+		tctx := tenant.WithID(ctx, tenant.MustParse(name))
+		var got []string
+		err := Tx(tctx, e.Router, func(tx pgx.Tx) error {
+			other := "p-b"
+			if name == "p-b" {
+				other = "p-a"
+			}
+			if _, err := tx.Exec(tctx, `SELECT set_config('bulkhead.tenant', $1, true)`, other); err != nil {
+				return err
+			}
+			rows, err := tx.Query(tctx, `SELECT name FROM customers`)
+			if err != nil {
+				return err
+			}
+			got, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			return err
+		})
+		if err != nil || !slices.Equal(got, []string{name}) {
+			t.Errorf("%s after the upgrade, with the plain setting forged: sees %v, %v", name, got, err)
+		}
 	}
 }
