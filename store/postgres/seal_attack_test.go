@@ -464,3 +464,34 @@ func TestReadTxCannotBeMadeWritable(t *testing.T) {
 		})
 	}
 }
+
+// Should a connection lose Bulkhead's prepared statements anyway (team SQL
+// cannot drop them; a function a team wrote could), reads heal: at most one
+// fails, and the connection is replaced.
+func TestReadsHealAConnectionThatLostItsStatements(t *testing.T) {
+	w := newWorld(t, store.Pooled, 1)
+	a := w.e.Tenant(t, "tenant-a")
+	if _, err := storetestGet(w, a); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := w.b.serve.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(context.Background(), `DEALLOCATE ALL`); err != nil {
+		t.Fatal(err)
+	}
+	conn.Release()
+	get := func() error {
+		return w.e.Router.ReadTx(a, func(tx *store.Tx) error {
+			_, err := tx.Get(a, "c", "r")
+			return err
+		})
+	}
+	if err := get(); err != nil && !isCode(err, "26000") {
+		t.Fatalf("first read after DEALLOCATE ALL: %v", err)
+	}
+	if err := get(); err != nil {
+		t.Fatalf("second read after DEALLOCATE ALL: %v", err)
+	}
+}

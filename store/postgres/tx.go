@@ -17,8 +17,8 @@ import (
 
 // tx is a store.BackendTx confined to one tenant three times over: its
 // statements bind the tenant, row-level security admits only the rows of
-// the tenant the transaction is sealed for (seal.go), and search_path
-// names only the tenant's unit.
+// the tenant the transaction was begun for (seal.go), and its statements
+// reach only the tenant's unit (they name it, or search_path does).
 //
 // A read-write transaction begins lazily: BEGIN and the seal go to the
 // server in one pipelined batch with its first statement. A read-only
@@ -127,12 +127,27 @@ func (t *tx) sendBatch(ctx context.Context, build func() ([]*pgx.QueuedQuery, er
 }
 
 // sendFolded sends q, whose statement sets the tenant itself (fold.go).
-// A connection that lost its prepared statements reports it on the read
-// (SQLSTATE 26000); team SQL cannot drop them (guard.go), and the next
-// batch that begins a transaction on it moves to a fresh connection.
+// Team SQL cannot drop prepared statements (guard.go); should a
+// connection have lost them anyway, the read fails with SQLSTATE 26000 and
+// the connection is closed, so the pool replaces it for the next one.
 func (t *tx) sendFolded(ctx context.Context, q []*pgx.QueuedQuery) (pgx.BatchResults, error) {
 	t.sent = true
-	return t.conn.SendBatch(ctx, &pgx.Batch{QueuedQueries: q}), nil
+	return healing{t.conn.SendBatch(ctx, &pgx.Batch{QueuedQueries: q}), t.conn}, nil
+}
+
+// healing closes its connection when the batch failed for a prepared
+// statement the connection does not have.
+type healing struct {
+	pgx.BatchResults
+	conn *pgxpool.Conn
+}
+
+func (h healing) Close() error {
+	err := h.BatchResults.Close()
+	if isCode(err, "26000") {
+		_ = h.conn.Conn().Close(context.Background())
+	}
+	return err
 }
 
 // discardConn closes the connection (the pool then drops it) and releases it.
