@@ -46,4 +46,9 @@ func fold(read string) (string, int) {
 }
 
 // foldName is the prepared name of read's folded form.
-func foldName(read string) string { return stmtName("fold", read) }
+func foldName(read string) string {
+	if n, ok := foldNames[read]; ok {
+		return n
+	}
+	return hashName("fold", read)
+}

@@ -34,8 +34,18 @@ import (
 // next transaction's schema differs. One statement per schema would not
 // fit a connection that serves thousands of them.
 
-// stmtName is the name a statement of unit is prepared under.
+// stmtName is the name a statement of unit is prepared under. The names of
+// Bulkhead's own statements are computed once (ownNames).
 func stmtName(unit, sql string) string {
+	if unit == pooledSchema {
+		if n, ok := ownNames[sql]; ok {
+			return n
+		}
+	}
+	return hashName(unit, sql)
+}
+
+func hashName(unit, sql string) string {
 	sum := sha256.Sum256([]byte(unit + "\x00" + sql))
 	return "bulkhead_" + hex.EncodeToString(sum[:])
 }
@@ -131,11 +141,14 @@ func qualify(unit, sql string) string {
 // cost of a point read.
 func unitPath(unit string) string { return ident(unit) }
 
-// ownStatementSet holds ownStatements.
-var ownStatementSet = func() map[string]bool {
-	m := make(map[string]bool, len(ownStatements))
+// ownStatementSet holds ownStatements; ownNames their names in schema
+// "bulkhead", foldNames those of their folded forms (fold.go).
+var ownStatementSet, ownNames, foldNames = func() (map[string]bool, map[string]string, map[string]string) {
+	set, names, folds := make(map[string]bool), make(map[string]string), make(map[string]string)
 	for _, q := range ownStatements {
-		m[q] = true
+		set[q] = true
+		names[q] = hashName(pooledSchema, q)
+		folds[q] = hashName("fold", q)
 	}
-	return m
+	return set, names, folds
 }()
