@@ -32,9 +32,8 @@ var foldedReads = func() map[string]bool {
 
 var paramRef = regexp.MustCompile(`\$([0-9]+)`)
 
-// fold returns the folded form of read and the number of read's own
-// parameters.
-func fold(read string) (string, int) {
+// fold returns the folded form of read.
+func fold(read string) string {
 	n := 0
 	for _, m := range paramRef.FindAllStringSubmatch(read, -1) {
 		if v, _ := strconv.Atoi(m[1]); v > n {
@@ -42,7 +41,7 @@ func fold(read string) (string, int) {
 		}
 	}
 	return `SELECT r.* FROM (SELECT pg_catalog.set_config($` + strconv.Itoa(n+1) + `, $` + strconv.Itoa(n+2) + `, true) AS s) s
-	CROSS JOIN LATERAL (SELECT q.* FROM (` + qualify(pooledSchema, read) + `) q WHERE s.s IS NOT NULL OFFSET 0) r`, n
+	CROSS JOIN LATERAL (SELECT q.* FROM (` + qualify(pooledSchema, read) + `) q WHERE s.s IS NOT NULL OFFSET 0) r`
 }
 
 // foldName is the prepared name of read's folded form.

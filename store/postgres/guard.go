@@ -41,14 +41,15 @@ func refusedStatement(sql string) error {
 }
 
 // leadingWords returns up to n leading keywords of sql, upper-cased,
-// skipping white space, -- comments and nested /* */ comments.
+// skipping white space, empty statements (";"), -- comments and nested /*
+// */ comments.
 func leadingWords(sql string, n int) []string {
 	var words []string
 	for i := 0; i < len(sql) && len(words) < n; {
 		c := sql[i]
 		switch {
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v':
-			i++
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' || c == ';':
+			i++ // white space, and empty statements, which PostgreSQL drops
 		case strings.HasPrefix(sql[i:], "--"):
 			for i < len(sql) && sql[i] != '\n' {
 				i++

@@ -35,6 +35,8 @@ func TestRefusedStatement(t *testing.T) {
 		{"ROLLBACK WORK", true},
 		{"COMMIT PREPARED 'x'", true},
 		{"PREPARE TRANSACTION 'x'", true},
+		{";DEALLOCATE ALL", true},
+		{" ; ;\n-- x\nDISCARD ALL", true},
 	} {
 		err := refusedStatement(c.sql)
 		if got := errors.Is(err, ErrStatementRefused); got != c.refused {

@@ -189,7 +189,7 @@ func prepareStatements(ctx context.Context, conn *pgx.Conn) error {
 			return fmt.Errorf("prepare statements: %w", err)
 		}
 		if foldedReads[q] {
-			f, _ := fold(q)
+			f := fold(q)
 			if _, err := conn.Prepare(ctx, foldName(q), f); err != nil {
 				return fmt.Errorf("prepare statements: %w", err)
 			}

@@ -72,14 +72,8 @@ func TestTheSecretSettingCannotBeFoundOrRead(t *testing.T) {
 				}
 				// The name and the function that reads it are the owner's.
 				for _, q := range []string{`SELECT name FROM bulkhead_secret.setting`, `SELECT bulkhead_secret.name()`} {
-					if _, err := tx.Exec(a, `SAVEPOINT s`); err != nil {
-						return err
-					}
-					if _, err := tx.Exec(a, q); !isCode(err, "42501") {
+					if err := attempt(a, tx, q); !isCode(err, "42501") {
 						t.Errorf("%s as the serving role: %v, want permission denied", q, err)
-					}
-					if _, err := tx.Exec(a, `ROLLBACK TO SAVEPOINT s`); err != nil {
-						return err
 					}
 				}
 				return nil
@@ -148,14 +142,7 @@ func TestForgingTheTenantNeedsTheSecretName(t *testing.T) {
 	}{
 		{"tenant-a's whole visible context, replayed", func(tx pgx.Tx) error {
 			for _, kv := range settings {
-				if _, err := tx.Exec(ctx, `SAVEPOINT s`); err != nil {
-					return err
-				}
-				if _, err := tx.Exec(ctx, `SELECT set_config($1, $2, true)`, kv[0], kv[1]); err != nil {
-					if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT s`); err != nil {
-						return err
-					}
-				}
+				_ = attempt(ctx, tx, `SELECT set_config($1, $2, true)`, kv[0], kv[1]) // some settings refuse; the rest are set
 			}
 			return nil
 		}},
@@ -395,30 +382,18 @@ func TestOneRouterAttackedInAllThreeModes(t *testing.T) {
 			}
 			err := Tx(ctx, e.Router, func(tx pgx.Tx) error {
 				for _, s := range steps {
-					if _, err := tx.Exec(ctx, `SAVEPOINT s`); err != nil {
-						return err
-					}
-					if _, err := tx.Exec(ctx, s); err != nil {
-						if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT s`); err != nil {
-							return err
-						}
+					if attempt(ctx, tx, s) != nil {
 						continue
 					}
 					for _, q := range []string{`SELECT name FROM customers`, `SELECT name FROM ` + vunit + `.customers`, `SELECT name FROM bulkhead.customers`} {
-						if _, err := tx.Exec(ctx, `SAVEPOINT q`); err != nil {
-							return err
-						}
-						rows, err := tx.Query(ctx, q)
 						var got []string
-						if err == nil {
-							got, err = pgx.CollectRows(rows, pgx.RowTo[string])
-						}
-						if err != nil {
-							if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT q`); err != nil {
-								return err
+						_ = pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error { // a failing read rolls back to here
+							rows, err := sp.Query(ctx, q)
+							if err == nil {
+								got, err = pgx.CollectRows(rows, pgx.RowTo[string])
 							}
-							continue
-						}
+							return err
+						})
 						if slices.ContainsFunc(got, func(n string) bool { return n != attacker }) {
 							t.Errorf("%s, after %s, %s: sees %v", attacker, s, q, got)
 						}
@@ -493,5 +468,51 @@ func TestReadsHealAConnectionThatLostItsStatements(t *testing.T) {
 	}
 	if err := get(); err != nil {
 		t.Fatalf("second read after DEALLOCATE ALL: %v", err)
+	}
+}
+
+// attempt runs sql in a savepoint of tx, rolled back to if it fails, and
+// returns its error: the transaction goes on either way.
+func attempt(ctx context.Context, tx pgx.Tx, sql string, args ...any) error {
+	return pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
+		_, err := sp.Exec(ctx, sql, args...)
+		return err
+	})
+}
+
+// The team's pgx.Tx holds to its tenant as store.Tx does: a context naming
+// another tenant is refused, and the connection is out of reach once the
+// transaction is done. Statements the guard refuses stay refused however
+// they are dressed; what PostgreSQL itself rejects is rejected before it runs.
+func TestTeamTxHoldsToItsTenant(t *testing.T) {
+	w := newWorld(t, store.Pooled, 1)
+	a, b := w.e.Tenant(t, "tenant-a"), w.e.Tenant(t, "tenant-b")
+	w.exec(t, b, `INSERT INTO customers (id, name) VALUES ('c1', 'B')`)
+	var kept pgx.Tx
+	err := Tx(a, w.e.Router, func(tx pgx.Tx) error {
+		kept = tx
+		if _, err := tx.Exec(b, `SELECT 1`); !errors.Is(err, store.ErrTenantMismatch) {
+			t.Errorf("Exec with tenant-b's context in tenant-a's transaction: %v", err)
+		}
+		var n int
+		if err := tx.QueryRow(b, `SELECT count(*) FROM customers`).Scan(&n); !errors.Is(err, store.ErrTenantMismatch) {
+			t.Errorf("QueryRow with tenant-b's context: %d, %v", n, err)
+		}
+		for _, sql := range []string{";DEALLOCATE ALL", "\vDEALLOCATE ALL", "\fPREPARE x AS SELECT 1",
+			"/**/DEALLOCATE ALL", "SELECT 1; DEALLOCATE ALL", "  -- x\n\tdiscard all"} {
+			if err := attempt(a, tx, sql); err == nil {
+				t.Errorf("%q ran", sql)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kept.Conn() != nil {
+		t.Error("the finished transaction still hands out its connection")
+	}
+	if _, err := kept.Exec(a, `SELECT 1`); !errors.Is(err, pgx.ErrTxClosed) {
+		t.Errorf("Exec after the transaction: %v", err)
 	}
 }

@@ -8,6 +8,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/bulkhead-dev/bulkhead/store"
+	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
 // teamTx is the pgx.Tx a team's own SQL runs in (Tx, ReadTx, With): the
@@ -35,7 +38,7 @@ var errReadOnlyTeam = errors.New("postgres: not available in a read-only tenant 
 // pgx.QueryRewriter first argument) for the transaction's unit, preparing
 // it on the connection the first time (stmts.go).
 func (x *teamTx) statement(ctx context.Context, sql string, args []any) (string, []any, error) {
-	if err := x.check(); err != nil {
+	if err := x.check(ctx); err != nil {
 		return "", nil, err
 	}
 	if len(args) > 0 {
@@ -56,32 +59,29 @@ func (x *teamTx) statement(ctx context.Context, sql string, args []any) (string,
 	return name, args, err
 }
 
-func (x *teamTx) check() error {
+// check fails closed if the transaction is finished or ctx names another
+// tenant than the one it was begun for, as store.Tx does.
+func (x *teamTx) check(ctx context.Context) error {
 	if x.t.done {
 		return pgx.ErrTxClosed
+	}
+	if id, err := tenant.FromContext(ctx); err == nil && id.String() != x.t.tenant {
+		return store.ErrTenantMismatch
 	}
 	return nil
 }
 
 // Exec implements pgx.Tx.
 func (x *teamTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	if err := x.check(); err != nil {
+	if err := x.check(ctx); err != nil {
 		return pgconn.CommandTag{}, err
 	}
-	br, err := x.t.sendBatch(ctx, x.one(ctx, sql, args))
-	if err != nil {
-		return pgconn.CommandTag{}, err
-	}
-	tag, err := br.Exec()
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	return tag, err
+	return execResult(x.t.sendBatch(ctx, x.one(ctx, sql, args)))
 }
 
 // Query implements pgx.Tx.
 func (x *teamTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	if err := x.check(); err != nil {
+	if err := x.check(ctx); err != nil {
 		return nil, err
 	}
 	br, err := x.t.sendBatch(ctx, x.one(ctx, sql, args))
@@ -105,7 +105,7 @@ func (x *teamTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row 
 // SendBatch implements pgx.Tx: the batch's statements follow the seal in
 // one round trip.
 func (x *teamTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	if err := x.check(); err != nil {
+	if err := x.check(ctx); err != nil {
 		return &errBatch{err: err}
 	}
 	br, err := x.t.sendBatch(ctx, func() ([]*pgx.QueuedQuery, error) {
@@ -170,13 +170,20 @@ func (x *teamTx) LargeObjects() pgx.LargeObjects {
 }
 
 // Conn implements pgx.Tx. Statements sent on the connection directly are
-// not sealed unless the transaction has begun (read-write, after its first
-// statement): they see no tenant's rows.
-func (x *teamTx) Conn() *pgx.Conn { return x.t.conn.Conn() }
+// not guarded (guard.go) and see the tenant only once a read-write
+// transaction has begun (after its first statement); otherwise they see no
+// tenant's rows. Once the transaction is done it returns nil: the
+// connection serves other tenants.
+func (x *teamTx) Conn() *pgx.Conn {
+	if x.t.done || x.t.conn == nil {
+		return nil
+	}
+	return x.t.conn.Conn()
+}
 
 // begin makes sure a read-write transaction has sent BEGIN and its seal.
 func (x *teamTx) begin(ctx context.Context) error {
-	if err := x.check(); err != nil {
+	if err := x.check(ctx); err != nil {
 		return err
 	}
 	if !x.t.write {

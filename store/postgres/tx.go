@@ -176,7 +176,11 @@ func (t *tx) send(ctx context.Context, sql string, args ...any) (pgx.BatchResult
 
 // exec runs a statement that returns no rows.
 func (t *tx) exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	br, err := t.send(ctx, sql, args...)
+	return execResult(t.send(ctx, sql, args...))
+}
+
+// execResult reads the command tag of a batch of one statement and closes it.
+func execResult(br pgx.BatchResults, err error) (pgconn.CommandTag, error) {
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
