@@ -26,7 +26,9 @@ type Config struct {
 	// Backends maps shard names to backends.
 	Backends map[string]Backend
 	// CursorKey authenticates list cursors (at least 32 bytes, kept secret
-	// and stable across restarts).
+	// and stable across restarts). It is needed only to list records
+	// (Tx.List): a router without one does everything else, and its List
+	// fails with ErrNoCursorKey.
 	CursorKey []byte
 	// Now returns the time stamped on records; time.Now if nil.
 	Now func() time.Time
@@ -35,6 +37,11 @@ type Config struct {
 	// backends that keep usage (store.UsageTx). Nil: no quotas.
 	Limits limits.Source
 }
+
+// ErrNoCursorKey reports a List on a Router made without a cursor key:
+// list cursors are authenticated with that key, so a router that lists
+// needs one (Config.CursorKey).
+var ErrNoCursorKey = errors.New("the router has no cursor key to authenticate list cursors (give the router a secret key of at least 32 bytes, stable across restarts)")
 
 // Router opens tenant-scoped transactions on the backend that hosts the
 // tenant in the context. It is safe for concurrent use.
@@ -54,9 +61,12 @@ func NewRouter(cfg Config) (*Router, error) {
 	if len(cfg.Backends) == 0 {
 		return nil, errors.New("store: at least one backend is required")
 	}
-	codec, err := NewCursorCodec(cfg.CursorKey)
-	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+	var codec *CursorCodec
+	if cfg.CursorKey != nil {
+		var err error
+		if codec, err = NewCursorCodec(cfg.CursorKey); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
 	}
 	now := cfg.Now
 	if now == nil {

@@ -231,6 +231,9 @@ func (tx *Tx) List(ctx context.Context, collection string, opts ListOptions) (Pa
 	if err := ValidCollection(collection); err != nil {
 		return Page{}, err
 	}
+	if tx.r.cursors == nil {
+		return Page{}, fmt.Errorf("list %s: %w", collection, ErrNoCursorKey)
+	}
 	limit := opts.Limit
 	if limit == 0 {
 		limit = DefaultLimit
