@@ -11,8 +11,12 @@ import (
 	"testing"
 
 	"github.com/bulkhead-dev/bulkhead/limits"
+	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
+
+// A Resolver is the store.Router's quota source.
+var _ store.Quotas = (*limits.Resolver)(nil)
 
 // fakeCatalog maps tenants to a tier and overrides.
 type fakeCatalog map[tenant.ID]struct {
@@ -113,6 +117,13 @@ func TestResolverUsesCatalogAndFile(t *testing.T) {
 	}
 	if l, err := limits.NewResolver(cat, nil).For(context.Background(), acme); err != nil || l.Weight != 7 {
 		t.Fatalf("without file: %+v %v", l, err)
+	}
+	free := limits.Defaults()["free"]
+	if rec, b, err := r.StorageQuota(context.Background(), globex); err != nil || rec != free.MaxRecords || b != free.MaxBytes {
+		t.Fatalf("globex storage quota = %d records, %d bytes, %v; want the free tier's", rec, b, err)
+	}
+	if _, _, err := r.StorageQuota(context.Background(), tenant.MustParse("nobody")); err == nil {
+		t.Fatal("unknown tenant got a storage quota")
 	}
 }
 

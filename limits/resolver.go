@@ -44,6 +44,16 @@ func (r *Resolver) For(ctx context.Context, id tenant.ID) (Limits, error) {
 	return Resolve(r.defaults, tier, o, fc, id)
 }
 
+// StorageQuota returns the tenant's MaxRecords and MaxBytes (0: no quota),
+// which makes a Resolver the store.Router's quota source (store.Quotas).
+func (r *Resolver) StorageQuota(ctx context.Context, id tenant.ID) (maxRecords, maxBytes int64, err error) {
+	l, err := r.For(ctx, id)
+	if err != nil {
+		return 0, 0, err
+	}
+	return l.MaxRecords, l.MaxBytes, nil
+}
+
 // Resolve computes effective limits from defaults (by tier), the catalog
 // overrides o and the file fc (nil: none) for tenant id.
 func Resolve(defaults map[string]Limits, tier string, o Overrides, fc *FileConfig, id tenant.ID) (Limits, error) {

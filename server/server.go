@@ -260,7 +260,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 			Placements: cat,
 			Backends:   backends,
 			CursorKey:  cursorKey,
-			Limits:     s.limits,
+			Quotas:     s.limits,
 		})
 	}
 	if err != nil {

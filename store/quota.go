@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
 // ErrQuotaExceeded: a write would take the tenant over its record or byte
@@ -13,6 +15,16 @@ var ErrQuotaExceeded = errors.New("storage quota exceeded")
 // ErrUsageUnsupported: the backend does not keep usage (it does not
 // implement UsageTx).
 var ErrUsageUnsupported = errors.New("backend does not track usage")
+
+// Quotas gives a tenant's storage quotas. limits.Resolver implements it
+// with the tenant's effective limits; a team may implement it over its own
+// plans. The Router asks it inside every write transaction that adds
+// records or bytes, so it should be cheap (cached).
+type Quotas interface {
+	// StorageQuota returns the most records and the most bytes of record
+	// data tenant id may store; 0 is no quota.
+	StorageQuota(ctx context.Context, id tenant.ID) (maxRecords, maxBytes int64, err error)
+}
 
 // Usage is what a tenant stores: its records, and the bytes of their data
 // (compact JSON, as stored).
@@ -80,18 +92,18 @@ func (tx *Tx) lockUsage(ctx context.Context) (u Usage, ok bool, err error) {
 // admit checks that adding d to u stays within the tenant's quotas.
 // Shrinking is always allowed, even over quota.
 func (tx *Tx) admit(ctx context.Context, u, d Usage) error {
-	if tx.r.limits == nil || (d.Records <= 0 && d.Bytes <= 0) {
+	if tx.r.quotas == nil || (d.Records <= 0 && d.Bytes <= 0) {
 		return nil
 	}
-	l, err := tx.r.limits.For(ctx, tx.tenant)
+	maxRecords, maxBytes, err := tx.r.quotas.StorageQuota(ctx, tx.tenant)
 	if err != nil {
 		return fmt.Errorf("quota: %w", err)
 	}
-	if d.Records > 0 && l.MaxRecords > 0 && u.Records+d.Records > l.MaxRecords {
-		return &QuotaError{Resource: "records", Limit: l.MaxRecords, Usage: u, Requested: d.Records}
+	if d.Records > 0 && maxRecords > 0 && u.Records+d.Records > maxRecords {
+		return &QuotaError{Resource: "records", Limit: maxRecords, Usage: u, Requested: d.Records}
 	}
-	if d.Bytes > 0 && l.MaxBytes > 0 && u.Bytes+d.Bytes > l.MaxBytes {
-		return &QuotaError{Resource: "bytes", Limit: l.MaxBytes, Usage: u, Requested: d.Bytes}
+	if d.Bytes > 0 && maxBytes > 0 && u.Bytes+d.Bytes > maxBytes {
+		return &QuotaError{Resource: "bytes", Limit: maxBytes, Usage: u, Requested: d.Bytes}
 	}
 	return nil
 }

@@ -9,7 +9,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/bulkhead-dev/bulkhead/limits"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
@@ -32,10 +31,10 @@ type Config struct {
 	CursorKey []byte
 	// Now returns the time stamped on records; time.Now if nil.
 	Now func() time.Time
-	// Limits gives each tenant's record and byte quotas (MaxRecords,
-	// MaxBytes; 0 is no quota), checked inside the write transaction on
-	// backends that keep usage (store.UsageTx). Nil: no quotas.
-	Limits limits.Source
+	// Quotas gives each tenant's record and byte quotas, checked inside
+	// the write transaction on backends that keep usage (UsageTx). Nil: no
+	// quotas.
+	Quotas Quotas
 }
 
 // ErrNoCursorKey reports a List on a Router made without a cursor key:
@@ -50,7 +49,7 @@ type Router struct {
 	backends   map[string]Backend
 	cursors    *CursorCodec
 	now        func() time.Time
-	limits     limits.Source
+	quotas     Quotas
 }
 
 // NewRouter returns a Router for cfg.
@@ -76,7 +75,7 @@ func NewRouter(cfg Config) (*Router, error) {
 	for name, be := range cfg.Backends {
 		b[name] = be
 	}
-	return &Router{placements: cfg.Placements, backends: b, cursors: codec, now: now, limits: cfg.Limits}, nil
+	return &Router{placements: cfg.Placements, backends: b, cursors: codec, now: now, quotas: cfg.Quotas}, nil
 }
 
 // Shards returns the names of the router's shards, sorted.

@@ -8,35 +8,35 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/bulkhead-dev/bulkhead/limits"
 	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
-// Quotas is a concurrency-safe in-memory limits.Source for the Router of
-// an Env: tenants without an entry get the zero Limits (no quotas).
+// Quotas is a concurrency-safe in-memory store.Quotas for the Router of an
+// Env: tenants without an entry have no quotas.
 type Quotas struct {
 	mu sync.RWMutex
-	m  map[tenant.ID]limits.Limits // guarded by mu
+	m  map[tenant.ID][2]int64 // records, bytes; guarded by mu
 }
 
-var _ limits.Source = (*Quotas)(nil)
+var _ store.Quotas = (*Quotas)(nil)
 
 // Set gives tenant id the record and byte quotas (0: none).
 func (q *Quotas) Set(id tenant.ID, records, bytes int64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.m == nil {
-		q.m = make(map[tenant.ID]limits.Limits)
+		q.m = make(map[tenant.ID][2]int64)
 	}
-	q.m[id] = limits.Limits{MaxRecords: records, MaxBytes: bytes}
+	q.m[id] = [2]int64{records, bytes}
 }
 
-// For implements limits.Source.
-func (q *Quotas) For(_ context.Context, id tenant.ID) (limits.Limits, error) {
+// StorageQuota implements store.Quotas.
+func (q *Quotas) StorageQuota(_ context.Context, id tenant.ID) (maxRecords, maxBytes int64, err error) {
 	q.mu.RLock()
 	defer q.mu.RUnlock()
-	return q.m[id], nil
+	l := q.m[id]
+	return l[0], l[1], nil
 }
 
 func usageOf(t *testing.T, e *Env, ctx context.Context) store.Usage {

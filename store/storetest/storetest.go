@@ -109,7 +109,7 @@ type Env struct {
 	Placements *Placements   // the Router's placements; Tenant and Offboard maintain them
 	Backend    store.Backend // the backend under test; nil in a mixed Env
 	Mode       store.Mode    // the mode Tenant provisions in; empty in a mixed Env
-	Quotas     *Quotas       // the Router's limits.Source; no quotas until set
+	Quotas     *Quotas       // the Router's store.Quotas; no quotas until set
 
 	// Shards maps shard names to backends: {Shard: Backend}, or every shard
 	// of a mixed Env.
@@ -156,7 +156,7 @@ func (e *Env) newRouter(tb testing.TB) {
 		Backends:   e.Shards,
 		CursorKey:  key,
 		Now:        e.now,
-		Limits:     e.Quotas,
+		Quotas:     e.Quotas,
 	})
 	if err != nil {
 		for _, b := range e.Shards {
