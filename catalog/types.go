@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/identity"
 	"github.com/bulkhead-dev/bulkhead/limits"
 	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/tenant"
@@ -22,8 +23,9 @@ var (
 	ErrUnauthenticated = errors.New("invalid or revoked credential")
 	// ErrSuspended: the credential is valid but its tenant is suspended.
 	ErrSuspended = errors.New("tenant is suspended")
-	// ErrInvalidRole: the role is not admin, writer or reader.
-	ErrInvalidRole = errors.New("invalid role")
+	// ErrInvalidRole is identity.ErrInvalidRole: the role is not admin,
+	// writer or reader.
+	ErrInvalidRole = identity.ErrInvalidRole
 	// ErrInvalidTier: the tier is not a known tier.
 	ErrInvalidTier = errors.New("invalid tier")
 	// ErrInvalidName: a tenant or key name is empty, too long or not printable.
@@ -74,39 +76,20 @@ func ValidName(name string) error {
 	return nil
 }
 
-// Role is what a tenant API key may do: admin ⊃ writer ⊃ reader.
-type Role string
+// Role is identity.Role, what a tenant API key or token may do: admin ⊃
+// writer ⊃ reader.
+type Role = identity.Role
 
 // Key roles.
 const (
-	RoleAdmin  Role = "admin"
-	RoleWriter Role = "writer"
-	RoleReader Role = "reader"
+	RoleAdmin  = identity.RoleAdmin
+	RoleWriter = identity.RoleWriter
+	RoleReader = identity.RoleReader
 )
 
-// ParseRole returns the Role named s, or an error wrapping ErrInvalidRole.
-func ParseRole(s string) (Role, error) {
-	switch r := Role(s); r {
-	case RoleAdmin, RoleWriter, RoleReader:
-		return r, nil
-	}
-	return "", fmt.Errorf("%w %q (use admin, writer or reader)", ErrInvalidRole, s)
-}
-
-func (r Role) rank() int {
-	switch r {
-	case RoleAdmin:
-		return 3
-	case RoleWriter:
-		return 2
-	case RoleReader:
-		return 1
-	}
-	return 0
-}
-
-// Allows reports whether a key with role r may act with role need.
-func (r Role) Allows(need Role) bool { return r.rank() > 0 && r.rank() >= need.rank() }
+// ParseRole returns the Role named s, or an error wrapping ErrInvalidRole
+// (identity.ParseRole).
+func ParseRole(s string) (Role, error) { return identity.ParseRole(s) }
 
 // Tenant is a tenant's entry in the catalog.
 type Tenant struct {

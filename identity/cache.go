@@ -7,8 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/bulkhead-dev/bulkhead/catalog"
 )
 
 // Defaults of the verified-token cache (see the package doc).
@@ -129,7 +127,7 @@ func (v *Verifier) fromCache(ctx context.Context, k cacheKey) (User, bool) {
 		v.cache.drop(k, e)
 		return User{}, false
 	}
-	list, err := v.issuers(ctx, e.user.Tenant)
+	list, err := v.issuers.Issuers(ctx, e.user.Tenant)
 	if err != nil {
 		return User{}, false // the full path reports it; the entry may be fine
 	}
@@ -154,7 +152,7 @@ func (v *Verifier) fromCache(ctx context.Context, k cacheKey) (User, bool) {
 }
 
 // remember caches a successful verification of the token hashed to k.
-func (v *Verifier) remember(k cacheKey, u User, is catalog.Issuer, alg string, roles []string, exp, nbf time.Time) {
+func (v *Verifier) remember(k cacheKey, u User, is Issuer, alg string, roles []string, exp, nbf time.Time) {
 	e := &cached{
 		user: u, tenantClaim: is.TenantClaim, audience: is.Audience, alg: alg, jwksURL: is.JWKSURL,
 		roleClaim: is.RoleClaim, roles: roles,

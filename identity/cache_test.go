@@ -73,15 +73,15 @@ func TestCacheRechecksIssuerTrust(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
 	tok := w.a.sign(t, "a-rsa", jwa.RS256(), w.baseA)
-	trusted := []catalog.Issuer{{Issuer: w.a.issuer(), Audience: "bulkhead", RoleMap: map[string]string{"bh-writers": "writer"}}}
+	trusted := []identity.Issuer{{Issuer: w.a.issuer(), Audience: "bulkhead", RoleMap: map[string]string{"bh-writers": "writer"}}}
 	for _, tc := range []struct {
 		name    string
-		issuers []catalog.Issuer
+		issuers []identity.Issuer
 	}{
 		{"issuer removed", nil},
-		{"audience changed", []catalog.Issuer{{Issuer: w.a.issuer(), Audience: "other", RoleMap: map[string]string{"bh-writers": "writer"}}}},
-		{"tenant claim changed", []catalog.Issuer{{Issuer: w.a.issuer(), Audience: "bulkhead", TenantClaim: "org", RoleMap: map[string]string{"bh-writers": "writer"}}}},
-		{"alg no longer allowed", []catalog.Issuer{{Issuer: w.a.issuer(), Audience: "bulkhead", Algorithms: []string{"ES256"}, RoleMap: map[string]string{"bh-writers": "writer"}}}},
+		{"audience changed", []identity.Issuer{{Issuer: w.a.issuer(), Audience: "other", RoleMap: map[string]string{"bh-writers": "writer"}}}},
+		{"tenant claim changed", []identity.Issuer{{Issuer: w.a.issuer(), Audience: "bulkhead", TenantClaim: "org", RoleMap: map[string]string{"bh-writers": "writer"}}}},
+		{"alg no longer allowed", []identity.Issuer{{Issuer: w.a.issuer(), Audience: "bulkhead", Algorithms: []string{"ES256"}, RoleMap: map[string]string{"bh-writers": "writer"}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := w.cat.SetIssuers(ctx, w.acme, trusted); err != nil {
@@ -110,7 +110,7 @@ func TestCacheRemapsRoleOnEveryHit(t *testing.T) {
 	}
 	set := func(m map[string]string) {
 		t.Helper()
-		if err := w.cat.SetIssuers(ctx, w.acme, []catalog.Issuer{{Issuer: w.a.issuer(), Audience: "bulkhead", RoleMap: m}}); err != nil {
+		if err := w.cat.SetIssuers(ctx, w.acme, []identity.Issuer{{Issuer: w.a.issuer(), Audience: "bulkhead", RoleMap: m}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -175,7 +175,7 @@ func TestCacheFailuresAreNotCached(t *testing.T) {
 
 func TestCacheTTL(t *testing.T) {
 	w := newWorld(t)
-	v := identity.NewVerifier(identity.VerifierOptions{Issuers: w.cat.Issuers, Now: func() time.Time { return w.now }, CacheTTL: time.Minute})
+	v := identity.NewVerifier(identity.VerifierOptions{Issuers: w.cat, Now: func() time.Time { return w.now }, CacheTTL: time.Minute})
 	t.Cleanup(func() { v.Close() })
 	tok := w.a.sign(t, "a-ec", jwa.ES256(), w.baseA) // exp in an hour
 	v.Verify(context.Background(), tok)
@@ -191,7 +191,7 @@ func TestCacheTTL(t *testing.T) {
 
 func TestCacheIsBounded(t *testing.T) {
 	w := newWorld(t)
-	v := identity.NewVerifier(identity.VerifierOptions{Issuers: w.cat.Issuers, Now: func() time.Time { return w.now }, CacheSize: 3})
+	v := identity.NewVerifier(identity.VerifierOptions{Issuers: w.cat, Now: func() time.Time { return w.now }, CacheSize: 3})
 	t.Cleanup(func() { v.Close() })
 	toks := make([]string, 10)
 	for i := range toks {
@@ -210,7 +210,7 @@ func TestCacheIsBounded(t *testing.T) {
 	if v.CacheLen() == 0 {
 		t.Fatal("nothing was cached")
 	}
-	off := identity.NewVerifier(identity.VerifierOptions{Issuers: w.cat.Issuers, Now: func() time.Time { return w.now }, CacheSize: -1})
+	off := identity.NewVerifier(identity.VerifierOptions{Issuers: w.cat, Now: func() time.Time { return w.now }, CacheSize: -1})
 	t.Cleanup(func() { off.Close() })
 	for range 2 {
 		if _, n, err := verifyChecks(t, off, toks[0]); err != nil || n != 1 || off.CacheLen() != 0 {
@@ -221,7 +221,7 @@ func TestCacheIsBounded(t *testing.T) {
 
 func TestCacheConcurrently(t *testing.T) {
 	w := newWorld(t)
-	v := identity.NewVerifier(identity.VerifierOptions{Issuers: w.cat.Issuers, Now: func() time.Time { return w.now }, CacheSize: 4})
+	v := identity.NewVerifier(identity.VerifierOptions{Issuers: w.cat, Now: func() time.Time { return w.now }, CacheSize: 4})
 	t.Cleanup(func() { v.Close() })
 	toks := make([]string, 8)
 	for i := range toks {

@@ -1,6 +1,7 @@
 // Package identity verifies OIDC/JWT bearer tokens at ingress, beside API
-// keys. Each tenant lists the issuers it trusts (catalog.Issuer, set with
-// (*catalog.Catalog).SetIssuers); a token is accepted only if a string
+// keys. Each tenant lists the issuers it trusts (Issuer, given by an
+// IssuerSource such as the catalog, where (*catalog.Catalog).SetIssuers sets
+// them); a token is accepted only if a string
 // claim names a tenant that trusts the token's issuer with that claim as its
 // tenant claim, its alg is on that issuer's allow-list of asymmetric
 // algorithms (never none or HMAC), its signature verifies with a key from
@@ -8,7 +9,7 @@
 // maps to admin, writer or reader. The principal is (issuer, subject),
 // never an email.
 //
-//	v := identity.NewVerifier(identity.VerifierOptions{Issuers: cat.Issuers})
+//	v := identity.NewVerifier(identity.VerifierOptions{Issuers: cat})
 //	defer v.Close()
 //	if identity.LooksLikeJWT(bearer) {
 //		user, err := v.Verify(ctx, bearer) // errors wrap identity.ErrInvalidToken

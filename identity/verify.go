@@ -15,7 +15,6 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
-	"github.com/bulkhead-dev/bulkhead/catalog"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
@@ -39,13 +38,14 @@ type User struct {
 	Tenant  tenant.ID
 	Issuer  string
 	Subject string
-	Role    catalog.Role
+	Role    Role
 }
 
 // VerifierOptions configures NewVerifier.
 type VerifierOptions struct {
-	// Issuers returns the issuers a tenant trusts ((*catalog.Catalog).Issuers).
-	Issuers func(ctx context.Context, id tenant.ID) ([]catalog.Issuer, error)
+	// Issuers gives the issuers each tenant trusts (a *Catalog,
+	// or IssuerSourceFunc over a team's own configuration).
+	Issuers IssuerSource
 	// HTTPClient fetches JWKS (nil: jwx's default client, with timeouts).
 	HTTPClient *http.Client
 	// Now is the clock for exp, nbf and refresh rate limits (nil: time.Now).
@@ -66,7 +66,7 @@ type VerifierOptions struct {
 // refreshes them in the background. It is safe for concurrent use; Close
 // stops the background refreshes.
 type Verifier struct {
-	issuers    func(ctx context.Context, id tenant.ID) ([]catalog.Issuer, error)
+	issuers    IssuerSource
 	now        func() time.Time
 	keys       *keySource
 	cancel     context.CancelFunc
@@ -85,7 +85,7 @@ func NewVerifier(opts VerifierOptions) *Verifier {
 	ctx, cancel := context.WithCancel(context.Background())
 	v := &Verifier{issuers: opts.Issuers, now: now, cancel: cancel, algorithms: map[string]jwa.SignatureAlgorithm{},
 		cache: newTokenCache(opts.CacheSize, opts.CacheTTL)}
-	for _, name := range catalog.AllowedAlgorithms {
+	for _, name := range AllowedAlgorithms {
 		if alg, ok := jwa.LookupSignatureAlgorithm(name); ok {
 			v.algorithms[name] = alg
 		}
@@ -176,7 +176,7 @@ func (v *Verifier) verify(ctx context.Context, k cacheKey, token string) (User, 
 	}
 	alg, ok := v.algorithms[h.Alg]
 	if !ok {
-		return User{}, invalid("algorithm %q is not accepted (only asymmetric algorithms: %s)", h.Alg, strings.Join(catalog.AllowedAlgorithms, ", "))
+		return User{}, invalid("algorithm %q is not accepted (only asymmetric algorithms: %s)", h.Alg, strings.Join(AllowedAlgorithms, ", "))
 	}
 	var claims map[string]json.RawMessage
 	if err := decodeSegment(parts[1], &claims); err != nil {
@@ -236,7 +236,7 @@ func (v *Verifier) verify(ctx context.Context, k cacheKey, token string) (User, 
 // configuration of that tenant matching iss whose tenant claim is the claim
 // that named it. The same error is returned whether the tenant does not
 // exist or does not trust the issuer, so tokens cannot probe for tenants.
-func (v *Verifier) trustedIssuer(ctx context.Context, claims map[string]json.RawMessage, iss string) (tenant.ID, catalog.Issuer, error) {
+func (v *Verifier) trustedIssuer(ctx context.Context, claims map[string]json.RawMessage, iss string) (tenant.ID, Issuer, error) {
 	names := make([]string, 0, len(claims))
 	for name := range claims {
 		if name != "tenant" && !slices.Contains(registered, name) {
@@ -260,9 +260,9 @@ func (v *Verifier) trustedIssuer(ctx context.Context, claims map[string]json.Raw
 		if tried++; tried > maxTenantCandidates {
 			break
 		}
-		list, err := v.issuers(ctx, id)
+		list, err := v.issuers.Issuers(ctx, id)
 		if err != nil {
-			return tenant.ID{}, catalog.Issuer{}, fmt.Errorf("%w: load issuers: %v", ErrInvalidToken, err)
+			return tenant.ID{}, Issuer{}, fmt.Errorf("%w: load issuers: %v", ErrInvalidToken, err)
 		}
 		for _, is := range list {
 			if is.Issuer == iss && is.TenantClaim == name {
@@ -271,14 +271,14 @@ func (v *Verifier) trustedIssuer(ctx context.Context, claims map[string]json.Raw
 		}
 	}
 	if tried == 0 {
-		return tenant.ID{}, catalog.Issuer{}, invalid("no tenant claim: the claim naming the tenant must be a string holding a tenant id")
+		return tenant.ID{}, Issuer{}, invalid("no tenant claim: the claim naming the tenant must be a string holding a tenant id")
 	}
-	return tenant.ID{}, catalog.Issuer{}, invalid("issuer %q is not trusted by a tenant named in its tenant claim (a JSON string)", iss)
+	return tenant.ID{}, Issuer{}, invalid("issuer %q is not trusted by a tenant named in its tenant claim (a JSON string)", iss)
 }
 
 // roleValues reads the role claim: a string, or an array of strings. A
 // missing claim is refused.
-func roleValues(is catalog.Issuer, raw json.RawMessage) ([]string, error) {
+func roleValues(is Issuer, raw json.RawMessage) ([]string, error) {
 	if raw == nil {
 		return nil, invalid("role claim %q missing", is.RoleClaim)
 	}
@@ -296,8 +296,8 @@ func roleValues(is catalog.Issuer, raw json.RawMessage) ([]string, error) {
 // the issuer's RoleMap (or role names as is, with an empty RoleMap).
 // Unmapped values are ignored; false if none maps: no token gets a role its
 // issuer configuration does not grant.
-func mapValues(is catalog.Issuer, values []string) (catalog.Role, bool) {
-	var best catalog.Role
+func mapValues(is Issuer, values []string) (Role, bool) {
+	var best Role
 	for _, val := range values {
 		name := val
 		if len(is.RoleMap) > 0 {
@@ -307,7 +307,7 @@ func mapValues(is catalog.Issuer, values []string) (catalog.Role, bool) {
 			}
 			name = m
 		}
-		r, err := catalog.ParseRole(name)
+		r, err := ParseRole(name)
 		if err != nil {
 			continue
 		}

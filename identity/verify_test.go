@@ -157,16 +157,16 @@ func newWorld(t testing.TB) *world {
 		}
 	}
 	w.acme, w.globex = tenant.MustParse("acme"), tenant.MustParse("globex")
-	if err := cat.SetIssuers(ctx, w.acme, []catalog.Issuer{
+	if err := cat.SetIssuers(ctx, w.acme, []identity.Issuer{
 		{Issuer: w.a.issuer(), Audience: "bulkhead", RoleMap: map[string]string{"bh-admins": "admin", "bh-writers": "writer", "bh-readers": "reader"}},
 		{Issuer: w.c.issuer(), Audience: "bulkhead", TenantClaim: "org", Algorithms: []string{"ES256"}},
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := cat.SetIssuers(ctx, w.globex, []catalog.Issuer{{Issuer: w.b.issuer(), Audience: "globex-api"}}); err != nil {
+	if err := cat.SetIssuers(ctx, w.globex, []identity.Issuer{{Issuer: w.b.issuer(), Audience: "globex-api"}}); err != nil {
 		t.Fatal(err)
 	}
-	w.v = identity.NewVerifier(identity.VerifierOptions{Issuers: cat.Issuers, Now: func() time.Time { return w.now }})
+	w.v = identity.NewVerifier(identity.VerifierOptions{Issuers: cat, Now: func() time.Time { return w.now }})
 	t.Cleanup(func() { w.v.Close() })
 	w.baseA = map[string]any{"iss": w.a.issuer(), "sub": "user-1", "aud": "bulkhead", "tenant": "acme", "role": "bh-writers",
 		"email": "admin@globex.example", "exp": w.now.Add(time.Hour).Unix(), "iat": w.now.Unix()}
@@ -445,7 +445,7 @@ func TestLooksLikeJWT(t *testing.T) {
 func BenchmarkVerify(b *testing.B) {
 	w := newWorld(b)
 	ctx := context.Background()
-	uncached := identity.NewVerifier(identity.VerifierOptions{Issuers: w.cat.Issuers, Now: func() time.Time { return w.now }, CacheSize: -1})
+	uncached := identity.NewVerifier(identity.VerifierOptions{Issuers: w.cat, Now: func() time.Time { return w.now }, CacheSize: -1})
 	b.Cleanup(func() { uncached.Close() })
 	for _, tc := range []struct {
 		name, kid string
@@ -489,7 +489,7 @@ func TestUnavailableJWKSIsRefusedNotHung(t *testing.T) {
 	w := newWorld(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := w.cat.SetIssuers(ctx, w.acme, []catalog.Issuer{{Issuer: w.a.issuer(), Audience: "bulkhead", JWKSURL: w.a.issuer() + "/missing",
+	if err := w.cat.SetIssuers(ctx, w.acme, []identity.Issuer{{Issuer: w.a.issuer(), Audience: "bulkhead", JWKSURL: w.a.issuer() + "/missing",
 		RoleMap: map[string]string{"bh-writers": "writer"}}}); err != nil {
 		t.Fatal(err)
 	}
