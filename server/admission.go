@@ -1,10 +1,6 @@
 package server
 
 import (
-	"context"
-	"errors"
-	"net/http"
-
 	"github.com/bulkhead-dev/bulkhead/admission"
 	"github.com/bulkhead-dev/bulkhead/telemetry"
 	"github.com/bulkhead-dev/bulkhead/tenant"
@@ -65,47 +61,4 @@ func (q queuedByTenant) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(queuedByTenantDesc, prometheus.GaugeValue, float64(t.Queued), t.Tenant.String())
 	}
 	ch <- prometheus.MustNewConstMetric(queuedByTenantDesc, prometheus.GaugeValue, float64(other), "_other")
-}
-
-// admitted wraps a data-plane guard (s.data) so that its handlers run only
-// once admission control lets them: after authentication and
-// authorization (the tenant is known), before the handler. A tenant over
-// its concurrency limit with a full queue gets 429 tenant_overloaded; a
-// request that waited too long on a saturated server gets 503 overloaded.
-func (s *Server) admitted(guard func(string, http.HandlerFunc) http.HandlerFunc) func(string, http.HandlerFunc) http.HandlerFunc {
-	return func(action string, h http.HandlerFunc) http.HandlerFunc {
-		return guard(action, func(w http.ResponseWriter, r *http.Request) {
-			id, err := tenant.FromContext(r.Context())
-			if err != nil { // not reached: the guard puts the tenant in the context
-				h(w, r)
-				return
-			}
-			release, err := s.admission.Acquire(r.Context(), id)
-			if err != nil {
-				writeAdmissionError(w, err)
-				return
-			}
-			defer release()
-			h(w, r)
-		})
-	}
-}
-
-func writeAdmissionError(w http.ResponseWriter, err error) {
-	var e *apiError
-	switch {
-	case errors.Is(err, admission.ErrTenantOverloaded):
-		e = newError(http.StatusTooManyRequests, "tenant_overloaded",
-			"this tenant has too many requests in flight and waiting; retry later with fewer concurrent requests")
-	case errors.Is(err, admission.ErrOverloaded):
-		e = newError(http.StatusServiceUnavailable, "overloaded",
-			"the server is saturated; retry later")
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		// The client is gone; nobody reads this.
-		e = newError(http.StatusServiceUnavailable, "overloaded", "the request ended while waiting for admission")
-	default:
-		e = newError(http.StatusInternalServerError, "internal", detailInternal)
-	}
-	e.header = http.Header{"Retry-After": {"1"}}
-	writeProblem(w, e)
 }

@@ -1,42 +1,17 @@
 package server
 
 import (
-	"context"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
 
 	"github.com/bulkhead-dev/bulkhead/audit"
-	"github.com/bulkhead-dev/bulkhead/telemetry"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
 // controlChain holds control-plane events and denials that name no tenant
 // the caller may see.
 const controlChain = audit.ControlChain
-
-// record appends one event to the audit log: who, what, on what, the
-// decision and the request id — never data or secrets. A failed append is
-// logged as an error (the request has been answered already).
-func (s *Server) record(r *http.Request, chain string, p principal, action, resource, decision string) {
-	if s.audit == nil {
-		return
-	}
-	if chain == "" {
-		chain = controlChain
-	}
-	ctx := context.WithoutCancel(r.Context())
-	reqID := telemetry.InfoFrom(ctx).ID()
-	_, err := s.audit.Append(ctx, audit.Entry{
-		Chain: chain, Principal: p.String(), Action: action, Resource: resource,
-		Decision: decision, RequestID: reqID,
-	})
-	if err != nil {
-		s.log.LogAttrs(ctx, slog.LevelError, "audit append failed",
-			slog.String("request_id", reqID), slog.String("action", action), slog.String("error", err.Error()))
-	}
-}
 
 // auditPage reads ?after=&limit= for an audit listing.
 func auditPage(q url.Values) (after int64, limit int, err error) {

@@ -10,10 +10,10 @@ import (
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
-// GuardData exposes the data-plane guard (authenticate, settle the tenant,
-// authorize) around h, for benchmarks.
+// GuardData exposes the data-plane gate (authenticate, settle the
+// tenant, authorize, rate-limit, admit) around h, for benchmarks.
 func (s *Server) GuardData(action string, h http.HandlerFunc) http.HandlerFunc {
-	return s.data(action, h)
+	return s.gate.Data(action, h).ServeHTTP
 }
 
 // AuthorizeForBench runs the policy engine alone.

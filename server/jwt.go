@@ -1,45 +1,11 @@
 package server
 
 import (
-	"context"
 	"net/http"
 
 	"github.com/bulkhead-dev/bulkhead/catalog"
-	"github.com/bulkhead-dev/bulkhead/identity"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
-
-// jwtVerifier verifies tenant users' JWTs.
-type jwtVerifier interface {
-	looksLikeJWT(token string) bool
-	verify(ctx context.Context, token string) (principal, error)
-	Close() error
-}
-
-// identityVerifier adapts identity.Verifier: a verified token is the
-// tenant_user (issuer|subject) of the tenant its claim names and that
-// tenant's issuer list trusts.
-type identityVerifier struct{ v *identity.Verifier }
-
-func newJWTVerifier(cat *catalog.Catalog, opts Options) jwtVerifier {
-	return identityVerifier{v: identity.NewVerifier(identity.VerifierOptions{
-		Issuers:    cat.Issuers,
-		HTTPClient: opts.JWKSClient,
-		Now:        opts.Now,
-	})}
-}
-
-func (identityVerifier) looksLikeJWT(token string) bool { return identity.LooksLikeJWT(token) }
-
-func (iv identityVerifier) verify(ctx context.Context, token string) (principal, error) {
-	u, err := iv.v.Verify(ctx, token)
-	if err != nil {
-		return principal{}, err
-	}
-	return principal{Kind: kindTenantUser, ID: u.Issuer + "|" + u.Subject, Tenant: u.Tenant, Role: string(u.Role)}, nil
-}
-
-func (iv identityVerifier) Close() error { return iv.v.Close() }
 
 // setIssuers: PUT /v1/admin/tenants/{id}/issuers with a JSON list of
 // catalog.Issuer → 200 with the stored list (defaults filled in).

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
-	"strings"
 
 	"github.com/bulkhead-dev/bulkhead/telemetry"
 )
@@ -91,36 +90,4 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 		r.Body = http.MaxBytesReader(w, r.Body, max)
 		next.ServeHTTP(w, r)
 	})
-}
-
-// maxTokenLen bounds a bearer token: API keys are short, JWTs from real
-// identity providers run to a few kilobytes.
-const maxTokenLen = 8 << 10
-
-// bearerToken returns the token of an "Authorization: Bearer <token>"
-// header, or "" if there is none or it is malformed.
-func bearerToken(r *http.Request) string {
-	vals := r.Header.Values("Authorization")
-	if len(vals) != 1 {
-		return ""
-	}
-	scheme, tok, ok := strings.Cut(vals[0], " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return ""
-	}
-	tok = strings.TrimSpace(tok)
-	if tok == "" || len(tok) > maxTokenLen {
-		return ""
-	}
-	return tok
-}
-
-func unauthenticated(detail string, invalidToken bool) *apiError {
-	e := newError(http.StatusUnauthorized, "unauthenticated", detail)
-	v := `Bearer realm="bulkhead"`
-	if invalidToken {
-		v += `, error="invalid_token"`
-	}
-	e.header = http.Header{"Www-Authenticate": {v}}
-	return e
 }

@@ -23,9 +23,10 @@ func (s *Server) routes() http.Handler {
 	// plane (operators), data for the data plane and tenant self-service
 	// (tenant credentials, support agents acting as a tenant). A handler
 	// registered without one of them is not reachable with a credential.
-	ctl, data := s.control, s.data
-	data = s.rateLimited(data) // per-tenant rate limit: after authn/authz, before admission and the handler
-	data = s.admitted(data)    // admission control: after authn/authz, before the handler
+	// The gate (package ingress) authenticates, settles the tenant,
+	// authorizes, rate-limits and admits each request, and audits
+	// denials, in that order.
+	ctl, data := guard(s.gate.Control), guard(s.gate.Data)
 
 	// Operations. /metrics needs no credential: the server listens on
 	// loopback by default (127.0.0.1:8080), and whoever exposes it further

@@ -3,7 +3,6 @@ package server
 import (
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -130,11 +129,4 @@ func writeFileOnce(path string, data []byte) (created bool, err error) {
 		d.Close()
 	}
 	return true, nil
-}
-
-// operatorMatch reports in constant time whether token is the operator
-// token whose SHA-256 is want.
-func operatorMatch(want [32]byte, token string) bool {
-	got := sha256.Sum256([]byte(token))
-	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
 }

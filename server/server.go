@@ -18,6 +18,8 @@ import (
 	"github.com/bulkhead-dev/bulkhead/admission"
 	"github.com/bulkhead-dev/bulkhead/audit"
 	"github.com/bulkhead-dev/bulkhead/catalog"
+	"github.com/bulkhead-dev/bulkhead/identity"
+	"github.com/bulkhead-dev/bulkhead/ingress"
 	"github.com/bulkhead-dev/bulkhead/limits"
 	"github.com/bulkhead-dev/bulkhead/policy"
 	"github.com/bulkhead-dev/bulkhead/ratelimit"
@@ -158,7 +160,8 @@ type Server struct {
 	opPath    string
 	policy    *policy.Engine
 	audit     *audit.Log
-	jwt       jwtVerifier
+	verifier  *identity.Verifier // tenant users' JWTs
+	gate      *ingress.Gate
 	handler   http.Handler
 	admission *admission.Controller
 	// Rate limiting (ratelimit.go); redis is closed by Close.
@@ -276,12 +279,15 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		s.Close()
 		return nil, fmt.Errorf("open server: finish interrupted offboardings: %w", err)
 	}
-	s.jwt = newJWTVerifier(cat, opts)
 	if s.opts.AdmissionLimits == nil {
 		s.opts.AdmissionLimits = s.limits
 	}
 	s.admission = newAdmission(s.opts, s.metrics)
 	if s.redis, err = s.openRateLimiter(s.opts); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open server: %w", err)
+	}
+	if s.gate, err = s.newGate(); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open server: %w", err)
 	}
@@ -391,8 +397,8 @@ func (s *Server) Close() error {
 				errs = append(errs, fmt.Errorf("close catalog: %w", err))
 			}
 		}
-		if s.jwt != nil {
-			_ = s.jwt.Close()
+		if s.verifier != nil {
+			_ = s.verifier.Close()
 		}
 		if s.audit != nil {
 			if err := s.audit.Close(); err != nil {

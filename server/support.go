@@ -90,7 +90,7 @@ func (s *Server) createGrant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The tenant's own chain shows who may read its data, and why.
-	s.record(r, id.String(), principal{Kind: kindOperator, ID: "operator"}, "grant.create",
+	s.record(r, id.String(), operatorPrincipal, "grant.create",
 		"tenant/"+id.String()+"/grants/"+g.ID, "allow")
 	s.writeJSON(w, r, http.StatusCreated, g)
 }
@@ -122,7 +122,7 @@ func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.record(r, id.String(), principal{Kind: kindOperator, ID: "operator"}, "grant.revoke",
+	s.record(r, id.String(), operatorPrincipal, "grant.revoke",
 		"tenant/"+id.String()+"/grants/"+clip(gid), "allow")
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -1,0 +1,405 @@
+package ingress
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/admission"
+	"github.com/bulkhead-dev/bulkhead/audit"
+	"github.com/bulkhead-dev/bulkhead/limits"
+	"github.com/bulkhead-dev/bulkhead/policy"
+	"github.com/bulkhead-dev/bulkhead/ratelimit"
+	"github.com/bulkhead-dev/bulkhead/telemetry"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// ActAsHeader names the tenant a support agent acts as on the data plane
+// (HTTP header; gRPC metadata key in lower case).
+const ActAsHeader = "Bulkhead-Act-As-Tenant"
+
+// Authorizer decides whether a principal may take an action;
+// *policy.Engine is one.
+type Authorizer interface {
+	Authorize(ctx context.Context, r policy.Request) (policy.Decision, error)
+}
+
+// Grants tells whether a support agent holds a live grant for a tenant;
+// *catalog.Catalog is one.
+type Grants interface {
+	LiveGrant(ctx context.Context, agentID string, id tenant.ID) (bool, error)
+}
+
+// Admitter admits a tenant's request or refuses it (admission control);
+// *admission.Controller is one.
+type Admitter interface {
+	Acquire(ctx context.Context, id tenant.ID) (release func(), err error)
+}
+
+// Auditor appends audit entries; *audit.Log is one.
+type Auditor interface {
+	Append(ctx context.Context, e audit.Entry) (audit.Entry, error)
+}
+
+// Config configures a Gate. Only Authenticator is required; every other
+// step is skipped when its field is nil.
+type Config struct {
+	// Authenticator turns the request's bearer token into a principal
+	// (Chain several for several schemes).
+	Authenticator Authenticator
+	// Policy authorizes every request. Nil allows tenant principals on
+	// their own tenant's data plane and nothing else.
+	Policy Authorizer
+	// Grants lets support agents act as a tenant (read-only, under a live
+	// grant). Nil refuses every support agent on the data plane.
+	Grants Grants
+	// Limiter and Limits rate-limit each tenant's data-plane requests;
+	// both or neither.
+	Limiter ratelimit.Limiter
+	Limits  limits.Source
+	// Admission bounds each tenant's data-plane requests in flight.
+	Admission Admitter
+	// Audit receives every denial (401 and 403), every control-plane
+	// change, every act-as request and the actions in AlwaysAudit.
+	Audit Auditor
+	// AlwaysAudit are actions audited even when they change nothing
+	// (reading credentials, exports).
+	AlwaysAudit map[string]bool
+	// OnThrottle is called for each request the rate limiter refuses
+	// (reason "rate_limited", or "unavailable" when the limiter cannot
+	// decide and fails closed), for metrics.
+	OnThrottle func(id tenant.ID, reason string)
+	// Logger receives audit failures and internal errors (slog.Default if
+	// nil).
+	Logger *slog.Logger
+}
+
+// Gate is the ingress: it authenticates a request, settles its tenant
+// (act-as), authorizes it, rate-limits and admits it, and audits denials,
+// in that order, for net/http (Data, Control, Middleware) and gRPC
+// (package ingress/ingressgrpc) alike.
+type Gate struct {
+	cfg  Config
+	log  *slog.Logger
+	http HTTPOptions
+}
+
+// New returns a Gate.
+func New(cfg Config) (*Gate, error) {
+	if cfg.Authenticator == nil {
+		return nil, errors.New("ingress: Config.Authenticator is required")
+	}
+	if (cfg.Limiter == nil) != (cfg.Limits == nil) {
+		return nil, errors.New("ingress: Config.Limiter and Config.Limits go together: set both to rate-limit, or neither")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Gate{cfg: cfg, log: log}, nil
+}
+
+// Request is what the gate needs to know of a request, whatever its
+// transport.
+type Request struct {
+	// Token is the bearer token ("" if none or malformed).
+	Token string
+	// ActAs are the values of the act-as header.
+	ActAs []string
+	// Action is the policy action of the route.
+	Action string
+	// Collection is the collection a data-plane request acts on, if any.
+	Collection string
+	// Control marks a control-plane request (operators only); Tenant is
+	// then the tenant it acts on (zero for fleet-wide actions).
+	Control bool
+	Tenant  tenant.ID
+	// Write marks a request that may change something (audited on the
+	// control plane).
+	Write bool
+}
+
+// Pass is an admitted request: who sent it and for which tenant. Done must
+// be called when the request has been served.
+type Pass struct {
+	Principal Principal
+	// Tenant is the tenant the request acts on (zero for fleet-wide
+	// control-plane actions).
+	Tenant tenant.ID
+	// RateLimit is the rate limiter's decision (Limit 0: not limited).
+	RateLimit ratelimit.Decision
+
+	ctx      context.Context
+	g        *Gate
+	chain    string
+	action   string
+	resource string
+	audited  bool
+	release  func()
+}
+
+// Context returns the request's context with the principal and, on the
+// data plane, the tenant (tenant.WithID) in it.
+func (p *Pass) Context() context.Context { return p.ctx }
+
+// Audited reports whether the request's outcome is to be audited: Done
+// then records it.
+func (p *Pass) Audited() bool { return p.audited }
+
+// Done ends the request: it releases admission and, when Audited, records
+// the outcome ("allow", or "allow:<status>" for a request the handler
+// failed).
+func (p *Pass) Done(outcome string) {
+	if p.release != nil {
+		p.release()
+		p.release = nil
+	}
+	if p.audited {
+		p.g.Record(p.ctx, p.chain, p.Principal, p.action, p.resource, outcome)
+		p.audited = false
+	}
+}
+
+// Enter runs the gate's steps for req: on success the request may be
+// served with the returned Pass; otherwise the error is a *Denial (answer
+// it as such) or an internal failure.
+func (g *Gate) Enter(ctx context.Context, req Request) (*Pass, error) {
+	if req.Control {
+		return g.control(ctx, req)
+	}
+	return g.data(ctx, req)
+}
+
+func (g *Gate) authenticate(ctx context.Context, token string) (Principal, error) {
+	if token == "" {
+		return Principal{}, deny(Unauthenticated, "unauthenticated", DetailUnauthenticated)
+	}
+	p, err := g.cfg.Authenticator.Authenticate(ctx, token)
+	if err != nil {
+		return Principal{}, classify(err)
+	}
+	return p, nil
+}
+
+// control: operators only, whatever the policy says (the policy may refuse
+// them too). Every change, the AlwaysAudit actions and every denial are
+// audited on the control chain.
+func (g *Gate) control(ctx context.Context, req Request) (*Pass, error) {
+	p, err := g.authenticate(ctx, req.Token)
+	if err != nil {
+		var d *Denial
+		if errors.As(err, &d) && d.Code == "tenant_suspended" {
+			// A tenant credential, however valid, has no business here.
+			err = forbidden("tenant credentials cannot use the control plane; use the operator token")
+		}
+		return nil, g.deny(ctx, audit.ControlChain, p, req.Action, "", err)
+	}
+	res := ResourceName(req.Tenant, "")
+	if p.Kind != KindOperator {
+		return nil, g.deny(ctx, audit.ControlChain, p, req.Action, res,
+			forbidden("only the operator token can use the control plane"))
+	}
+	if !g.allowed(ctx, policy.Request{Principal: p.Policy(), Action: req.Action, Tenant: req.Tenant}) {
+		return nil, g.deny(ctx, audit.ControlChain, p, req.Action, res, forbidden("the policy does not allow "+req.Action))
+	}
+	return &Pass{
+		Principal: p, Tenant: req.Tenant,
+		ctx: NewContext(ctx, p), g: g, chain: audit.ControlChain, action: req.Action, resource: res,
+		audited: req.Write || g.cfg.AlwaysAudit[req.Action],
+	}, nil
+}
+
+// data: a tenant principal's tenant is its credential's; an act-as header
+// with it is refused, never obeyed. A support agent must name exactly one
+// tenant and holds only what a live grant and the policy allow (reads);
+// every act-as request is audited on the tenant's chain. The operator
+// token is refused here.
+func (g *Gate) data(ctx context.Context, req Request) (*Pass, error) {
+	p, err := g.authenticate(ctx, req.Token)
+	if err != nil {
+		return nil, g.deny(ctx, audit.ControlChain, p, req.Action, "", err)
+	}
+	pr := policy.Request{Principal: p.Policy(), Action: req.Action, Collection: req.Collection}
+	switch {
+	case p.IsTenant():
+		telemetry.InfoFrom(ctx).SetTenant(p.Tenant.String())
+		if len(req.ActAs) > 0 {
+			return nil, g.deny(ctx, p.Tenant.String(), p, req.Action, ResourceName(p.Tenant, req.Collection),
+				forbidden(ActAsHeader+" is for support agents; a tenant credential always acts on its own tenant"))
+		}
+		pr.Tenant = p.Tenant
+	case p.Kind == KindSupport:
+		if len(req.ActAs) != 1 {
+			return nil, g.deny(ctx, audit.ControlChain, p, req.Action, "",
+				forbidden("a support agent must name exactly one tenant in "+ActAsHeader))
+		}
+		id, err := tenant.Parse(req.ActAs[0])
+		if err != nil {
+			return nil, g.deny(ctx, audit.ControlChain, p, req.Action, "", forbidden(ActAsHeader+" does not hold a valid tenant id"))
+		}
+		live := false
+		if g.cfg.Grants != nil {
+			if live, err = g.cfg.Grants.LiveGrant(ctx, p.ID, id); err != nil {
+				return nil, err
+			}
+		}
+		pr.Tenant, pr.ActAs, pr.GrantLive = id, true, live
+		// Fail closed whatever the policy says: reads under a live grant only.
+		if !live || (req.Action != "record.read" && req.Action != "collection.list") {
+			return nil, g.deny(ctx, audit.ControlChain, p, req.Action, ResourceName(id, req.Collection),
+				forbidden("support access needs a live grant for this tenant and is read-only"))
+		}
+	default:
+		return nil, g.deny(ctx, audit.ControlChain, p, req.Action, "",
+			forbidden("the operator token cannot use the data plane; use a tenant credential"))
+	}
+	res := ResourceName(pr.Tenant, req.Collection)
+	if !g.allowed(ctx, pr) {
+		chain := pr.Tenant.String()
+		if pr.ActAs {
+			chain = audit.ControlChain
+		}
+		return nil, g.deny(ctx, chain, p, req.Action, res, forbidden("the policy does not allow "+req.Action+" for this credential"))
+	}
+	pass := &Pass{
+		Principal: p, Tenant: pr.Tenant,
+		ctx: tenant.WithID(NewContext(ctx, p), pr.Tenant), g: g,
+		chain: pr.Tenant.String(), action: req.Action, resource: res,
+		audited: pr.ActAs || g.cfg.AlwaysAudit[req.Action],
+	}
+	if err := g.limit(pass, !pr.ActAs); err != nil {
+		var d *Denial
+		if errors.As(err, &d) {
+			pass.Done("allow:" + strconv.Itoa(d.Status()))
+		}
+		return nil, err
+	}
+	return pass, nil
+}
+
+// allowed asks the policy; an error (a request the model cannot express)
+// is a denial. Without a policy, tenant principals may act on their own
+// tenant's data plane and nothing else may.
+func (g *Gate) allowed(ctx context.Context, r policy.Request) bool {
+	if g.cfg.Policy == nil {
+		p := r.Principal
+		return (p.Kind == KindTenantKey || p.Kind == KindTenantUser) && p.Tenant == r.Tenant && !r.ActAs
+	}
+	d, err := g.cfg.Policy.Authorize(ctx, r)
+	return err == nil && d.Allow
+}
+
+// limit rate-limits (unless rate is false: support reads are not the
+// tenant's traffic) and admits the request of p.
+func (g *Gate) limit(p *Pass, rate bool) error {
+	if rate {
+		if err := g.rateLimit(p); err != nil {
+			return err
+		}
+	}
+	if g.cfg.Admission == nil {
+		return nil
+	}
+	release, err := g.cfg.Admission.Acquire(p.ctx, p.Tenant)
+	if err != nil {
+		return admissionDenial(err)
+	}
+	p.release = release
+	return nil
+}
+
+func (g *Gate) rateLimit(p *Pass) error {
+	if g.cfg.Limiter == nil {
+		return nil
+	}
+	l, err := g.cfg.Limits.For(p.ctx, p.Tenant)
+	if err != nil {
+		return err
+	}
+	d, err := g.cfg.Limiter.Allow(p.ctx, p.Tenant, l)
+	if errors.Is(err, ratelimit.ErrUnavailable) {
+		g.throttled(p.Tenant, "unavailable")
+		return &Denial{Reason: Unavailable, Code: "unavailable",
+			Detail: "rate limits cannot be checked right now; retry shortly", RetryAfter: time.Second}
+	}
+	if err != nil {
+		return err
+	}
+	p.RateLimit = d
+	if !d.Allowed {
+		g.throttled(p.Tenant, "rate_limited")
+		return &Denial{Reason: Throttled, Code: "rate_limited",
+			Detail:     "this tenant is over its request rate limit; retry after the number of seconds in Retry-After",
+			RetryAfter: d.RetryAfter, RateLimit: d}
+	}
+	return nil
+}
+
+func (g *Gate) throttled(id tenant.ID, reason string) {
+	if g.cfg.OnThrottle != nil {
+		g.cfg.OnThrottle(id, reason)
+	}
+}
+
+// admissionDenial answers a request admission refused.
+func admissionDenial(err error) *Denial {
+	d := &Denial{Reason: Unavailable, Code: "overloaded", RetryAfter: time.Second}
+	switch {
+	case errors.Is(err, admission.ErrTenantOverloaded):
+		d.Reason, d.Code = Throttled, "tenant_overloaded"
+		d.Detail = "this tenant has too many requests in flight and waiting; retry later with fewer concurrent requests"
+	case errors.Is(err, admission.ErrOverloaded):
+		d.Detail = "the server is saturated; retry later"
+	default: // the request ended while it waited
+		d.Detail = "the request ended while waiting for admission"
+	}
+	return d
+}
+
+// deny audits a refusal (only denials: an internal failure is not a
+// decision) and returns err.
+func (g *Gate) deny(ctx context.Context, chain string, p Principal, action, res string, err error) error {
+	var d *Denial
+	if errors.As(err, &d) && (d.Reason == Unauthenticated || d.Reason == Forbidden) {
+		g.Record(ctx, chain, p, action, res, "deny:"+d.Code)
+	}
+	return err
+}
+
+// Record appends an entry to chain (a tenant id, or "" for the control
+// chain) of the gate's audit log, for what a handler does beyond what the
+// gate records itself. A failure to audit is logged; it does not change
+// the answer.
+func (g *Gate) Record(ctx context.Context, chain string, p Principal, action, resource, decision string) {
+	if g.cfg.Audit == nil {
+		return
+	}
+	if chain == "" {
+		chain = audit.ControlChain
+	}
+	ctx = context.WithoutCancel(ctx)
+	reqID := telemetry.InfoFrom(ctx).ID()
+	_, err := g.cfg.Audit.Append(ctx, audit.Entry{
+		Chain: chain, Principal: p.String(), Action: action, Resource: resource,
+		Decision: decision, RequestID: reqID,
+	})
+	if err != nil {
+		g.log.LogAttrs(ctx, slog.LevelError, "audit append failed",
+			slog.String("request_id", reqID), slog.String("action", action), slog.String("error", err.Error()))
+	}
+}
+
+// ResourceName names what a request acts on in the audit log:
+// tenant/<id>[/collections/<c>], or "" for fleet-wide actions.
+func ResourceName(id tenant.ID, collection string) string {
+	if id.IsZero() {
+		return ""
+	}
+	s := "tenant/" + id.String()
+	if collection != "" {
+		s += "/collections/" + collection
+	}
+	return s
+}

@@ -1,0 +1,87 @@
+package ingress
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/bulkhead-dev/bulkhead/policy"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// Principal kinds, as the policy names them. A team's own Authenticator
+// may return other kinds; the policy decides what they may do.
+const (
+	KindOperator   = policy.KindOperator
+	KindSupport    = policy.KindSupport
+	KindTenantKey  = policy.KindTenantKey
+	KindTenantUser = policy.KindTenantUser
+)
+
+// Principal is who a request's credential speaks for. Tenant is set for
+// tenant principals only and comes from the credential alone, never from
+// anything else in the request.
+type Principal struct {
+	Kind   string
+	ID     string
+	Tenant tenant.ID
+	Role   string
+}
+
+// IsTenant reports whether p speaks for one tenant (an API key or a
+// tenant user).
+func (p Principal) IsTenant() bool { return p.Kind == KindTenantKey || p.Kind == KindTenantUser }
+
+// Policy returns p as the policy engine names it.
+func (p Principal) Policy() policy.Principal {
+	return policy.Principal{Kind: p.Kind, ID: p.ID, Tenant: p.Tenant, Role: p.Role}
+}
+
+// maxPrincipalName bounds String (the audit log's principal field).
+const maxPrincipalName = 256
+
+// String names the principal in the audit log: kind, id and, for tenant
+// principals, their tenant. Never a secret. Control characters (C0, DEL
+// and C1) become '?' and an over-long name (a JWT's issuer and subject are
+// the caller's) is cut and suffixed with a digest of the whole, so it
+// stays distinct.
+func (p Principal) String() string {
+	if p.Kind == "" {
+		return "anonymous"
+	}
+	s := p.Kind + ":" + p.ID
+	if p.IsTenant() {
+		s += "@" + p.Tenant.String()
+	}
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r >= 0x7f && r <= 0x9f || r == utf8.RuneError {
+			return '?'
+		}
+		return r
+	}, s)
+	if len(s) > maxPrincipalName {
+		sum := sha256.Sum256([]byte(s))
+		cut := maxPrincipalName - 40
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…#" + hex.EncodeToString(sum[:16])
+	}
+	return s
+}
+
+type principalKey struct{}
+
+// NewContext returns ctx carrying p. The ingress puts the principal there
+// after authentication; handlers read it with FromContext.
+func NewContext(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// FromContext returns the principal of the request ctx belongs to.
+func FromContext(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	return p, ok
+}

@@ -1,0 +1,66 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/bulkhead-dev/bulkhead/identity"
+	"github.com/bulkhead-dev/bulkhead/ingress"
+	"github.com/bulkhead-dev/bulkhead/ingress/catalogauth"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// alwaysAudited are actions audited even when they change nothing: they
+// read or manage credentials, grants or exports.
+var alwaysAudited = map[string]bool{
+	"key.list": true, "grant.list": true, "issuer.manage": true, "support.manage": true,
+	"key.manage": true, "record.export": true,
+}
+
+// newGate builds the server's ingress from its parts, as a team would:
+// the catalog's credentials (operator token, support agents, tenant users'
+// JWTs, API keys), the policy, support grants, the rate limiter, admission
+// and the audit log.
+func (s *Server) newGate() (*ingress.Gate, error) {
+	s.verifier = identity.NewVerifier(identity.VerifierOptions{
+		Issuers:    s.catalog,
+		HTTPClient: s.opts.JWKSClient,
+		Now:        s.opts.Now,
+	})
+	cfg := ingress.Config{
+		Authenticator: catalogauth.All(s.catalog, s.opHash, s.verifier),
+		Policy:        s.policy,
+		Grants:        s.catalog,
+		Admission:     s.admission,
+		AlwaysAudit:   alwaysAudited,
+		Logger:        s.log,
+	}
+	if s.audit != nil {
+		cfg.Audit = s.audit
+	}
+	if s.limiter != nil {
+		cfg.Limiter, cfg.Limits = s.limiter, s.rateLimits
+		cfg.OnThrottle = func(id tenant.ID, reason string) {
+			s.throttled.WithLabelValues(s.metrics.TenantLabel(id.String()), reason).Inc()
+		}
+	}
+	g, err := ingress.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	g.SetHTTPOptions(ingress.HTTPOptions{WriteError: s.writeError})
+	return g, nil
+}
+
+// guard adapts a gate method to the routes' HandlerFuncs.
+func guard(g func(string, http.Handler) http.Handler) func(string, http.HandlerFunc) http.HandlerFunc {
+	return func(action string, h http.HandlerFunc) http.HandlerFunc { return g(action, h).ServeHTTP }
+}
+
+// record appends an entry to the audit log for what a handler did beyond
+// what the gate records (grants, on the tenant's own chain).
+func (s *Server) record(r *http.Request, chain string, p ingress.Principal, action, resource, decision string) {
+	s.gate.Record(r.Context(), chain, p, action, resource, decision)
+}
+
+// operatorPrincipal is the operator as the audit log names it.
+var operatorPrincipal = ingress.Principal{Kind: ingress.KindOperator, ID: "operator"}
