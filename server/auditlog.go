@@ -54,26 +54,26 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, chain string)
 
 // tenantAudit: GET /v1/audit — the caller's own tenant's chain (a tenant
 // admin; the tenant comes from the credential).
-func (s *Server) tenantAudit(w http.ResponseWriter, r *http.Request) {
+func (s *Server) tenantAudit(w http.ResponseWriter, r *http.Request) error {
 	id, err := tenant.FromContext(r.Context())
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	s.listAudit(w, r, id.String())
+	return nil
 }
 
 // adminAudit: GET /v1/admin/audit?chain= — any chain (default the control
 // plane's).
-func (s *Server) adminAudit(w http.ResponseWriter, r *http.Request) {
+func (s *Server) adminAudit(w http.ResponseWriter, r *http.Request) error {
 	chain := r.URL.Query().Get("chain")
 	if chain == "" {
 		chain = controlChain
 	} else if chain != controlChain {
 		if _, err := tenant.Parse(chain); err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 	}
 	s.listAudit(w, r, chain)
+	return nil
 }

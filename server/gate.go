@@ -64,3 +64,13 @@ func (s *Server) record(r *http.Request, chain string, p ingress.Principal, acti
 
 // operatorPrincipal is the operator as the audit log names it.
 var operatorPrincipal = ingress.Principal{Kind: ingress.KindOperator, ID: "operator"}
+
+// e adapts a handler that returns its error: the error is answered as a
+// problem document (writeError), once, here.
+func (s *Server) e(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	}
+}

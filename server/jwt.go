@@ -9,22 +9,20 @@ import (
 
 // setIssuers: PUT /v1/admin/tenants/{id}/issuers with a JSON list of
 // catalog.Issuer → 200 with the stored list (defaults filled in).
-func (s *Server) setIssuers(w http.ResponseWriter, r *http.Request) {
+func (s *Server) setIssuers(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathTenant(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	var list []catalog.Issuer
 	if err := decodeJSON(r, &list); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if err := s.catalog.SetIssuers(r.Context(), id, list); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	s.issuers(w, r, id)
+	return nil
 }
 
 // getIssuers: GET /v1/admin/tenants/{id}/issuers → {"items":[issuer...]}.

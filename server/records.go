@@ -106,20 +106,18 @@ func validRecordRef(r *http.Request) (collection, id string, err error) {
 
 // putRecord: PUT /v1/collections/{c}/records/{id} creates (201) or
 // replaces (200) the record, honouring If-Match (412 on mismatch).
-func (s *Server) putRecord(w http.ResponseWriter, r *http.Request) {
+func (s *Server) putRecord(w http.ResponseWriter, r *http.Request) error {
 	c, id, err := validRecordRef(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	cond, err := parseIfMatch(r.Header)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	data, ok := s.recordData(w, r)
 	if !ok {
-		return
+		return nil
 	}
 	ctx := r.Context()
 	var rec store.Record
@@ -130,14 +128,14 @@ func (s *Server) putRecord(w http.ResponseWriter, r *http.Request) {
 		return err
 	})
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
 	}
 	s.writeRecord(w, r, status, rec)
+	return nil
 }
 
 // recordData reads a write's body, within the tenant's max_body_bytes, as
@@ -157,15 +155,14 @@ func (s *Server) recordData(w http.ResponseWriter, r *http.Request) ([]byte, boo
 
 // createRecord: POST /v1/collections/{c}/records stores the body as a new
 // record with a server-made id (201 with Location).
-func (s *Server) createRecord(w http.ResponseWriter, r *http.Request) {
+func (s *Server) createRecord(w http.ResponseWriter, r *http.Request) error {
 	c := r.PathValue("c")
 	if err := store.ValidCollection(c); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	data, ok := s.recordData(w, r)
 	if !ok {
-		return
+		return nil
 	}
 	ctx := r.Context()
 	var rec store.Record
@@ -175,19 +172,18 @@ func (s *Server) createRecord(w http.ResponseWriter, r *http.Request) {
 		return err
 	})
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	s.writeRecord(w, r, http.StatusCreated, rec)
+	return nil
 }
 
 // getRecord: GET /v1/collections/{c}/records/{id} (200 with ETag, or 404;
 // another tenant's record is exactly as absent as a missing one).
-func (s *Server) getRecord(w http.ResponseWriter, r *http.Request) {
+func (s *Server) getRecord(w http.ResponseWriter, r *http.Request) error {
 	c, id, err := validRecordRef(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	ctx := r.Context()
 	var rec store.Record
@@ -197,31 +193,29 @@ func (s *Server) getRecord(w http.ResponseWriter, r *http.Request) {
 		return err
 	})
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	s.writeRecord(w, r, http.StatusOK, rec)
+	return nil
 }
 
 // deleteRecord: DELETE /v1/collections/{c}/records/{id} (204 or 404),
 // honouring If-Match.
-func (s *Server) deleteRecord(w http.ResponseWriter, r *http.Request) {
+func (s *Server) deleteRecord(w http.ResponseWriter, r *http.Request) error {
 	c, id, err := validRecordRef(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	cond, err := parseIfMatch(r.Header)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	ctx := r.Context()
 	if err := s.writeTx(ctx, func(tx *store.Tx) error { return tx.Delete(ctx, c, id, cond) }); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // listOptions reads limit, cursor and the filters (every other query
@@ -270,21 +264,18 @@ func listOptions(rawQuery string) (store.ListOptions, error) {
 }
 
 // listRecords: GET /v1/collections/{c}/records?limit=&cursor=&<field>=eq.<value>.
-func (s *Server) listRecords(w http.ResponseWriter, r *http.Request) {
+func (s *Server) listRecords(w http.ResponseWriter, r *http.Request) error {
 	c := r.PathValue("c")
 	if err := store.ValidCollection(c); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	opts, err := listOptions(r.URL.RawQuery)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	ctx := r.Context()
 	if err := s.pageLimit(ctx, &opts); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	var page store.Page
 	err = s.router.ReadTx(ctx, func(tx *store.Tx) error {
@@ -293,14 +284,14 @@ func (s *Server) listRecords(w http.ResponseWriter, r *http.Request) {
 		return err
 	})
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	s.writePage(w, r, page)
+	return nil
 }
 
 // listCollections: GET /v1/collections → {"items":[{"name","records"}]}.
-func (s *Server) listCollections(w http.ResponseWriter, r *http.Request) {
+func (s *Server) listCollections(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	var cs []store.Collection
 	err := s.router.ReadTx(ctx, func(tx *store.Tx) error {
@@ -309,11 +300,11 @@ func (s *Server) listCollections(w http.ResponseWriter, r *http.Request) {
 		return err
 	})
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if cs == nil {
 		cs = []store.Collection{}
 	}
 	s.writeJSON(w, r, http.StatusOK, map[string]any{"items": cs})
+	return nil
 }

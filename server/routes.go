@@ -54,38 +54,38 @@ func (s *Server) routes() http.Handler {
 	})
 	s.handle(mux, "/v1/admin/tenants/{id}/keys/{key_id}", methods{http.MethodDelete: ctl("key.revoke", s.revokeKey)})
 	s.handle(mux, "/v1/admin/tenants/{id}/grants", methods{
-		http.MethodGet:  ctl("grant.list", s.listGrants),
-		http.MethodPost: ctl("grant.create", s.createGrant),
+		http.MethodGet:  ctl("grant.list", s.e(s.listGrants)),
+		http.MethodPost: ctl("grant.create", s.e(s.createGrant)),
 	})
-	s.handle(mux, "/v1/admin/tenants/{id}/grants/{grant_id}", methods{http.MethodDelete: ctl("grant.revoke", s.revokeGrant)})
+	s.handle(mux, "/v1/admin/tenants/{id}/grants/{grant_id}", methods{http.MethodDelete: ctl("grant.revoke", s.e(s.revokeGrant))})
 	s.handle(mux, "/v1/admin/tenants/{id}/issuers", methods{
 		http.MethodGet: ctl("issuer.manage", s.getIssuers),
-		http.MethodPut: ctl("issuer.manage", s.setIssuers),
+		http.MethodPut: ctl("issuer.manage", s.e(s.setIssuers)),
 	})
-	s.handle(mux, "/v1/admin/support-agents", methods{http.MethodPost: ctl("support.manage", s.createAgent)})
-	s.handle(mux, "/v1/admin/support-agents/{agent_id}", methods{http.MethodDelete: ctl("support.manage", s.revokeAgent)})
-	s.handle(mux, "/v1/admin/audit", methods{http.MethodGet: ctl("audit.read_all", s.adminAudit)})
+	s.handle(mux, "/v1/admin/support-agents", methods{http.MethodPost: ctl("support.manage", s.e(s.createAgent))})
+	s.handle(mux, "/v1/admin/support-agents/{agent_id}", methods{http.MethodDelete: ctl("support.manage", s.e(s.revokeAgent))})
+	s.handle(mux, "/v1/admin/audit", methods{http.MethodGet: ctl("audit.read_all", s.e(s.adminAudit))})
 
 	// Tenant self-service: the tenant comes from the credential.
 	s.handle(mux, "/v1/keys", methods{
-		http.MethodGet:  data("key.manage", s.listOwnKeys),
-		http.MethodPost: data("key.manage", s.createOwnKey),
+		http.MethodGet:  data("key.manage", s.e(s.listOwnKeys)),
+		http.MethodPost: data("key.manage", s.e(s.createOwnKey)),
 	})
-	s.handle(mux, "/v1/keys/{key_id}", methods{http.MethodDelete: data("key.manage", s.revokeOwnKey)})
-	s.handle(mux, "/v1/audit", methods{http.MethodGet: data("audit.read", s.tenantAudit)})
+	s.handle(mux, "/v1/keys/{key_id}", methods{http.MethodDelete: data("key.manage", s.e(s.revokeOwnKey))})
+	s.handle(mux, "/v1/audit", methods{http.MethodGet: data("audit.read", s.e(s.tenantAudit))})
 	s.handle(mux, "/v1/usage", methods{http.MethodGet: data("collection.list", s.usage)})
 
 	// Data plane: the tenant comes from the credential (or a support
 	// agent's live grant).
-	s.handle(mux, "/v1/collections", methods{http.MethodGet: data("collection.list", s.listCollections)})
+	s.handle(mux, "/v1/collections", methods{http.MethodGet: data("collection.list", s.e(s.listCollections))})
 	s.handle(mux, "/v1/collections/{c}/records", methods{
-		http.MethodGet:  data("record.read", s.listRecords),
-		http.MethodPost: data("record.write", s.createRecord),
+		http.MethodGet:  data("record.read", s.e(s.listRecords)),
+		http.MethodPost: data("record.write", s.e(s.createRecord)),
 	})
 	s.handle(mux, "/v1/collections/{c}/records/{id}", methods{
-		http.MethodGet:    data("record.read", s.getRecord),
-		http.MethodPut:    data("record.write", s.putRecord),
-		http.MethodDelete: data("record.delete", s.deleteRecord),
+		http.MethodGet:    data("record.read", s.e(s.getRecord)),
+		http.MethodPut:    data("record.write", s.e(s.putRecord)),
+		http.MethodDelete: data("record.delete", s.e(s.deleteRecord)),
 	})
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -11,41 +11,39 @@ import (
 // like a missing one.
 
 // listOwnKeys: GET /v1/keys → {"items":[key...]} (never tokens).
-func (s *Server) listOwnKeys(w http.ResponseWriter, r *http.Request) {
+func (s *Server) listOwnKeys(w http.ResponseWriter, r *http.Request) error {
 	id, err := tenant.FromContext(r.Context())
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	keys, err := s.catalog.ListKeys(r.Context(), id)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	s.writeJSON(w, r, http.StatusOK, map[string]any{"items": keys})
+	return nil
 }
 
 // createOwnKey: POST /v1/keys {"role","name"} → 201 with the token, shown
 // once.
-func (s *Server) createOwnKey(w http.ResponseWriter, r *http.Request) {
+func (s *Server) createOwnKey(w http.ResponseWriter, r *http.Request) error {
 	id, err := tenant.FromContext(r.Context())
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	s.issueKey(w, r, id)
+	return nil
 }
 
 // revokeOwnKey: DELETE /v1/keys/{key_id} (204).
-func (s *Server) revokeOwnKey(w http.ResponseWriter, r *http.Request) {
+func (s *Server) revokeOwnKey(w http.ResponseWriter, r *http.Request) error {
 	id, err := tenant.FromContext(r.Context())
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if err := s.catalog.RevokeKey(r.Context(), id, r.PathValue("key_id")); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
