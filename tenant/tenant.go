@@ -1,11 +1,3 @@
-// Package tenant defines the canonical tenant identifier and carries it
-// through a context.Context.
-//
-// A tenant.ID can only be made by Parse (or MustParse), so any ID value in
-// the program has passed the tenancy contract's validation: ASCII, 2–40
-// characters of a-z, 0-9 and '-', starting with a letter, not ending with
-// '-', and not a reserved word. The zero ID is "no tenant" and is refused
-// everywhere a tenant is required.
 package tenant
 
 import (
