@@ -174,11 +174,8 @@ type Server struct {
 	limits     *limits.Resolver
 	limitsFile *limits.File
 	// Storage usage gauges (usagegauges.go): the tracker the collector
-	// publishes, the sweeper that feeds it (nil when disabled; stopped by
-	// Close) and sweepMu, which keeps sweeps from overlapping.
-	tracked  *usageTracker
-	sweeper  *usageSweeper
-	sweepMu  sync.Mutex
+	// publishes and the sweeper that feeds it (stopped by Close).
+	tracked  *usageGauges
 	closeOne sync.Once
 	closeErr error
 }

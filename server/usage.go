@@ -27,7 +27,7 @@ type UsageView struct {
 // which costs nothing more.
 func (s *Server) tenantUsage(ctx context.Context) (Usage, error) {
 	var u Usage
-	mark := s.tracked.begin()
+	mark := s.tracked.Begin()
 	err := s.router.ReadTx(ctx, func(tx *store.Tx) error {
 		cs, err := tx.Collections(ctx)
 		if err != nil {
@@ -45,7 +45,7 @@ func (s *Server) tenantUsage(ctx context.Context) (Usage, error) {
 		return err
 	})
 	if err == nil {
-		s.noteUsage(ctx, mark, u)
+		s.tracked.ObserveContext(ctx, store.Usage{Records: u.Records, Bytes: u.Bytes}, mark)
 	}
 	return u, err
 }

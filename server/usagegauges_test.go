@@ -224,27 +224,6 @@ func TestUsageGaugesTopTenants(t *testing.T) {
 	checkTop(t, e.scrapeUsage(), cs, 5)
 }
 
-// TestUsageGaugesLabelsBounded: with 12 tenants and N=3 the gauges carry
-// exactly 4 tenant label values, and with N above the tenant count every
-// tenant is named and _other is 0.
-func TestUsageGaugesLabelsBounded(t *testing.T) {
-	cs := usageCases()[:12]
-	for _, n := range []int{3, 50} {
-		t.Run(strconv.Itoa(n), func(t *testing.T) {
-			e := newEnvIn(t, t.TempDir(), server.Options{UsageTopTenants: n, UsageSweepInterval: -1})
-			e.load(cs)
-			if err := e.srv.SweepUsageNow(t.Context()); err != nil {
-				t.Fatal(err)
-			}
-			got := e.scrapeUsage()
-			checkTop(t, got, cs, n)
-			if want := min(n, len(cs)) + 1; len(got.records) != want || len(got.bytes) != want {
-				t.Fatalf("%d and %d label values, want %d", len(got.records), len(got.bytes), want)
-			}
-		})
-	}
-}
-
 // TestUsageGaugesFedByRequests: with the sweeper off, committed writes
 // and deletes, GET /v1/usage and the admin tenant view keep a tenant's
 // gauges current; a refused write changes nothing, and one tenant's
