@@ -37,7 +37,23 @@ type Applier interface {
 	Apply(ctx context.Context, u Unit, ms []Migration) (int, error)
 }
 
-// State records each unit's version; the catalog implements it.
+// VersionReader is an optional capability of an Applier: it reads units'
+// versions from the units themselves — from the table each unit records
+// its migrations in, in the same transaction as the migration — and
+// changes nothing. Both backends implement it. A Plan without a State reads
+// versions this way, so a unit's own table is the only record of its
+// version and cannot disagree with another.
+type VersionReader interface {
+	// UnitVersions returns the version of each of units that the backend
+	// migrates (0 for a unit no migration reached). A unit the backend
+	// does not migrate — the pooled file of a SQLite shard, which holds no
+	// team tables — is absent from the map.
+	UnitVersions(ctx context.Context, units []Unit) (map[Unit]int, error)
+}
+
+// State records each unit's version apart from the units, for a Plan that
+// sets one (tests do, with an in-memory State). Without one, a Plan reads
+// the units' own versions (VersionReader).
 type State interface {
 	// Versions returns every unit's recorded version in one read.
 	Versions(ctx context.Context) (map[Unit]int, error)

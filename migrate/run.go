@@ -18,13 +18,16 @@ const DefaultConcurrency = 4
 // ErrNoApplier reports a unit on a shard that Plan.Appliers does not name.
 var ErrNoApplier = errors.New("no applier for shard")
 
-// Plan is one fleet migration: the units to consider, where their versions
-// are recorded, how to migrate each shard, and the migrations.
+// Plan is one fleet migration: the units to consider, how to migrate each
+// shard, and the migrations.
 type Plan struct {
 	// Units are the places to migrate: one pooled unit per shard and one
 	// unit per schema or database tenant (the catalog lists them).
 	Units []Unit
-	// State records each unit's version.
+	// State, if set, records each unit's version apart from the units.
+	// Nil (the usual case): versions are read from the units themselves
+	// through the appliers (VersionReader), which record them with each
+	// migration, and units an applier does not migrate are left out.
 	State State
 	// Appliers maps shard names to the backend that migrates the shard's
 	// units.
@@ -181,12 +184,68 @@ func wave(u Unit) int {
 	return 1
 }
 
+// Status reads the version of every unit of p — from p.State if set,
+// otherwise from the units themselves through each shard's applier
+// (VersionReader), leaving out units the applier does not migrate — and
+// compares it with the latest migration. It changes nothing.
+func (p Plan) Status(ctx context.Context) (Report, error) {
+	if p.State != nil {
+		return Status(ctx, p.Units, p.State, p.Migrations)
+	}
+	start := time.Now()
+	if err := Check(p.Migrations); err != nil {
+		return Report{}, err
+	}
+	byShard := map[string][]Unit{}
+	var shards []string
+	for _, u := range p.Units {
+		if byShard[u.Shard] == nil {
+			shards = append(shards, u.Shard)
+		}
+		byShard[u.Shard] = append(byShard[u.Shard], u)
+	}
+	sort.Strings(shards)
+	versions := unitVersions{}
+	var units []Unit
+	for _, shard := range shards {
+		a := p.Appliers[shard]
+		if a == nil {
+			return Report{}, fmt.Errorf("%w %q (unit %s): open the shard or remove its tenants from the catalog",
+				ErrNoApplier, shard, byShard[shard][0])
+		}
+		vr, ok := a.(VersionReader)
+		if !ok {
+			return Report{}, fmt.Errorf("migrate: the applier of shard %q cannot read its units' versions (it is no VersionReader); give the plan a State", shard)
+		}
+		vs, err := vr.UnitVersions(ctx, byShard[shard])
+		if err != nil {
+			return Report{}, fmt.Errorf("read unit versions of shard %s: %w", shard, err)
+		}
+		for _, u := range byShard[shard] {
+			if v, ok := vs[u]; ok {
+				versions[u] = v
+				units = append(units, u)
+			}
+		}
+	}
+	rep, err := Status(ctx, units, versions, p.Migrations)
+	rep.Elapsed = time.Since(start)
+	return rep, err
+}
+
+// unitVersions is a State over versions already read from the units.
+type unitVersions map[Unit]int
+
+func (v unitVersions) Versions(context.Context) (map[Unit]int, error) { return v, nil }
+
+func (v unitVersions) SetVersion(context.Context, Unit, int) error { return nil }
+
 // Run migrates every unit of p that is behind the latest migration. It
-// reads all versions with one State.Versions call, so a run with nothing to
-// apply opens no unit's transaction. Units behind are migrated in two
+// reads all versions first (Plan.Status), so a run with nothing to apply
+// opens no unit's write transaction. Units behind are migrated in two
 // waves — the shards' pooled units, then schema and database tenants — with
-// at most p.Concurrency at once. A unit's version is recorded in the State
-// only after its Apply succeeds.
+// at most p.Concurrency at once. A unit's version is the one its applier
+// records with each migration; a Plan.State is told after Apply succeeds.
 //
 // When a unit fails, no further unit starts, units in flight finish, and
 // Run returns the report with an error that wraps a *UnitError naming the
@@ -194,7 +253,7 @@ func wave(u Unit) int {
 // left on a consistent version: the one it had, or the latest.
 func Run(ctx context.Context, p Plan) (Report, error) {
 	start := time.Now()
-	rep, err := Status(ctx, p.Units, p.State, p.Migrations)
+	rep, err := p.Status(ctx)
 	if err != nil {
 		return rep, err
 	}
@@ -300,10 +359,10 @@ func (r *runner) unit(ctx context.Context, i int) {
 		Index: r.done, Total: r.total})
 }
 
-// apply runs the unit's Apply and then records its new version. A version
-// the applier reached but the State could not record is returned with the
-// error; the next run re-applies nothing (the backend records the version
-// in the unit too) and records it.
+// apply runs the unit's Apply and, with a Plan.State, records its new
+// version there. A version the applier reached but the State could not
+// record is returned with the error; the next run re-applies nothing (the
+// backend records the version in the unit) and records it.
 func (r *runner) apply(ctx context.Context, s UnitStatus) (int, error) {
 	ms := r.p.Migrations[s.Version:] // Check guarantees Migrations[i].Version == i+1
 	to, err := r.p.Appliers[s.Unit.Shard].Apply(ctx, s.Unit, ms)
@@ -312,6 +371,9 @@ func (r *runner) apply(ctx context.Context, s UnitStatus) (int, error) {
 	}
 	if to != s.Latest {
 		return 0, fmt.Errorf("applier reached version %d, want %d", to, s.Latest)
+	}
+	if r.p.State == nil {
+		return to, nil // the applier recorded it in the unit
 	}
 	// The unit is migrated: record it even if ctx was canceled meanwhile.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)

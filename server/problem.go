@@ -12,33 +12,18 @@ import (
 	"sync"
 
 	"github.com/bulkhead-dev/bulkhead/catalog"
+	"github.com/bulkhead-dev/bulkhead/problem"
 	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/telemetry"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
-// problemTypeBase prefixes every problem's "type".
-const problemTypeBase = "https://bulkhead.dev/problems/"
-
-// Problem is an RFC 9457 problem document as the API writes it. Code is
-// the stable, machine-readable error code; Type is problemTypeBase + Code.
-// The request id is sent in the X-Request-ID header, not in the body, so
-// that equal problems are byte-identical (another tenant's record and a
-// missing record must not be told apart).
-type Problem struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Detail string `json:"detail"`
-	Code   string `json:"code"`
-	// Quota extension members (quota_exceeded only): the resource
-	// ("records" or "bytes"), its limit, the tenant's usage of it before
-	// the refused write, and what the write needed.
-	Resource  string `json:"resource,omitempty"`
-	Limit     *int64 `json:"limit,omitempty"`
-	Usage     *int64 `json:"usage,omitempty"`
-	Requested *int64 `json:"requested,omitempty"`
-}
+// Problem is an RFC 9457 problem document as the API writes it (package
+// problem). Code is the stable, machine-readable error code. The request
+// id is sent in the X-Request-ID header, not in the body, so that equal
+// problems are byte-identical (another tenant's record and a missing
+// record must not be told apart).
+type Problem = problem.Document
 
 // apiError is an error the HTTP layer knows how to answer.
 type apiError struct {
@@ -161,33 +146,20 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func writeProblem(w http.ResponseWriter, e *apiError) {
-	h := w.Header()
-	for k, v := range e.header {
-		h[k] = v
-	}
-	p := Problem{
-		Type:   problemTypeBase + e.code,
-		Title:  http.StatusText(e.status),
-		Status: e.status,
-		Detail: e.detail,
-		Code:   e.code,
-	}
+	pe := &problem.Error{Status: e.status, Code: e.code, Detail: e.detail, Header: e.header}
 	if q := e.quota; q != nil {
+		// Quota extension members: the resource ("records" or "bytes"), its
+		// limit, the tenant's usage before the refused write, and what the
+		// write needed.
 		used := q.Usage.Records
 		if q.Resource == "bytes" {
 			used = q.Usage.Bytes
 		}
-		p.Resource, p.Limit, p.Usage, p.Requested = q.Resource, &q.Limit, &used, &q.Requested
+		pe.Extra = func(d *problem.Document) {
+			d.Resource, d.Limit, d.Usage, d.Requested = q.Resource, &q.Limit, &used, &q.Requested
+		}
 	}
-	body, _ := json.Marshal(p)
-	body = append(body, '\n')
-	h.Set("Content-Type", "application/problem+json")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Del("ETag")
-	h.Del("Location")
-	w.WriteHeader(e.status)
-	_, _ = w.Write(body)
+	problem.Write(w, pe)
 }
 
 // writeJSON answers with status and v as JSON.
