@@ -1,6 +1,5 @@
-// Package fair holds the deficit round robin (DRR) core shared by the
-// admission queue (package admission) and the background scheduler
-// (package sched): per-key FIFO queues served in weighted turns.
+// Package fair holds the deficit round robin (DRR) core of the admission
+// queue (package admission): per-key FIFO queues served in weighted turns.
 package fair
 
 // DRR is a set of per-key FIFO queues served by deficit round robin with
