@@ -150,13 +150,14 @@ func (p *Pass) Audited() bool { return p.audited }
 
 // Done ends the request: it releases admission and, when Audited, records
 // the outcome ("allow", or "allow:<status>" for a request the handler
-// failed).
+// failed; "" records nothing, for a handler that panicked). Later calls do
+// nothing.
 func (p *Pass) Done(outcome string) {
 	if p.release != nil {
 		p.release()
 		p.release = nil
 	}
-	if p.audited {
+	if p.audited && outcome != "" {
 		p.g.Record(p.ctx, p.chain, p.Principal, p.action, p.resource, outcome)
 		p.audited = false
 	}

@@ -94,7 +94,7 @@ func (g *Gate) guard(action string, control bool, h http.Handler) http.Handler {
 			g.WriteError(w, r, err)
 			return
 		}
-		defer pass.Done("allow") // releases admission; outcome already recorded below when audited
+		defer pass.Done("") // releases admission, also if h panics
 		SetRateLimitHeaders(w.Header(), pass.RateLimit)
 		r = r.WithContext(pass.Context())
 		if !pass.Audited() {

@@ -55,6 +55,7 @@ func Unary(g *ingress.Gate, ms Methods) grpc.UnaryServerInterceptor {
 		if err != nil {
 			return nil, err
 		}
+		defer pass.Done("") // releases admission, also if the handler panics
 		resp, err := handler(pass.Context(), req)
 		pass.Done(outcome(err))
 		return resp, err
@@ -69,6 +70,7 @@ func Stream(g *ingress.Gate, ms Methods) grpc.StreamServerInterceptor {
 		if err != nil {
 			return err
 		}
+		defer pass.Done("")
 		err = handler(srv, &stream{ServerStream: ss, ctx: pass.Context()})
 		pass.Done(outcome(err))
 		return err
