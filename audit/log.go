@@ -149,7 +149,7 @@ func OpenPostgres(ctx context.Context, pool *pgxpool.Pool) (*Log, error) {
 	err := pgddl.Apply(ctx, db, "bulkhead_audit", pgSchemaSQL)
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open audit log on postgres: create schema %s: %w (connect as the database owner, e.g. --postgres-admin)", PostgresSchema, err)
+		return nil, fmt.Errorf("open audit log on postgres: create schema %s: %w (the pool must connect as the role that owns the database)", PostgresSchema, err)
 	}
 	return &Log{db: db, postgres: true}, nil
 }

@@ -100,7 +100,7 @@ func OpenPostgres(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Catal
 	err := pgddl.Apply(ctx, db, "bulkhead_catalog", pgSchemaSQL)
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open catalog on postgres: create schema %s: %w (connect as the database owner, e.g. --postgres-admin)", pgSchema, err)
+		return nil, fmt.Errorf("open catalog on postgres: create schema %s: %w (the pool must connect as the role that owns the database)", pgSchema, err)
 	}
 	c := newCatalog(db, &dialect{postgres: true}, opts)
 	log := opts.Logger

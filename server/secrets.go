@@ -30,7 +30,7 @@ const cursorKeyLen = 32
 func ReadOperatorToken(dataDir string) (string, error) {
 	b, err := os.ReadFile(filepath.Join(dataDir, operatorTokenFile))
 	if err != nil {
-		return "", fmt.Errorf("read operator token: %w (start the server once with this --data-dir, or pass --token)", err)
+		return "", fmt.Errorf("read operator token: %w (start the server once with this data directory, or give the token itself)", err)
 	}
 	tok := strings.TrimSpace(string(b))
 	if !strings.HasPrefix(tok, operatorTokenPrefix) || len(tok) < len(operatorTokenPrefix)+16 {

@@ -83,6 +83,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env looku
 		return 0
 	}
 	fmt.Fprintf(stderr, "bulkhead: %v\n", err)
+	if h := flagHint(err); h != "" {
+		fmt.Fprintf(stderr, "hint: %s\n", h)
+	}
 	var u *usageError
 	if errors.As(err, &u) {
 		fmt.Fprintf(stderr, "run '%s --help' for usage\n", u.cmd)

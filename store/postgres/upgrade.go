@@ -13,8 +13,8 @@ import (
 
 // upgradeFix tells an operator how to let Backend upgrade a unit, or how to
 // upgrade every unit up front.
-const upgradeFix = "give the backend the owner role's admin URL (--postgres-admin, --shard-admin), " +
-	"or run `bulkhead migrate up` with it, which upgrades every unit"
+const upgradeFix = "give the Backend the owner role's admin URL (Shard.AdminURL), with which it upgrades a unit on first use, " +
+	"or upgrade every unit up front with it (package migrate; `bulkhead migrate up`)"
 
 // unitTables are the tables of a unit that earlier versions of Bulkhead did
 // not create (besides records, which every version has): a unit without one
