@@ -30,7 +30,8 @@ type Limits struct {
 }
 
 // Source gives a tenant's effective limits. It is what the rate limiter,
-// the admission queue, the store's quota check and the server consume.
+// the admission queue and the server consume; the store's quota check
+// takes its own store.Quotas, which a Resolver also implements.
 type Source interface {
 	For(ctx context.Context, id tenant.ID) (Limits, error)
 }
