@@ -3,6 +3,7 @@ package ingress
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"time"
@@ -225,6 +226,11 @@ func (g *Gate) data(ctx context.Context, req Request) (*Pass, error) {
 	pr := policy.Request{Principal: p.Policy(), Action: req.Action, Collection: req.Collection}
 	switch {
 	case p.IsTenant():
+		if p.Tenant.IsZero() {
+			// The authenticator's fault, not the caller's: no tenant is
+			// guessed, none is "all tenants".
+			return nil, fmt.Errorf("ingress: the authenticator returned a %s principal without a tenant (id %q)", p.Kind, p.ID)
+		}
 		telemetry.InfoFrom(ctx).SetTenant(p.Tenant.String())
 		if len(req.ActAs) > 0 {
 			return nil, g.deny(ctx, p.Tenant.String(), p, req.Action, ResourceName(p.Tenant, req.Collection),
@@ -382,15 +388,25 @@ func (g *Gate) Record(ctx context.Context, chain string, p Principal, action, re
 	}
 	ctx = context.WithoutCancel(ctx)
 	reqID := telemetry.InfoFrom(ctx).ID()
+	// What the request carries (its path's collection, its request id)
+	// must not keep it out of the log: the fields are made to fit.
 	_, err := g.cfg.Audit.Append(ctx, audit.Entry{
-		Chain: chain, Principal: p.String(), Action: action, Resource: resource,
-		Decision: decision, RequestID: reqID,
+		Chain: chain, Principal: p.String(), Action: auditText(action, maxAuditAction),
+		Resource: auditText(resource, maxAuditResource), Decision: decision,
+		RequestID: auditText(reqID, maxAuditRequestID),
 	})
 	if err != nil {
 		g.log.LogAttrs(ctx, slog.LevelError, "audit append failed",
 			slog.String("request_id", reqID), slog.String("action", action), slog.String("error", err.Error()))
 	}
 }
+
+// Bounds of the audit log's fields (audit.Entry).
+const (
+	maxAuditAction    = 64
+	maxAuditResource  = 512
+	maxAuditRequestID = 128
+)
 
 // ResourceName names what a request acts on in the audit log:
 // tenant/<id>[/collections/<c>], or "" for fleet-wide actions.

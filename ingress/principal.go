@@ -55,15 +55,24 @@ func (p Principal) String() string {
 	if p.IsTenant() {
 		s += "@" + p.Tenant.String()
 	}
+	return auditText(s, maxPrincipalName)
+}
+
+// auditText makes s fit a field of the audit log that holds at most limit
+// bytes (limit >= 40): control characters (C0, DEL and C1) and invalid
+// UTF-8 become '?', and an over-long s is cut and suffixed with a digest
+// of the whole, so it stays distinct. The audit log refuses an entry with
+// either, and an entry it refuses is not recorded.
+func auditText(s string, limit int) string {
 	s = strings.Map(func(r rune) rune {
 		if r < 0x20 || r >= 0x7f && r <= 0x9f || r == utf8.RuneError {
 			return '?'
 		}
 		return r
 	}, s)
-	if len(s) > maxPrincipalName {
+	if len(s) > limit {
 		sum := sha256.Sum256([]byte(s))
-		cut := maxPrincipalName - 40
+		cut := limit - 40
 		for cut > 0 && !utf8.RuneStart(s[cut]) {
 			cut--
 		}
