@@ -87,3 +87,69 @@ func ExampleRouter_Tx() {
 	// globex gets acme's id: record not found true
 	// no tenant: true
 }
+
+// Lists come in pages in id order; the cursor of one page asks for the
+// next, and is bound to the tenant, the collection and the filter.
+func ExampleTx_List() {
+	dir, err := os.MkdirTemp("", "bulkhead-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	be, err := sqlite.Open(dir, sqlite.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	acme := tenant.MustParse("acme")
+	places := examplePlacements{acme: {Mode: store.Pooled, Shard: "local"}}
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	router, err := store.NewRouter(store.Config{Placements: places, Backends: map[string]store.Backend{"local": be}, CursorKey: key})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer router.Close()
+	if err := router.Provision(context.Background(), acme, places[acme]); err != nil {
+		log.Fatal(err)
+	}
+
+	ctx := tenant.WithID(context.Background(), acme)
+	err = router.Tx(ctx, func(tx *store.Tx) error {
+		for _, inv := range []struct{ id, status string }{{"inv-1", "paid"}, {"inv-2", "open"}, {"inv-3", "paid"}, {"inv-4", "paid"}} {
+			if _, _, err := tx.Put(ctx, "invoices", inv.id, []byte(`{"status":"`+inv.status+`"}`), store.IfMatch{}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	paid, err := store.ParseFilter("status", "eq.paid")
+	if err != nil {
+		log.Fatal(err)
+	}
+	err = router.ReadTx(ctx, func(tx *store.Tx) error {
+		opts := store.ListOptions{Limit: 2, Filters: []store.Filter{paid}}
+		for {
+			page, err := tx.List(ctx, "invoices", opts)
+			if err != nil {
+				return err
+			}
+			for _, rec := range page.Items {
+				fmt.Print(rec.ID, " ")
+			}
+			fmt.Println("| more:", page.NextCursor != "")
+			if page.NextCursor == "" {
+				return nil
+			}
+			opts.Cursor = page.NextCursor
+		}
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// inv-1 inv-3 | more: true
+	// inv-4 | more: false
+}

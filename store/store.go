@@ -1,18 +1,3 @@
-// Package store is the only way Bulkhead code reaches tenant data.
-//
-// A Router opens transactions, and it opens them only for the tenant carried
-// by the context: Begin and Tx fail with tenant.ErrMissing when the context
-// has none, and every statement a Tx runs is scoped to that tenant by the
-// backend (a bound tenant predicate, a tenant database, a tenant schema).
-// Record semantics — versions, If-Match, opaque ids, authenticated cursors,
-// filters — live here, once; backends (store/sqlite, store/postgres) only
-// move rows.
-//
-//	ctx = tenant.WithID(ctx, tenant.MustParse("acme"))
-//	err := router.Tx(ctx, func(tx *store.Tx) error {
-//		rec, created, err := tx.Put(ctx, "invoices", "inv-1", data, store.IfMatch{})
-//		...
-//	})
 package store
 
 import (

@@ -190,3 +190,31 @@ func TestPostgresSkipsNamingTheVariable(t *testing.T) {
 		t.Fatalf("Postgres without %s: %s; want a skip naming it", tenanttest.PostgresEnvVar, r)
 	}
 }
+
+// quotaFunc adapts a function to store.Quotas.
+type quotaFunc func(ctx context.Context, id tenant.ID) (int64, int64, error)
+
+func (f quotaFunc) StorageQuota(ctx context.Context, id tenant.ID) (int64, int64, error) {
+	return f(ctx, id)
+}
+
+func TestQuotasReachTheRouter(t *testing.T) {
+	env := tenanttest.New(t, tenanttest.Options{Quotas: quotaFunc(func(context.Context, tenant.ID) (int64, int64, error) {
+		return 1, 0, nil // one record
+	})})
+	for _, mode := range env.Modes() {
+		ctx := env.Tenant(t, "quota-"+string(mode), mode)
+		create := func() error {
+			return env.Router.Tx(ctx, func(tx *store.Tx) error {
+				_, err := tx.Create(ctx, "notes", []byte(`{}`))
+				return err
+			})
+		}
+		if err := create(); err != nil {
+			t.Fatalf("%s: the first record: %v", mode, err)
+		}
+		if err := create(); !errors.Is(err, store.ErrQuotaExceeded) {
+			t.Fatalf("%s: the second record: %v, want store.ErrQuotaExceeded", mode, err)
+		}
+	}
+}

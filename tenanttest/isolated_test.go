@@ -8,7 +8,11 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulkhead-dev/bulkhead/migrate"
 	"github.com/bulkhead-dev/bulkhead/store"
+	"github.com/bulkhead-dev/bulkhead/store/postgres"
 	"github.com/bulkhead-dev/bulkhead/store/sqlite"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 	"github.com/bulkhead-dev/bulkhead/tenanttest"
@@ -366,14 +370,43 @@ func TestIsolatedNamesTheModeThatLeaks(t *testing.T) {
 }
 
 func TestPostgresEnvIsolatesEveryMode(t *testing.T) {
-	env := tenanttest.Postgres(t, tenanttest.Options{})
+	ms := []migrate.Migration{{Version: 1, Name: "notes", SQL: `CREATE TABLE notes (
+		tenant_id text NOT NULL DEFAULT current_setting('bulkhead.tenant'),
+		id        uuid NOT NULL DEFAULT gen_random_uuid(),
+		title     text NOT NULL,
+		PRIMARY KEY (tenant_id, id))`}}
+	env := tenanttest.Postgres(t, tenanttest.Options{Migrations: ms})
 	if got := env.Modes(); len(got) != 3 {
 		t.Fatalf("Modes() = %v, want all three", got)
 	}
-	tenanttest.Isolated(t, env, recordsProbe(env.Router))
-	_, err := env.Placement(context.Background(), tenant.MustParse("isolated-3-b"))
-	if err != nil {
-		t.Fatalf("Isolated did not make a tenant in each of three modes: %v", err)
+	t.Run("the record API", func(t *testing.T) {
+		tenanttest.Isolated(t, env, recordsProbe(env.Router))
+	})
+	t.Run("own SQL on the migrated table", func(t *testing.T) {
+		tenanttest.Isolated(t, env, tenanttest.Probe{
+			Write: func(ctx context.Context) error {
+				return postgres.Tx(ctx, env.Router, func(tx pgx.Tx) error {
+					_, err := tx.Exec(ctx, `INSERT INTO notes (title) VALUES ('secret')`)
+					return err
+				})
+			},
+			Read: func(ctx context.Context) (any, error) {
+				var n int
+				err := postgres.ReadTx(ctx, env.Router, func(tx pgx.Tx) error {
+					return tx.QueryRow(ctx, `SELECT count(*) FROM notes`).Scan(&n)
+				})
+				return n, err
+			},
+			Tamper: func(ctx context.Context) error {
+				return postgres.Tx(ctx, env.Router, func(tx pgx.Tx) error {
+					_, err := tx.Exec(ctx, `DELETE FROM notes`)
+					return err
+				})
+			},
+		})
+	})
+	if _, err := env.Placement(context.Background(), tenant.MustParse("isolated-6-b")); err != nil {
+		t.Fatalf("Isolated did not make two tenants in each of three modes, twice: %v", err)
 	}
 	if err := env.Router.ReadTx(context.Background(), func(*store.Tx) error { return nil }); !errors.Is(err, tenant.ErrMissing) {
 		t.Fatalf("a transaction without a tenant: %v", err)

@@ -26,6 +26,10 @@
 //		return err
 //	})
 //
+// A team's tests get this backend from package tenanttest: a Router on a
+// data directory under t.TempDir(), tenants in both modes, the team's
+// migrations applied to the database-mode ones.
+//
 // store.Schema needs PostgreSQL and is refused with an error wrapping
 // store.ErrIsolationUnsupported.
 //
