@@ -1,5 +1,5 @@
 // Package catalog is the control-plane registry: tenants, their placement
-// and state, their API keys and the fleet's migration versions, kept in
+// and state, their API keys, kept in
 // <data-dir>/control.db (SQLite, Open) or in the schema bulkhead_catalog of
 // a PostgreSQL database (OpenPostgres). Both implement the same API.
 //
@@ -10,6 +10,12 @@
 // transaction and every Catalog LISTENs, so changes made by another server
 // instance invalidate this one's cache as soon as they commit. Entries also
 // expire after Options.CacheTTL, bounding staleness in any case.
+//
+// Migration versions are not kept here: each unit (a shard's pooled
+// tables, a tenant's schema, database or file) records its own, in the
+// transaction of each migration (see migrate.VersionReader and package
+// fleet). Catalogs made by earlier versions hold a table unit_versions that
+// is no longer read or written; it can be dropped once no older server runs.
 package catalog
 
 import (
@@ -71,14 +77,6 @@ CREATE TABLE IF NOT EXISTS api_keys (
 	revoked_at   INTEGER,
 	last_used_at INTEGER,
 	PRIMARY KEY (tenant_id, id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS unit_versions (
-	shard      TEXT NOT NULL,
-	mode       TEXT NOT NULL,
-	tenant_id  TEXT NOT NULL,
-	version    INTEGER NOT NULL,
-	updated_at INTEGER NOT NULL,
-	PRIMARY KEY (shard, mode, tenant_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS support_agents (
 	id          TEXT PRIMARY KEY,
@@ -428,9 +426,6 @@ func (c *Catalog) Offboard(ctx context.Context, id tenant.ID, drop ProvisionFunc
 	}
 	if _, err := c.exec(ctx, tx, `DELETE FROM tenant_limits WHERE tenant_id = ?`, id.String()); err != nil {
 		return fmt.Errorf("remove limits of %s: %w", id, err)
-	}
-	if _, err := c.exec(ctx, tx, `DELETE FROM unit_versions WHERE tenant_id = ?`, id.String()); err != nil {
-		return fmt.Errorf("remove migration versions of %s: %w", id, err)
 	}
 	if _, err := c.exec(ctx, tx, `DELETE FROM tenants WHERE id = ? AND state = ?`, id.String(), string(Deleting)); err != nil {
 		return fmt.Errorf("remove tenant %s: %w", id, err)

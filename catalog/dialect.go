@@ -26,7 +26,7 @@ const pgSchema = "bulkhead_catalog"
 const notifyChannel = "bulkhead_catalog"
 
 // rebind qualifies the catalog's tables with pgSchema and numbers placeholders.
-var rebind = sqlrebind.New(pgSchema, "tenants", "api_keys", "unit_versions", "support_agents",
+var rebind = sqlrebind.New(pgSchema, "tenants", "api_keys", "support_agents",
 	"support_grants", "issuers", "tenant_limits")
 
 // q returns query in the dialect (see package sqlrebind).

@@ -9,7 +9,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bulkhead-dev/bulkhead/catalog"
-	"github.com/bulkhead-dev/bulkhead/migrate"
 	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
@@ -130,9 +129,9 @@ func killListeners(t *testing.T, dbURL string) {
 	}
 }
 
-func TestMigrationVersions(t *testing.T) { forEachEngine(t, testMigrationVersions) }
+func TestMigrationUnits(t *testing.T) { forEachEngine(t, testMigrationUnits) }
 
-func testMigrationVersions(t *testing.T, f *fixture) {
+func testMigrationUnits(t *testing.T, f *fixture) {
 	ctx := context.Background()
 	c := f.open(t)
 	s := newStorage()
@@ -159,44 +158,6 @@ func testMigrationVersions(t *testing.T, f *fixture) {
 	want := "eu/pooled local/pooled us/pooled eu/database/bravo eu/schema/delta local/schema/charlie"
 	if g := join(got); g != want {
 		t.Fatalf("units = %s\nwant    %s", g, want)
-	}
-
-	vs, err := c.Versions(ctx)
-	if err != nil || len(vs) != 0 {
-		t.Fatalf("versions of a fresh fleet = %v, %v", vs, err)
-	}
-	for i, u := range units {
-		if err := c.SetVersion(ctx, u, i+1); err != nil {
-			t.Fatalf("set %s: %v", u, err)
-		}
-	}
-	if err := c.SetVersion(ctx, units[0], 7); err != nil {
-		t.Fatal(err)
-	}
-	vs, err = c.Versions(ctx)
-	if err != nil || len(vs) != len(units) || vs[units[0]] != 7 || vs[units[3]] != 4 {
-		t.Fatalf("versions = %v, %v", vs, err)
-	}
-
-	bad := []migrate.Unit{
-		{Shard: "eu", Mode: store.Schema},                                 // a schema unit without tenant
-		{Shard: "eu", Mode: store.Pooled, Tenant: tenant.MustParse("x1")}, // a pooled unit with one
-		{Mode: store.Pooled},                                              // no shard
-		{Shard: "eu", Mode: "sharded"},                                    // no such mode
-	}
-	for _, u := range bad {
-		if err := c.SetVersion(ctx, u, 1); err == nil {
-			t.Errorf("SetVersion(%+v) succeeded", u)
-		}
-	}
-
-	bravo := tenant.MustParse("bravo")
-	if err := c.Offboard(ctx, bravo, s.drop); err != nil {
-		t.Fatal(err)
-	}
-	vs, _ = c.Versions(ctx)
-	if _, ok := vs[migrate.Unit{Shard: "eu", Mode: store.Database, Tenant: bravo}]; ok || len(vs) != len(units)-1 {
-		t.Fatalf("an offboarded tenant kept its version: %v", vs)
 	}
 }
 

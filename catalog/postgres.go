@@ -40,14 +40,6 @@ CREATE TABLE IF NOT EXISTS bulkhead_catalog.api_keys (
 	last_used_at BIGINT,
 	PRIMARY KEY (tenant_id, id)
 );
-CREATE TABLE IF NOT EXISTS bulkhead_catalog.unit_versions (
-	shard      TEXT NOT NULL,
-	mode       TEXT NOT NULL,
-	tenant_id  TEXT NOT NULL,
-	version    INTEGER NOT NULL,
-	updated_at BIGINT NOT NULL,
-	PRIMARY KEY (shard, mode, tenant_id)
-);
 CREATE TABLE IF NOT EXISTS bulkhead_catalog.support_agents (
 	id          TEXT PRIMARY KEY,
 	name        TEXT NOT NULL,

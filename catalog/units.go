@@ -10,57 +10,6 @@ import (
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
-var _ migrate.State = (*Catalog)(nil)
-
-// Versions implements migrate.State: every unit's recorded migration
-// version, read in one query. Units never migrated are absent (version 0).
-func (c *Catalog) Versions(ctx context.Context) (map[migrate.Unit]int, error) {
-	rows, err := c.query(ctx, c.db, `SELECT shard, mode, tenant_id, version FROM unit_versions`)
-	if err != nil {
-		return nil, fmt.Errorf("read migration versions: %w", err)
-	}
-	defer rows.Close()
-	out := map[migrate.Unit]int{}
-	for rows.Next() {
-		var shard, mode, tid string
-		var v int
-		if err := rows.Scan(&shard, &mode, &tid, &v); err != nil {
-			return nil, fmt.Errorf("read migration versions: %w", err)
-		}
-		u := migrate.Unit{Shard: shard, Mode: store.Mode(mode)}
-		if tid != "" {
-			if u.Tenant, err = tenant.Parse(tid); err != nil {
-				return nil, fmt.Errorf("catalog holds an invalid tenant id in unit_versions: %w", err)
-			}
-		}
-		out[u] = v
-	}
-	return out, rows.Err()
-}
-
-// SetVersion implements migrate.State: it records unit u at version v.
-// A tenant's versions are removed when it is offboarded, so a tenant
-// created again with the same id starts from version 0.
-func (c *Catalog) SetVersion(ctx context.Context, u migrate.Unit, v int) error {
-	if _, err := store.ParseMode(string(u.Mode)); err != nil {
-		return fmt.Errorf("set migration version of %s: %w", u, err)
-	}
-	if u.Shard == "" || (u.Tenant.IsZero() != (u.Mode == store.Pooled)) {
-		return fmt.Errorf("set migration version: invalid unit %q (a pooled unit names a shard and no tenant; schema and database units name both)", u)
-	}
-	tid := ""
-	if !u.Tenant.IsZero() {
-		tid = u.Tenant.String()
-	}
-	_, err := c.exec(ctx, c.db, `INSERT INTO unit_versions (shard, mode, tenant_id, version, updated_at) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (shard, mode, tenant_id) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at`,
-		u.Shard, string(u.Mode), tid, v, micros(c.now()))
-	if err != nil {
-		return fmt.Errorf("set migration version of %s: %w", u, err)
-	}
-	return nil
-}
-
 // MigrationUnits lists the units the fleet's migrations apply to: one
 // pooled unit per shard in shards (the configured shards) or hosting a
 // pooled tenant, then one unit per schema or database tenant that is active

@@ -18,14 +18,15 @@ import (
 // tenants on the PostgreSQL of BULKHEAD_TEST_POSTGRES:
 //
 //   - ms/tenant (the timed loop): a no-op run — list the units from the
-//     catalog, read every version in one query, apply nothing;
+//     catalog, read every schema's own version in a few statements (200
+//     schemas each), apply nothing;
 //
 //   - apply-ms/tenant: one real migration (CREATE TABLE with RLS policies)
 //     applied across the fleet, measured once, 4 units at a time;
 //
 //   - naive-ms/tenant: the baseline a per-schema check costs (open each
-//     tenant's transaction and read its version, what tools without a
-//     version table do), measured once in the same run;
+//     tenant's transaction and read its version there, what tools that
+//     visit every schema do), measured once in the same run;
 //
 //   - naive/noop: how many times faster the no-op run is than that baseline.
 //
@@ -66,8 +67,8 @@ func BenchmarkMigrateUpSchemaFleet(b *testing.B) {
 		b.Fatalf("first run counts %v", rep.Counts)
 	}
 
-	// Baseline: what a migrator without a fleet version table does — open
-	// every tenant schema's transaction and read its version there.
+	// Baseline: what a migrator that visits every schema does — open every
+	// tenant schema's transaction and read its version there.
 	start = time.Now()
 	pool := f.backend.OperatorPool()
 	for i := 0; i < tenants; i++ {

@@ -67,10 +67,11 @@ func (f *pgFleet) plan(t testing.TB, a migrate.Applier, ms []migrate.Migration) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return migrate.Plan{Units: units, State: f.cat, Appliers: map[string]migrate.Applier{"main": a}, Migrations: ms}
+	return migrate.Plan{Units: units, Appliers: map[string]migrate.Applier{"main": a}, Migrations: ms}
 }
 
-// countingApplier passes through to the real backend and counts calls.
+// countingApplier passes through to the real backend and counts calls to
+// Apply; versions are read through it from the units.
 type countingApplier struct {
 	next  migrate.Applier
 	calls atomic.Int64
@@ -79,6 +80,10 @@ type countingApplier struct {
 func (c *countingApplier) Apply(ctx context.Context, u migrate.Unit, ms []migrate.Migration) (int, error) {
 	c.calls.Add(1)
 	return c.next.Apply(ctx, u, ms)
+}
+
+func (c *countingApplier) UnitVersions(ctx context.Context, units []migrate.Unit) (map[migrate.Unit]int, error) {
+	return c.next.(migrate.VersionReader).UnitVersions(ctx, units)
 }
 
 var pgMigrations = []migrate.Migration{
@@ -126,7 +131,7 @@ func TestRunOnPostgresMigratesEveryModeAndThenDoesNothing(t *testing.T) {
 	if a.calls.Load() != 0 || rep.Counts["current"] != 4 {
 		t.Fatalf("no-op run: %d applies, counts %v; want 0 and 4 current", a.calls.Load(), rep.Counts)
 	}
-	st, err := migrate.Status(ctx, f.plan(t, a, nil).Units, f.cat, pgMigrations)
+	st, err := f.plan(t, a, pgMigrations).Status(ctx)
 	if err != nil || st.Counts["current"] != 4 {
 		t.Fatalf("Status = %v, %v", st.Counts, err)
 	}
@@ -163,16 +168,20 @@ func TestRunOnPostgresStopsAtAFailingTenantAndLeavesOthersConsistent(t *testing.
 	if !strings.Contains(err.Error(), "tenant cask") || !strings.Contains(err.Error(), "already exists") {
 		t.Errorf("error %q does not name the tenant and the cause", err)
 	}
-	versions, err := f.cat.Versions(ctx)
+	st, err := plan.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	versions := map[migrate.Unit]int{}
+	for _, s := range st.Units {
+		versions[s.Unit] = s.Version
 	}
 	pending := 0
 	for _, id := range ids {
 		u := migrate.Unit{Shard: "main", Mode: store.Schema, Tenant: tenant.MustParse(id)}
 		v := versions[u]
-		// The catalog's version and the schema's own must agree, and the
-		// schema has the column of version 3 exactly when it is at 3.
+		// The version Status reads and the schema's own table agree, and
+		// the schema has the column of version 3 exactly when it is at 3.
 		var inUnit int
 		var hasPaid bool
 		if err := admin.QueryRow(ctx, fmt.Sprintf(`SELECT coalesce(max(version), 0) FROM %s.schema_migrations`,
@@ -184,7 +193,7 @@ func TestRunOnPostgresStopsAtAFailingTenantAndLeavesOthersConsistent(t *testing.
 			t.Fatal(err)
 		}
 		if v != inUnit || (v == 3) != hasPaid || (v != 2 && v != 3) {
-			t.Errorf("tenant %s: catalog version %d, schema version %d, has v3 column %v: inconsistent", id, v, inUnit, hasPaid)
+			t.Errorf("tenant %s: status version %d, schema version %d, has v3 column %v: inconsistent", id, v, inUnit, hasPaid)
 		}
 		if id == "cask" && v != 2 {
 			t.Errorf("failed tenant cask at version %d, want 2 (its migration rolled back)", v)

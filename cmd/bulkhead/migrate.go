@@ -16,7 +16,9 @@ import (
 	"golang.org/x/term"
 
 	"github.com/bulkhead-dev/bulkhead/catalog"
+	"github.com/bulkhead-dev/bulkhead/fleet"
 	"github.com/bulkhead-dev/bulkhead/migrate"
+	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/store/postgres"
 )
 
@@ -49,8 +51,11 @@ and are not migration units: status and up do not list them. One process
 owns a data directory: migrate takes its lock, and refuses while a server
 (or another migrate) holds it; stop the server, migrate, start it again.
 
-Versions are recorded in the catalog, so a run with nothing to apply reads
-one table and opens no tenant's transaction.`
+Each placement records its own version, in a table of its own written in
+the transaction of each migration; status and up read it there (on
+PostgreSQL a few statements per shard plus one connection per database
+tenant, on SQLite one read per tenant file), so what they show cannot
+disagree with what the placement holds.`
 	f := cmd.PersistentFlags()
 	mf.pg.register(f)
 	f.StringVar(&mf.dir, "migrations", "", "directory of the migrations, files NNNN_name.sql (required)")
@@ -66,16 +71,16 @@ func newMigrateStatusCommand(mf *migrateFlags) *cobra.Command {
 		Short: "Show each placement's migration version against the latest",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ms, fl, err := mf.load(cmd)
+			f, closeFleet, err := mf.open(cmd)
 			if err != nil {
 				return err
 			}
-			defer fl.close()
-			rep, err := migrate.Status(cmd.Context(), fl.units, fl.cat, ms)
+			defer closeFleet()
+			rep, err := f.Status(cmd.Context())
 			if err != nil {
 				return err
 			}
-			return mf.print(cmd.OutOrStdout(), rep, nil)
+			return mf.print(cmd.OutOrStdout(), rep.Units, nil)
 		},
 	}
 }
@@ -95,35 +100,26 @@ version it had or reached. Run it again after fixing the cause.`,
 				return &usageError{cmd: cmd.CommandPath(),
 					err: fmt.Errorf("--concurrency must be at least 1, got %d", mf.concurrency)}
 			}
-			ms, fl, err := mf.load(cmd)
+			f, closeFleet, err := mf.open(cmd)
 			if err != nil {
 				return err
 			}
-			defer fl.close()
-			return migrateUp(cmd, mf, ms, fl)
+			defer closeFleet()
+			prog := newProgress(cmd.OutOrStdout(), cmd.ErrOrStderr(), mf.json)
+			rep, runErr := f.Migrate(cmd.Context(), fleet.MigrateOptions{Concurrency: mf.concurrency, Progress: prog.update})
+			prog.finish()
+			if err := mf.print(cmd.OutOrStdout(), rep, runErr); err != nil {
+				return err
+			}
+			return runErr
 		},
 	}
 }
 
-// fleet is what migrate works on: the catalog (units and their recorded
-// versions) and the shards' appliers.
-type fleet struct {
-	cat   *catalog.Catalog
-	units []migrate.Unit
-	// appliers opens the shards' appliers; close closes them with the rest.
-	appliers func(ctx context.Context) (map[string]migrate.Applier, error)
-	closers  []func()
-}
-
-func (f *fleet) close() {
-	for i := len(f.closers) - 1; i >= 0; i-- {
-		f.closers[i]()
-	}
-}
-
-// load checks the flags, reads the migrations and opens the fleet: on
-// PostgreSQL with --postgres, else in the SQLite --data-dir.
-func (mf *migrateFlags) load(cmd *cobra.Command) ([]migrate.Migration, *fleet, error) {
+// open checks the flags, reads the migrations and opens the fleet: on
+// PostgreSQL with --postgres, else in the SQLite --data-dir. The returned
+// function closes it.
+func (mf *migrateFlags) open(cmd *cobra.Command) (*fleet.Fleet, func(), error) {
 	usage := func(err error) error { return &usageError{cmd: cmd.CommandPath(), err: err} }
 	if mf.dir == "" {
 		return nil, nil, usage(errors.New("--migrations DIR is required (a directory of NNNN_name.sql files)"))
@@ -146,53 +142,42 @@ func (mf *migrateFlags) load(cmd *cobra.Command) ([]migrate.Migration, *fleet, e
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", mf.dir, err)
 	}
-	var fl *fleet
 	if sqliteDir != "" {
-		fl, err = openSQLiteFleet(cmd.Context(), sqliteDir, mf.concurrency)
-	} else {
-		fl, err = mf.openPostgresFleet(cmd.Context(), shards)
+		return openSQLiteFleet(sqliteDir, ms, mf.concurrency)
 	}
+	return mf.openPostgresFleet(cmd.Context(), shards, ms)
+}
+
+// openPostgresFleet opens the catalog on the default shard and every shard
+// as its admin role.
+func (mf *migrateFlags) openPostgresFleet(ctx context.Context, shards []pgShard, ms []migrate.Migration) (*fleet.Fleet, func(), error) {
+	cat, closeCat, err := openMigrationCatalog(ctx, shards[0])
 	if err != nil {
 		return nil, nil, err
 	}
-	return ms, fl, nil
-}
-
-// openPostgresFleet opens the catalog on the default shard and lists the
-// units; the shards themselves open only when appliers is called.
-func (mf *migrateFlags) openPostgresFleet(ctx context.Context, shards []pgShard) (*fleet, error) {
-	cat, closeCat, err := openMigrationCatalog(ctx, shards[0])
-	if err != nil {
-		return nil, err
-	}
-	fl := &fleet{cat: cat, closers: []func(){closeCat}}
-	if fl.units, err = cat.MigrationUnits(ctx, shardNames(shards)...); err != nil {
-		fl.close()
-		return nil, err
-	}
-	fl.appliers = func(ctx context.Context) (map[string]migrate.Applier, error) {
-		appliers := map[string]migrate.Applier{}
-		for _, s := range shards {
-			// The serving URL matters: new tables are granted to its role.
-			b, err := postgres.Open(ctx, postgres.Shard{Name: s.Name, URL: s.URL, AdminURL: s.adminURL()},
-				postgres.Options{MaxConns: int32(mf.concurrency) + 1, DatabasePrefix: mf.pg.dbPrefix})
-			if err != nil {
-				return nil, fmt.Errorf("open shard %s: %w", s.Name, err)
-			}
-			fl.closers = append(fl.closers, func() { b.Close() })
-			appliers[s.Name] = b
+	backends := map[string]store.Backend{}
+	closeAll := func() {
+		for _, b := range backends {
+			b.Close()
 		}
-		return appliers, nil
+		closeCat()
 	}
-	return fl, nil
-}
-
-func shardNames(shards []pgShard) []string {
-	names := make([]string, len(shards))
-	for i, s := range shards {
-		names[i] = s.Name
+	for _, s := range shards {
+		// The serving URL matters: new tables are granted to its role.
+		b, err := postgres.Open(ctx, postgres.Shard{Name: s.Name, URL: s.URL, AdminURL: s.adminURL()},
+			postgres.Options{MaxConns: int32(mf.concurrency) + 1, DatabasePrefix: mf.pg.dbPrefix})
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("open shard %s: %w", s.Name, err)
+		}
+		backends[s.Name] = b
 	}
-	return names
+	f, err := fleet.New(fleet.Config{Catalog: cat, Backends: backends, Migrations: ms})
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	return f, func() { f.Close(); closeCat() }, nil
 }
 
 // adminURL is the URL DDL runs with: the admin URL if given, else the
@@ -222,31 +207,6 @@ func openMigrationCatalog(ctx context.Context, main pgShard) (*catalog.Catalog, 
 		return nil, nil, err
 	}
 	return cat, func() { cat.Close(); pool.Close() }, nil
-}
-
-// migrateUp runs the migrations on every unit that is behind.
-func migrateUp(cmd *cobra.Command, mf *migrateFlags, ms []migrate.Migration, fl *fleet) error {
-	ctx := cmd.Context()
-	// Read the versions first: when nothing is behind, no shard is opened.
-	rep, err := migrate.Status(ctx, fl.units, fl.cat, ms)
-	if err != nil {
-		return err
-	}
-	if rep.Counts[migrate.StateBehind] == 0 {
-		return mf.print(cmd.OutOrStdout(), rep, nil)
-	}
-	appliers, err := fl.appliers(ctx)
-	if err != nil {
-		return err
-	}
-	prog := newProgress(cmd.OutOrStdout(), cmd.ErrOrStderr(), mf.json)
-	rep, runErr := migrate.Run(ctx, migrate.Plan{Units: fl.units, State: fl.cat, Appliers: appliers,
-		Migrations: ms, Concurrency: mf.concurrency, Progress: prog.update})
-	prog.finish()
-	if err := mf.print(cmd.OutOrStdout(), rep, runErr); err != nil {
-		return err
-	}
-	return runErr
 }
 
 // print writes a Status or Run report as a table and a summary, or as

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -14,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bulkhead-dev/bulkhead/catalog"
+	"github.com/bulkhead-dev/bulkhead/fleet"
 	"github.com/bulkhead-dev/bulkhead/migrate"
 	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/store/postgres"
@@ -41,19 +41,18 @@ type Config struct {
 	DatabasePrefix string
 }
 
-// App is the invoices service: a Bulkhead catalog (tenants and API keys),
-// a PostgreSQL backend and a router that opens tenant-scoped transactions.
+// App is the invoices service: a Bulkhead catalog (tenants and API keys)
+// and a fleet over one PostgreSQL shard, whose router opens tenant-scoped
+// transactions.
 type App struct {
-	cat     *catalog.Catalog
-	backend *postgres.Backend
-	router  *store.Router
-	ms      []migrate.Migration
+	cat    *catalog.Catalog
+	fleet  *fleet.Fleet
+	router *store.Router
 }
 
 // Open connects to PostgreSQL and brings every placement up to the latest
 // migration: the pooled schema when the backend opens, then every schema
-// and database tenant that is behind (a fleet run; with nothing to apply
-// it reads one catalog table).
+// and database tenant that is behind (a fleet run).
 func Open(ctx context.Context, cfg Config) (*App, error) {
 	ms, err := migrate.LoadDir(migrationsFS, "migrations")
 	if err != nil {
@@ -73,16 +72,14 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		b.Close()
 		return nil, err
 	}
-	key := make([]byte, 32) // list cursors are not used here; the router needs a key
-	_, _ = rand.Read(key)
-	router, err := store.NewRouter(store.Config{Placements: cat,
-		Backends: map[string]store.Backend{shard: b}, CursorKey: key})
+	// The service lists nothing through the router: no cursor key.
+	f, err := fleet.New(fleet.Config{Catalog: cat, Backends: map[string]store.Backend{shard: b}, Migrations: ms})
 	if err != nil {
 		cat.Close()
 		b.Close()
 		return nil, err
 	}
-	a := &App{cat: cat, backend: b, router: router, ms: ms}
+	a := &App{cat: cat, fleet: f, router: f.Router()}
 	if err := a.Migrate(ctx); err != nil {
 		a.Close()
 		return nil, err
@@ -92,33 +89,21 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 
 // Migrate applies the migrations to every placement that is behind.
 func (a *App) Migrate(ctx context.Context) error {
-	units, err := a.cat.MigrationUnits(ctx, shard)
-	if err != nil {
-		return err
-	}
-	_, err = migrate.Run(ctx, migrate.Plan{Units: units, State: a.cat,
-		Appliers: map[string]migrate.Applier{shard: a.backend}, Migrations: a.ms})
+	_, err := a.fleet.Migrate(ctx, fleet.MigrateOptions{})
 	return err
 }
 
 // Close closes the catalog and the backend.
 func (a *App) Close() error {
-	return errors.Join(a.cat.Close(), a.router.Close())
+	return errors.Join(a.cat.Close(), a.fleet.Close())
 }
 
-// CreateTenant provisions tenant id in mode (its schema or database gets
-// the migrations) and returns a writer API key's token for it.
+// CreateTenant creates tenant id in mode — a schema or database of its
+// own gets the migrations before the tenant is active — and returns a
+// writer API key's token for it.
 func (a *App) CreateTenant(ctx context.Context, id tenant.ID, mode store.Mode) (string, error) {
-	_, err := a.cat.CreateTenant(ctx, catalog.Tenant{ID: id, Placement: store.Placement{Mode: mode, Shard: shard}},
-		a.router.Provision)
-	if err != nil {
+	if _, err := a.fleet.Create(ctx, fleet.Spec{ID: id.String(), Isolation: new(string(mode))}); err != nil {
 		return "", err
-	}
-	if mode != store.Pooled { // Provision applied the migrations: record it
-		u := migrate.Unit{Shard: shard, Mode: mode, Tenant: id}
-		if err := a.cat.SetVersion(ctx, u, migrate.Latest(a.ms)); err != nil {
-			return "", err
-		}
 	}
 	_, token, err := a.cat.CreateKey(ctx, id, catalog.RoleWriter, "invoices")
 	return token, err

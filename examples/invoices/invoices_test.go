@@ -132,20 +132,21 @@ func TestTenantsSeeOnlyTheirOwnInvoicesInEveryMode(t *testing.T) {
 		}
 	})
 	t.Run("every placement is at the latest migration", func(t *testing.T) {
-		units, err := app.cat.MigrationUnits(ctx, shard)
+		rep, err := app.fleet.Status(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		versions, err := app.cat.Versions(ctx)
-		if err != nil {
-			t.Fatal(err)
+		if len(rep.Units.Units) != 5 { // main/pooled + 2 schema + 2 database
+			t.Fatalf("units = %+v", rep.Units.Units)
 		}
-		if len(units) != 5 { // main/pooled + 2 schema + 2 database
-			t.Fatalf("units = %v", units)
+		for _, u := range rep.Units.Units {
+			if u.Version != 2 {
+				t.Errorf("%s at version %d, want 2", u.Name, u.Version)
+			}
 		}
-		for _, u := range units {
-			if versions[u] != 2 {
-				t.Errorf("%s at version %d, want 2", u, versions[u])
+		for _, s := range rep.Tenants {
+			if s.Version != 2 || s.Pending != 0 {
+				t.Errorf("tenant %s: %+v, want version 2", s.ID, s)
 			}
 		}
 	})

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"embed"
 	"encoding/json"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/catalog"
+	"github.com/bulkhead-dev/bulkhead/fleet"
 	"github.com/bulkhead-dev/bulkhead/migrate"
 	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/store/sqlite"
@@ -37,13 +37,12 @@ const shard = "local"
 const catalogFile = "control.db"
 
 // App is the notes service: a Bulkhead catalog (tenants and API keys) and
-// a SQLite backend in one data directory, and a router that opens
+// a fleet over a SQLite backend in one data directory, whose router opens
 // tenant-scoped transactions.
 type App struct {
-	cat     *catalog.Catalog
-	backend *sqlite.Backend
-	router  *store.Router
-	ms      []migrate.Migration
+	cat    *catalog.Catalog
+	fleet  *fleet.Fleet
+	router *store.Router
 }
 
 // Open opens (creating if needed) the data directory dir and brings every
@@ -63,16 +62,14 @@ func Open(ctx context.Context, dir string) (*App, error) {
 		b.Close()
 		return nil, err
 	}
-	key := make([]byte, 32) // list cursors are not used here; the router needs a key
-	_, _ = rand.Read(key)
-	router, err := store.NewRouter(store.Config{Placements: cat,
-		Backends: map[string]store.Backend{shard: b}, CursorKey: key})
+	// The service lists nothing through the router: no cursor key.
+	f, err := fleet.New(fleet.Config{Catalog: cat, Backends: map[string]store.Backend{shard: b}, Migrations: ms})
 	if err != nil {
 		cat.Close()
 		b.Close()
 		return nil, err
 	}
-	a := &App{cat: cat, backend: b, router: router, ms: ms}
+	a := &App{cat: cat, fleet: f, router: f.Router()}
 	if err := a.Migrate(ctx); err != nil {
 		a.Close()
 		return nil, err
@@ -84,37 +81,20 @@ func Open(ctx context.Context, dir string) (*App, error) {
 // pooled tenants have no own tables (no own SQL runs in the shared file),
 // so only database-mode tenants are units.
 func (a *App) Migrate(ctx context.Context) error {
-	all, err := a.cat.MigrationUnits(ctx)
-	if err != nil {
-		return err
-	}
-	var units []migrate.Unit
-	for _, u := range all {
-		if u.Mode == store.Database {
-			units = append(units, u)
-		}
-	}
-	_, err = migrate.Run(ctx, migrate.Plan{Units: units, State: a.cat,
-		Appliers: map[string]migrate.Applier{shard: a.backend}, Migrations: a.ms})
+	_, err := a.fleet.Migrate(ctx, fleet.MigrateOptions{})
 	return err
 }
 
 // Close closes the catalog and the backend, releasing the data directory.
 func (a *App) Close() error {
-	return errors.Join(a.cat.Close(), a.router.Close())
+	return errors.Join(a.cat.Close(), a.fleet.Close())
 }
 
-// CreateTenant provisions tenant id in database mode — a SQLite file of
-// its own, created with the migrations applied — and returns a writer API
-// key's token for it.
+// CreateTenant creates tenant id in database mode — a SQLite file of its
+// own, with the migrations applied before the tenant is active — and
+// returns a writer API key's token for it.
 func (a *App) CreateTenant(ctx context.Context, id tenant.ID) (string, error) {
-	_, err := a.cat.CreateTenant(ctx, catalog.Tenant{ID: id, Placement: store.Placement{Mode: store.Database, Shard: shard}},
-		a.router.Provision)
-	if err != nil {
-		return "", err
-	}
-	u := migrate.Unit{Shard: shard, Mode: store.Database, Tenant: id}
-	if err := a.cat.SetVersion(ctx, u, migrate.Latest(a.ms)); err != nil { // Provision applied them
+	if _, err := a.fleet.Create(ctx, fleet.Spec{ID: id.String(), Isolation: new(string(store.Database))}); err != nil {
 		return "", err
 	}
 	_, token, err := a.cat.CreateKey(ctx, id, catalog.RoleWriter, "notes")
