@@ -38,7 +38,7 @@ func ValidShardName(name string) error {
 		return fmt.Errorf("invalid shard name %q: use 1 to 40 characters of a-z, 0-9 and '-', starting with a letter", name)
 	}
 	if name == MainShard || name == LocalShard {
-		return fmt.Errorf("shard name %q is reserved (%q is the --postgres shard, %q the SQLite one)", name, MainShard, LocalShard)
+		return fmt.Errorf("shard name %q is reserved (%q is the shard of Options.PostgresURL, %q the SQLite one)", name, MainShard, LocalShard)
 	}
 	return nil
 }
@@ -66,50 +66,56 @@ func ValidDatabasePrefix(prefix string) error {
 // Validate checks the storage settings without connecting anywhere: a
 // PostgreSQL serving URL needs an admin URL (and the reverse), extra shards
 // and a database prefix need PostgreSQL, the prefix is valid, and each shard
-// has a valid, unique name and both URLs.
+// has a valid, unique name and both URLs. Its errors are *OptionError,
+// one for each setting at fault (errors.Join'ed).
 func (o Options) Validate() error {
 	if err := ValidDatabasePrefix(o.PostgresDatabasePrefix); err != nil {
-		return fmt.Errorf("--postgres-database-prefix: %w", err)
+		return &OptionError{Field: "PostgresDatabasePrefix", Err: err}
 	}
 	if o.PostgresURL == "" && o.PostgresAdminURL == "" {
 		if len(o.Shards) > 0 {
-			return errors.New("shards need PostgreSQL: set --postgres and --postgres-admin too (the catalog and the main shard live there)")
+			return &OptionError{Field: "Shards", Err: errors.New("shards need PostgreSQL: set PostgresURL and PostgresAdminURL too (the catalog and the main shard live there)")}
 		}
 		if o.PostgresDatabasePrefix != "" {
-			return errors.New("--postgres-database-prefix needs PostgreSQL: set --postgres and --postgres-admin too (SQLite tenant files are not prefixed)")
+			return &OptionError{Field: "PostgresDatabasePrefix", Err: errors.New("a database prefix needs PostgreSQL: set PostgresURL and PostgresAdminURL too (SQLite tenant files are not prefixed)")}
 		}
 		return nil
 	}
 	if o.PostgresURL == "" || o.PostgresAdminURL == "" {
-		return errors.New("PostgreSQL needs two URLs: --postgres for the serving role and --postgres-admin for the owner role (see README, Running on PostgreSQL)")
+		missing := "PostgresAdminURL"
+		if o.PostgresURL == "" {
+			missing = "PostgresURL"
+		}
+		return &OptionError{Field: missing, Err: errors.New("missing: PostgreSQL needs two URLs, the serving role's and the owner role's (see README, Running on PostgreSQL)")}
 	}
 	var errs []error
-	check := func(what, u string) {
+	check := func(e *OptionError, u string) {
 		if err := checkPostgresURL(u); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", what, err))
+			e.Err = err
+			errs = append(errs, e)
 		}
 	}
-	check("--postgres", o.PostgresURL)
-	check("--postgres-admin", o.PostgresAdminURL)
+	check(&OptionError{Field: "PostgresURL"}, o.PostgresURL)
+	check(&OptionError{Field: "PostgresAdminURL"}, o.PostgresAdminURL)
 	seen := map[string]bool{}
 	for _, s := range o.Shards {
 		if err := ValidShardName(s.Name); err != nil {
-			errs = append(errs, err)
+			errs = append(errs, &OptionError{Field: "Shards", Shard: s.Name, Err: err})
 			continue
 		}
 		if seen[s.Name] {
-			errs = append(errs, fmt.Errorf("shard %q is given twice", s.Name))
+			errs = append(errs, &OptionError{Field: "Shards", Shard: s.Name, Err: errors.New("the shard is given twice")})
 			continue
 		}
 		seen[s.Name] = true
 		switch {
 		case s.URL == "":
-			errs = append(errs, fmt.Errorf("shard %q has an admin URL but no serving URL (add --shard %s=URL)", s.Name, s.Name))
+			errs = append(errs, &OptionError{Field: "Shards", Shard: s.Name, Err: errors.New("the shard has an admin URL but no serving URL")})
 		case s.AdminURL == "":
-			errs = append(errs, fmt.Errorf("shard %q has no admin URL (add --shard-admin %s=URL for its owner role)", s.Name, s.Name))
+			errs = append(errs, &OptionError{Field: "Shards", Shard: s.Name, Admin: true, Err: errors.New("the shard has no admin URL (its owner role's)")})
 		default:
-			check("shard "+s.Name, s.URL)
-			check("shard "+s.Name+" admin", s.AdminURL)
+			check(&OptionError{Field: "Shards", Shard: s.Name}, s.URL)
+			check(&OptionError{Field: "Shards", Shard: s.Name, Admin: true}, s.AdminURL)
 		}
 	}
 	return errors.Join(errs...)
@@ -182,36 +188,6 @@ func openPostgres(ctx context.Context, opts Options, log *slog.Logger) (*catalog
 		return nil, nil, err
 	}
 	return cat, backends, nil
-}
-
-// placeShard picks the shard for a new tenant: requested if not empty (it
-// must exist), otherwise the shard hosting the fewest tenants (ties go to
-// the first by name).
-func (s *Server) placeShard(ctx context.Context, requested string) (string, error) {
-	shards := s.router.Shards()
-	if requested != "" {
-		for _, n := range shards {
-			if n == requested {
-				return n, nil
-			}
-		}
-		return "", newError(400, "invalid_shard",
-			fmt.Sprintf("there is no shard %q (shards: %s)", clip(requested), strings.Join(shards, ", ")))
-	}
-	if len(shards) == 1 {
-		return shards[0], nil
-	}
-	counts, err := s.catalog.CountByShard(ctx)
-	if err != nil {
-		return "", err
-	}
-	best := shards[0]
-	for _, n := range shards[1:] {
-		if counts[n] < counts[best] {
-			best = n
-		}
-	}
-	return best, nil
 }
 
 func clip(s string) string {

@@ -177,15 +177,15 @@ func TestOptionsValidate(t *testing.T) {
 	}{
 		{"SQLite alone", server.Options{}, ""},
 		{"PostgreSQL with both roles", server.Options{PostgresURL: pg, PostgresAdminURL: pg}, ""},
-		{"a serving URL without an admin URL", server.Options{PostgresURL: pg}, "--postgres-admin"},
+		{"a serving URL without an admin URL", server.Options{PostgresURL: pg}, "Options.PostgresAdminURL: missing"},
 		{"shards without PostgreSQL", server.Options{Shards: []server.ShardURLs{{Name: "eu", URL: pg, AdminURL: pg}}}, "need PostgreSQL"},
-		{"a shard without admin URL", server.Options{PostgresURL: pg, PostgresAdminURL: pg, Shards: []server.ShardURLs{{Name: "eu", URL: pg}}}, "--shard-admin eu="},
+		{"a shard without admin URL", server.Options{PostgresURL: pg, PostgresAdminURL: pg, Shards: []server.ShardURLs{{Name: "eu", URL: pg}}}, `shard "eu" AdminURL`},
 		{"a shard named main", server.Options{PostgresURL: pg, PostgresAdminURL: pg, Shards: []server.ShardURLs{{Name: "main", URL: pg, AdminURL: pg}}}, "reserved"},
 		{"a shard given twice", server.Options{PostgresURL: pg, PostgresAdminURL: pg, Shards: []server.ShardURLs{{Name: "eu", URL: pg, AdminURL: pg}, {Name: "eu", URL: pg, AdminURL: pg}}}, "twice"},
 		{"a bad shard name", server.Options{PostgresURL: pg, PostgresAdminURL: pg, Shards: []server.ShardURLs{{Name: "EU!", URL: pg, AdminURL: pg}}}, "invalid shard name"},
 		{"a non-PostgreSQL URL", server.Options{PostgresURL: "mysql://x/y", PostgresAdminURL: pg}, "scheme"},
 		{"a database prefix", server.Options{PostgresURL: pg, PostgresAdminURL: pg, PostgresDatabasePrefix: "bh_prod_1"}, ""},
-		{"a database prefix with a capital and a dash", server.Options{PostgresURL: pg, PostgresAdminURL: pg, PostgresDatabasePrefix: "Bh-"}, "--postgres-database-prefix"},
+		{"a database prefix with a capital and a dash", server.Options{PostgresURL: pg, PostgresAdminURL: pg, PostgresDatabasePrefix: "Bh-"}, "Options.PostgresDatabasePrefix"},
 		{"a database prefix of 21 characters", server.Options{PostgresURL: pg, PostgresAdminURL: pg, PostgresDatabasePrefix: strings.Repeat("p", 21)}, "at most 20"},
 		{"a database prefix without PostgreSQL", server.Options{PostgresDatabasePrefix: "bh_"}, "needs PostgreSQL"},
 	}
@@ -197,6 +197,13 @@ func TestOptionsValidate(t *testing.T) {
 				t.Fatalf("refused: %v", err)
 			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 				t.Fatalf("err = %v, want one mentioning %q", err, tc.want)
+			}
+			var oe *server.OptionError
+			if err != nil && !errors.As(err, &oe) {
+				t.Fatalf("err = %v, not an *OptionError (the CLI names the flag from it)", err)
+			}
+			if err != nil && strings.Contains(err.Error(), "--") {
+				t.Fatalf("err = %v names a CLI flag", err)
 			}
 		})
 	}

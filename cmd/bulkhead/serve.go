@@ -107,7 +107,7 @@ second; a negative interval turns it off).`,
 				opts.Shards = append(opts.Shards, server.ShardURLs{Name: sh.Name, URL: sh.URL, AdminURL: sh.AdminURL})
 			}
 			if err := opts.Validate(); err != nil {
-				return &usageError{cmd: cmd.CommandPath(), err: err}
+				return &usageError{cmd: cmd.CommandPath(), err: flagErrors(err)}
 			}
 			if opts.PostgresURL != "" && !cmd.Flags().Changed("max-open-databases") {
 				opts.MaxOpenDatabases = 0 // the PostgreSQL backend's own default
