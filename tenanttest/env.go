@@ -125,7 +125,8 @@ func newEnv(t testing.TB, be store.Backend, opts Options) *Env {
 func (e *Env) Modes() []store.Mode { return append([]store.Mode(nil), e.modes...) }
 
 // Tenant provisions the tenant named name in mode (with the Env's
-// migrations in database mode) and returns ctx carrying it, as ingress
+// migrations in database mode, and in schema mode on PostgreSQL) and
+// returns ctx carrying it, as ingress
 // middleware would: tenant.WithID(context.Background(), id). Asking again
 // for a tenant already made in the same mode returns its context without
 // provisioning anew. A name that is not a valid tenant ID, a mode the

@@ -44,6 +44,10 @@ type Probe struct {
 //  4. B runs the same Write, which must succeed as it did for A; A must
 //     still read the same.
 //
+// The tenants are named isolated-N-a and isolated-N-b, N counting up in
+// the Env, so a probe may share state across calls — that is what it
+// looks for — but must not expect fixed tenant names. A mode that fails is
+// the last one checked: a leak's state would muddle the next mode's report.
 // Code that runs only in some modes (own SQL runs on SQLite only in
 // database mode) names them:
 //

@@ -367,6 +367,12 @@ func TestIsolatedNamesTheModeThatLeaks(t *testing.T) {
 	if !r.failedWith("database mode: B (isolated-") {
 		t.Fatalf("%s; want the failure to name the mode and the tenants", r)
 	}
+	t.Run("and stops at the first mode that leaks", func(t *testing.T) {
+		r := record(t, func(tb testing.TB) { tenanttest.Isolated(tb, env, leaks[0].probe(t, true)) })
+		if !r.failedWith("pooled mode: ") || r.failedWith("database mode: ") {
+			t.Fatalf("%s; want pooled mode's report only", r)
+		}
+	})
 }
 
 func TestPostgresEnvIsolatesEveryMode(t *testing.T) {
