@@ -1,0 +1,70 @@
+// Command tasks-http is a small to-do service that protects itself with
+// Bulkhead's parts alone: tenant users sign in at their own identity
+// provider, Bulkhead's ingress gate verifies their JWT and puts their
+// tenant in the request's context, and the handlers run their own SQL on
+// the tenant's own SQLite file (database mode), migrated by Bulkhead.
+//
+//	tasks-http -data-dir DIR -tenants tenants.json -addr 127.0.0.1:8092
+//
+// See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "tasks-http:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("tasks-http", flag.ContinueOnError)
+	dataDir := fs.String("data-dir", envOr("TASKS_DATA_DIR", "./tasks-data"), "data directory (env TASKS_DATA_DIR)")
+	tenants := fs.String("tenants", envOr("TASKS_TENANTS", "tenants.json"), "the tenants and the JWT issuers each trusts (env TASKS_TENANTS)")
+	addr := fs.String("addr", "127.0.0.1:8092", "listen address")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	dir, err := LoadDirectory(*tenants)
+	if err != nil {
+		return err
+	}
+	app, err := Open(ctx, *dataDir, dir)
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	srv := &http.Server{Addr: *addr, Handler: app.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	log.Printf("tasks-http listening on http://%s", *addr)
+	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
