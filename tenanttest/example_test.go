@@ -3,6 +3,7 @@ package tenanttest_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -89,6 +90,32 @@ func ExampleEnv_Tenant() {
 	})
 	fmt.Println(id, err, env.Modes())
 	// Output: acme <nil> [pooled database]
+}
+
+// A placement source that fails for one tenant, to see what the code
+// does when the catalog errs; the other tenants fall back to the Env.
+func ExamplePlacements() {
+	t := newPrinter()
+	defer t.cleanup()
+
+	errDown := errors.New("catalog unreachable")
+	var env *tenanttest.Env
+	env = tenanttest.New(t, tenanttest.Options{Placements: &tenanttest.Placements{
+		PlacementFunc: func(ctx context.Context, id tenant.ID) (store.Placement, error) {
+			if id.String() == "flaky" {
+				return store.Placement{}, errDown
+			}
+			return env.Placement(ctx, id)
+		},
+	}})
+	for _, name := range []string{"flaky", "steady"} {
+		ctx := env.Tenant(t, name, store.Pooled)
+		err := env.Router.ReadTx(ctx, func(*store.Tx) error { return nil })
+		fmt.Println(name, err)
+	}
+	// Output:
+	// flaky catalog unreachable
+	// steady <nil>
 }
 
 // printer is the least of a testing.TB for runnable examples: it prints
