@@ -12,6 +12,7 @@ import (
 	"strconv"
 
 	"github.com/bulkhead-dev/bulkhead/catalog"
+	"github.com/bulkhead-dev/bulkhead/fleet"
 	"github.com/bulkhead-dev/bulkhead/limits"
 	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/tenant"
@@ -96,7 +97,10 @@ func (s *Server) existingTenant(w http.ResponseWriter, r *http.Request) (tenant.
 	return id, true
 }
 
-// createTenant: POST /v1/admin/tenants {"id","name","isolation","tier"}.
+// createTenant: POST /v1/admin/tenants {"id","name","isolation","tier","shard"}.
+// The fleet checks the input, places the tenant (the mode asked for, else
+// pooled; the shard asked for, else the one with the fewest tenants) and
+// provisions it.
 func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		ID        string  `json:"id"`
@@ -109,53 +113,11 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	id, err := tenant.Parse(req.ID)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
+	t, err := s.fleet.Create(r.Context(), fleet.Spec{ID: req.ID, Name: req.Name, Tier: req.Tier,
+		Isolation: req.Isolation, Shard: req.Shard})
+	if errors.Is(err, fleet.ErrInvalidShard) {
+		err = newError(http.StatusBadRequest, "invalid_shard", err.Error())
 	}
-	mode := store.Pooled
-	if req.Isolation != nil {
-		if mode, err = store.ParseMode(*req.Isolation); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-	}
-	requested := ""
-	if req.Shard != nil {
-		if requested = *req.Shard; requested == "" {
-			s.writeError(w, r, newError(http.StatusBadRequest, "invalid_shard", "shard is empty; name a shard or leave it out"))
-			return
-		}
-	}
-	shard, err := s.placeShard(r.Context(), requested)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	placement := store.Placement{Mode: mode, Shard: shard}
-	if err := s.router.Supports(placement); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	tier := catalog.DefaultTier
-	if req.Tier != nil {
-		tier = *req.Tier
-	}
-	if err := catalog.ValidTier(tier); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	name := id.String()
-	if req.Name != nil {
-		name = *req.Name
-	}
-	if err := catalog.ValidName(name); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	t, err := s.catalog.CreateTenant(r.Context(),
-		catalog.Tenant{ID: id, Name: name, Tier: tier, Placement: placement}, s.router.Provision)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -327,14 +289,14 @@ func (s *Server) addLimits(ctx context.Context, v *TenantView) error {
 // suspendTenant and resumeTenant: POST .../suspend and .../resume. Asking
 // for the state a tenant is already in is not an error.
 func (s *Server) suspendTenant(w http.ResponseWriter, r *http.Request) {
-	s.setState(w, r, catalog.Suspended, s.catalog.Suspend)
+	s.setState(w, r, s.fleet.Suspend)
 }
 
 func (s *Server) resumeTenant(w http.ResponseWriter, r *http.Request) {
-	s.setState(w, r, catalog.Active, s.catalog.Resume)
+	s.setState(w, r, s.fleet.Resume)
 }
 
-func (s *Server) setState(w http.ResponseWriter, r *http.Request, want catalog.State,
+func (s *Server) setState(w http.ResponseWriter, r *http.Request,
 	change func(context.Context, tenant.ID) (catalog.Tenant, error)) {
 	id, err := pathTenant(r)
 	if err != nil {
@@ -342,11 +304,6 @@ func (s *Server) setState(w http.ResponseWriter, r *http.Request, want catalog.S
 		return
 	}
 	t, err := change(r.Context(), id)
-	if errors.Is(err, catalog.ErrInvalidState) {
-		if cur, err2 := s.catalog.Tenant(r.Context(), id); err2 == nil && cur.State == want {
-			t, err = cur, nil
-		}
-	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -362,7 +319,7 @@ func (s *Server) deleteTenant(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.catalog.Offboard(r.Context(), id, s.router.Drop); err != nil {
+	if err := s.fleet.Offboard(r.Context(), id); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

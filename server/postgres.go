@@ -190,36 +190,6 @@ func openPostgres(ctx context.Context, opts Options, log *slog.Logger) (*catalog
 	return cat, backends, nil
 }
 
-// placeShard picks the shard for a new tenant: requested if not empty (it
-// must exist), otherwise the shard hosting the fewest tenants (ties go to
-// the first by name).
-func (s *Server) placeShard(ctx context.Context, requested string) (string, error) {
-	shards := s.router.Shards()
-	if requested != "" {
-		for _, n := range shards {
-			if n == requested {
-				return n, nil
-			}
-		}
-		return "", newError(400, "invalid_shard",
-			fmt.Sprintf("there is no shard %q (shards: %s)", clip(requested), strings.Join(shards, ", ")))
-	}
-	if len(shards) == 1 {
-		return shards[0], nil
-	}
-	counts, err := s.catalog.CountByShard(ctx)
-	if err != nil {
-		return "", err
-	}
-	best := shards[0]
-	for _, n := range shards[1:] {
-		if counts[n] < counts[best] {
-			best = n
-		}
-	}
-	return best, nil
-}
-
 func clip(s string) string {
 	if len(s) > 64 {
 		return s[:64] + "…"

@@ -18,6 +18,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/admission"
 	"github.com/bulkhead-dev/bulkhead/audit"
 	"github.com/bulkhead-dev/bulkhead/catalog"
+	"github.com/bulkhead-dev/bulkhead/fleet"
 	"github.com/bulkhead-dev/bulkhead/identity"
 	"github.com/bulkhead-dev/bulkhead/ingress"
 	"github.com/bulkhead-dev/bulkhead/limits"
@@ -154,7 +155,8 @@ type Server struct {
 	opts      Options
 	log       *slog.Logger
 	catalog   *catalog.Catalog
-	router    *store.Router
+	router    *store.Router // fleet.Router()
+	fleet     *fleet.Fleet  // tenant lifecycle: create, suspend, resume, offboard
 	metrics   *telemetry.Metrics
 	opHash    [32]byte // SHA-256 of the operator token; the token itself is not kept
 	opPath    string
@@ -254,14 +256,10 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		}
 	}
 	s.limits = limits.NewResolver(cat, s.limitsFile)
-	var router *store.Router
+	var fl *fleet.Fleet
 	if err == nil {
-		router, err = store.NewRouter(store.Config{
-			Placements: cat,
-			Backends:   backends,
-			CursorKey:  cursorKey,
-			Quotas:     s.limits,
-		})
+		fl, err = fleet.New(fleet.Config{Catalog: cat, Backends: backends,
+			Router: store.Config{CursorKey: cursorKey, Quotas: s.limits}})
 	}
 	if err != nil {
 		s.audit.Close()
@@ -271,8 +269,8 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		}
 		return nil, fmt.Errorf("open server: %w", err)
 	}
-	s.catalog, s.router = cat, router
-	if err := cat.ResumeOffboarding(ctx, router.Drop); err != nil {
+	s.catalog, s.fleet, s.router = cat, fl, fl.Router()
+	if err := fl.ResumeOffboarding(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open server: finish interrupted offboardings: %w", err)
 	}
