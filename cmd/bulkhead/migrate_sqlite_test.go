@@ -5,12 +5,15 @@ import (
 	"database/sql"
 	"encoding/json"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/bulkhead-dev/bulkhead/catalog"
+	"github.com/bulkhead-dev/bulkhead/fleet"
+	"github.com/bulkhead-dev/bulkhead/migrate"
 	"github.com/bulkhead-dev/bulkhead/server"
 	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/store/sqlite"
@@ -31,28 +34,36 @@ func sqliteFleet(t *testing.T) string {
 	if err := srv.Close(); err != nil {
 		t.Fatal(err)
 	}
-	cat, err := catalog.Open(filepath.Join(dir, sqliteCatalogFile), catalog.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cat.Close()
-	b, err := sqlite.Open(dir, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := store.NewRouter(store.Config{Placements: cat, Backends: map[string]store.Backend{server.LocalShard: b},
-		CursorKey: []byte(strings.Repeat("k", 32))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	for id, mode := range map[string]store.Mode{"acme": store.Pooled, "globex": store.Database, "initech": store.Database} {
-		if _, err := cat.CreateTenant(ctx, catalog.Tenant{ID: tenant.MustParse(id),
-			Placement: store.Placement{Mode: mode, Shard: server.LocalShard}}, r.Provision); err != nil {
+	f, closeFleet := openTestFleet(t, dir, nil)
+	defer closeFleet()
+	for id, mode := range map[string]string{"acme": "pooled", "globex": "database", "initech": "database"} {
+		if _, err := f.Create(ctx, fleet.Spec{ID: id, Isolation: new(mode)}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return dir
+}
+
+// openTestFleet opens the fleet of data directory dir, as a service
+// embedding Bulkhead with migrations ms would.
+func openTestFleet(t *testing.T, dir string, ms []migrate.Migration) (*fleet.Fleet, func()) {
+	t.Helper()
+	cat, err := catalog.Open(filepath.Join(dir, sqliteCatalogFile), catalog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := sqlite.Open(dir, sqlite.Options{})
+	if err != nil {
+		cat.Close()
+		t.Fatal(err)
+	}
+	f, err := fleet.New(fleet.Config{Catalog: cat, Backends: map[string]store.Backend{server.LocalShard: b}, Migrations: ms})
+	if err != nil {
+		cat.Close()
+		b.Close()
+		t.Fatal(err)
+	}
+	return f, func() { f.Close(); cat.Close() }
 }
 
 // tenantVersion reads a database tenant's own schema_migrations.
@@ -118,7 +129,7 @@ func TestMigrateStatusAndUpOnSQLite(t *testing.T) {
 		t.Fatalf("status --json is not JSON: %v\n%s", err, r.stdout)
 	}
 	if rep.Latest != 2 || rep.Counts["current"] != 2 || len(rep.Units) != 2 {
-		t.Fatalf("status after up: %+v, want 2 units current at 2 (versions from the catalog)", rep)
+		t.Fatalf("status after up: %+v, want 2 units current at 2 (versions from the tenants' files)", rep)
 	}
 
 	// A migration refused by the guard fails the unit, naming the tenant.
@@ -166,4 +177,69 @@ func TestMigrateOnSQLiteNeedsAServersDataDir(t *testing.T) {
 	dir := writeMigrations(t, map[string]string{"0001_a.sql": "select 1"})
 	empty := t.TempDir()
 	mustFail(t, runCLI(t, nil, "migrate", "status", "--data-dir", empty, "--migrations", dir), 1, "no catalog at")
+}
+
+// TestMigrateStatusAgreesWithTheFleetAndTheServer checks that there is one
+// record of a tenant's version: a tenant a service created with its
+// migrations is current for migrate status without anyone recording it,
+// and a tenant the server deletes and creates again starts over.
+func TestMigrateStatusAgreesWithTheFleetAndTheServer(t *testing.T) {
+	ctx := context.Background()
+	dataDir := sqliteFleet(t)
+	files := map[string]string{"0001_notes.sql": `CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)`}
+	dir := writeMigrations(t, files)
+	ms, err := migrate.Load(os.DirFS(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, closeFleet := openTestFleet(t, dataDir, ms)
+	if _, err := f.Create(ctx, fleet.Spec{ID: "hooli", Isolation: new("database")}); err != nil {
+		t.Fatal(err)
+	}
+	closeFleet()
+	status := func() string {
+		t.Helper()
+		r := runCLI(t, nil, "migrate", "status", "--data-dir", dataDir, "--migrations", dir)
+		mustSucceed(t, r)
+		return r.stdout
+	}
+	out := status()
+	for _, want := range []string{"local/database/hooli", "3 units: 1 current, 2 behind"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status after the service created hooli lacks %q:\n%s", want, out)
+		}
+	}
+
+	// The server deletes hooli and creates it again: a new tenant, version 0.
+	srv, err := server.Open(ctx, server.Options{DataDir: dataDir, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := os.ReadFile(srv.OperatorTokenPath())
+	if err != nil {
+		srv.Close()
+		t.Fatal(err)
+	}
+	for _, req := range []struct{ method, path, body string }{
+		{"DELETE", "/v1/admin/tenants/hooli", ""},
+		{"POST", "/v1/admin/tenants", `{"id":"hooli","isolation":"database"}`},
+	} {
+		rec := httptest.NewRecorder()
+		hr := httptest.NewRequest(req.method, req.path, strings.NewReader(req.body))
+		hr.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+		srv.Handler().ServeHTTP(rec, hr)
+		if rec.Code >= 300 {
+			srv.Close()
+			t.Fatalf("%s %s: %d %s", req.method, req.path, rec.Code, rec.Body)
+		}
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if out := status(); !strings.Contains(out, "3 units: 3 behind") {
+		t.Errorf("status after the server re-created hooli:\n%s", out)
+	}
+	if v := tenantVersion(t, dataDir, "hooli"); v != 0 {
+		t.Errorf("the re-created hooli's own version is %d, want 0", v)
+	}
 }

@@ -11,10 +11,10 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bulkhead-dev/bulkhead/catalog"
+	"github.com/bulkhead-dev/bulkhead/fleet"
 	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/store/postgres"
 	"github.com/bulkhead-dev/bulkhead/store/postgres/pgtest"
-	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
 // writeMigrations writes files (name → SQL) into a new directory.
@@ -71,19 +71,17 @@ func migrateFleet(t *testing.T) (pgtest.Env, []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := store.NewRouter(store.Config{Placements: cat, Backends: map[string]store.Backend{"main": b},
-		CursorKey: []byte(strings.Repeat("k", 32))})
+	f, err := fleet.New(fleet.Config{Catalog: cat, Backends: map[string]store.Backend{"main": b}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for id, mode := range map[string]store.Mode{"acme": store.Pooled, "globex": store.Schema, "initech": store.Database} {
-		if _, err := cat.CreateTenant(ctx, catalog.Tenant{ID: tenant.MustParse(id),
-			Placement: store.Placement{Mode: mode, Shard: "main"}}, r.Provision); err != nil {
+	for id, mode := range map[string]string{"acme": "pooled", "globex": "schema", "initech": "database"} {
+		if _, err := f.Create(ctx, fleet.Spec{ID: id, Isolation: new(mode)}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	cat.Close()
-	r.Close()
+	f.Close()
 	return env, []string{"--postgres", env.ServeURL, "--postgres-admin", env.AdminURL,
 		"--postgres-database-prefix", env.Prefix}
 }
