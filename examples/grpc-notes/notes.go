@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/bulkhead-dev/bulkhead/catalog"
+	"github.com/bulkhead-dev/bulkhead/fleet"
 	"github.com/bulkhead-dev/bulkhead/ingress"
 	"github.com/bulkhead-dev/bulkhead/ingress/catalogauth"
 	"github.com/bulkhead-dev/bulkhead/ingress/ingressgrpc"
@@ -59,15 +60,17 @@ type Config struct {
 }
 
 // App is the notes service: a Bulkhead catalog (tenants and API keys), a
-// router over the PostgreSQL shard, and the ingress gate.
+// fleet over the PostgreSQL shard, whose router opens tenant-scoped
+// transactions, and the ingress gate.
 type App struct {
 	cat    *catalog.Catalog
+	fleet  *fleet.Fleet
 	router *store.Router
 	gate   *ingress.Gate
 }
 
-// Open connects to PostgreSQL; opening the backend applies the migrations
-// the pooled schema lacks.
+// Open connects to PostgreSQL and brings the pooled schema up to the
+// latest migration.
 func Open(ctx context.Context, cfg Config) (*App, error) {
 	ms, err := migrate.LoadDir(migrationsFS, "migrations")
 	if err != nil {
@@ -87,30 +90,33 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		b.Close()
 		return nil, err
 	}
-	router, err := store.NewRouter(store.Config{Placements: cat, Backends: map[string]store.Backend{placement.Shard: b}})
+	f, err := fleet.New(fleet.Config{Catalog: cat, Backends: map[string]store.Backend{placement.Shard: b}, Migrations: ms})
 	if err != nil {
-		cat.Close()
-		b.Close()
-		return nil, err
+		return nil, errors.Join(err, cat.Close(), b.Close())
+	}
+	a := &App{cat: cat, fleet: f, router: f.Router()}
+	// Through Bulkhead's PostgreSQL applier: the pooled schema's tables
+	// get row-level security forced and the serving role's grants.
+	if _, err := f.Migrate(ctx, fleet.MigrateOptions{}); err != nil {
+		return nil, errors.Join(err, a.Close())
 	}
 	engine, err := policy.New(policy.Options{})
 	if err != nil {
-		return nil, errors.Join(err, cat.Close(), router.Close())
+		return nil, errors.Join(err, a.Close())
 	}
-	gate, err := ingress.New(ingress.Config{Authenticator: catalogauth.Keys(cat), Policy: engine})
-	if err != nil {
-		return nil, errors.Join(err, cat.Close(), router.Close())
+	if a.gate, err = ingress.New(ingress.Config{Authenticator: catalogauth.Keys(cat), Policy: engine}); err != nil {
+		return nil, errors.Join(err, a.Close())
 	}
-	return &App{cat: cat, router: router, gate: gate}, nil
+	return a, nil
 }
 
 // Close closes the catalog and the backend.
-func (a *App) Close() error { return errors.Join(a.cat.Close(), a.router.Close()) }
+func (a *App) Close() error { return errors.Join(a.cat.Close(), a.fleet.Close()) }
 
-// CreateTenant registers tenant id (pooled) and returns an API key's token
-// for it with role (admin, writer or reader).
+// CreateTenant creates tenant id in pooled mode, unless it exists, and
+// returns a new API key's token for it with role (admin, writer, reader).
 func (a *App) CreateTenant(ctx context.Context, id tenant.ID, role catalog.Role) (string, error) {
-	_, err := a.cat.CreateTenant(ctx, catalog.Tenant{ID: id, Placement: placement}, a.router.Provision)
+	_, err := a.fleet.Create(ctx, fleet.Spec{ID: id.String(), Isolation: new(string(placement.Mode)), Shard: new(placement.Shard)})
 	if err != nil && !errors.Is(err, catalog.ErrExists) {
 		return "", err
 	}

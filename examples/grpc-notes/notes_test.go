@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/ingress"
 	"github.com/bulkhead-dev/bulkhead/store/postgres/pgtest"
 	"github.com/bulkhead-dev/bulkhead/tenant"
+	"github.com/bulkhead-dev/bulkhead/tenanttest"
 )
 
 // bearer sends a Bulkhead API key as per-RPC "authorization" metadata.
@@ -112,15 +114,22 @@ func (w *world) create(t *testing.T, key, text string) *structpb.Struct {
 	return n
 }
 
-func (w *world) list(t *testing.T, key string) []string {
-	t.Helper()
+// texts lists the texts of key's tenant's notes.
+func (w *world) texts(key string) ([]string, error) {
 	out := &structpb.Struct{}
-	if err := w.call(key, "List", &emptypb.Empty{}, out); err != nil {
-		t.Fatalf("list: %v", err)
-	}
+	err := w.call(key, "List", &emptypb.Empty{}, out)
 	var texts []string
 	for _, v := range out.Fields["notes"].GetListValue().GetValues() {
 		texts = append(texts, v.GetStructValue().Fields["text"].GetStringValue())
+	}
+	return texts, err
+}
+
+func (w *world) list(t *testing.T, key string) []string {
+	t.Helper()
+	texts, err := w.texts(key)
+	if err != nil {
+		t.Fatalf("list: %v", err)
 	}
 	return texts
 }
@@ -276,4 +285,33 @@ func TestTheTableIsUnderForcedRowLevelSecurity(t *testing.T) {
 	if !enabled || !forced || owner == w.env.Serving {
 		t.Fatalf("notes: row security %v, forced %v, owner %s (serving role %s)", enabled, forced, owner, w.env.Serving)
 	}
+}
+
+// TestTenanttestFindsNoLeakThroughTheService runs tenanttest's isolation
+// check through the gRPC API: the probe calls as the tenant in its
+// context, with that tenant's key.
+func TestTenanttestFindsNoLeakThroughTheService(t *testing.T) {
+	w := newWorld(t)
+	keys := map[tenant.ID]string{tenant.MustParse("acme"): w.acme, tenant.MustParse("bravo"): w.bravo}
+	keyOf := func(ctx context.Context) string {
+		id, _ := tenant.FromContext(ctx)
+		return keys[id]
+	}
+	var written string // the id of the note Write made last
+	ctx := context.Background()
+	tenanttest.IsolatedBetween(t, tenant.WithID(ctx, tenant.MustParse("acme")), tenant.WithID(ctx, tenant.MustParse("bravo")), tenanttest.Probe{
+		Write: func(ctx context.Context) error {
+			n := &structpb.Struct{}
+			err := w.call(keyOf(ctx), "Create", noteReq(t, map[string]any{"text": "probe"}), n)
+			written = n.Fields["id"].GetStringValue()
+			return err
+		},
+		Read: func(ctx context.Context) (any, error) { return w.texts(keyOf(ctx)) },
+		Tamper: func(ctx context.Context) error {
+			id := wrapperspb.String(written)
+			return errors.Join(
+				w.call(keyOf(ctx), "Update", noteReq(t, map[string]any{"id": written, "text": "tampered"}), &structpb.Struct{}),
+				w.call(keyOf(ctx), "Delete", id, &emptypb.Empty{}))
+		},
+	})
 }
