@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -22,6 +23,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/ingress"
 	"github.com/bulkhead-dev/bulkhead/store/sqlite"
 	"github.com/bulkhead-dev/bulkhead/tenant"
+	"github.com/bulkhead-dev/bulkhead/tenanttest"
 )
 
 // idp is an identity provider for the tests: an Ed25519 key whose public
@@ -329,4 +331,39 @@ func TestLoadDirectory(t *testing.T) {
 	if _, err := LoadDirectory(path); err == nil {
 		t.Fatal("an invalid tenant id was accepted")
 	}
+}
+
+// TestTenanttestFindsNoLeakThroughTheAPI runs tenanttest's isolation check
+// through the HTTP API: the probe calls as the tenant in its context, with
+// a token its issuer signed for that tenant.
+func TestTenanttestFindsNoLeakThroughTheAPI(t *testing.T) {
+	w := newWorld(t)
+	acme, bravo := tenant.MustParse("acme"), tenant.MustParse("bravo")
+	tokens := map[tenant.ID]string{acme: w.idpA.token(t, "acme", "writer"), bravo: w.idpB.token(t, "bravo", "writer")}
+	tokenOf := func(ctx context.Context) string {
+		id, _ := tenant.FromContext(ctx)
+		return tokens[id]
+	}
+	var written string // the id of the task Write made last
+	ctx := context.Background()
+	tenanttest.IsolatedBetween(t, tenant.WithID(ctx, acme), tenant.WithID(ctx, bravo), tenanttest.Probe{
+		Write: func(ctx context.Context) error {
+			code, body := w.call(t, "POST", "/tasks", tokenOf(ctx), `{"title":"probe"}`)
+			var task Task
+			if err := json.Unmarshal([]byte(body), &task); code != http.StatusCreated || err != nil {
+				return fmt.Errorf("create: %d %s", code, body)
+			}
+			written = task.ID
+			return nil
+		},
+		Read: func(ctx context.Context) (any, error) {
+			code, body := w.call(t, "GET", "/tasks", tokenOf(ctx), "")
+			return fmt.Sprint(code, " ", body), nil
+		},
+		Tamper: func(ctx context.Context) error {
+			w.call(t, "PATCH", "/tasks/"+written, tokenOf(ctx), `{"title":"tampered","done":true}`)
+			w.call(t, "DELETE", "/tasks/"+written, tokenOf(ctx), "")
+			return nil
+		},
+	})
 }
