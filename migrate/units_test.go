@@ -106,4 +106,6 @@ func TestAPlanWithoutStateReadsTheUnitsOwnVersions(t *testing.T) {
 // applyOnly is an Applier without VersionReader.
 type applyOnly struct{}
 
-func (applyOnly) Apply(context.Context, migrate.Unit, []migrate.Migration) (int, error) { return 0, nil }
+func (applyOnly) Apply(context.Context, migrate.Unit, []migrate.Migration) (int, error) {
+	return 0, nil
+}
