@@ -8,9 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -366,4 +370,48 @@ func TestTenanttestFindsNoLeakThroughTheAPI(t *testing.T) {
 			return nil
 		},
 	})
+}
+
+// TestReadmeCommandsRun runs the README's shell block as written, with
+// binary paths and ports of the test's own.
+func TestReadmeCommandsRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds two binaries")
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)## Run it.*?```sh\n(.*?)```").FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("README.md has no sh block under ## Run it")
+	}
+	bin := t.TempDir()
+	script := strings.NewReplacer("/tmp/tasks-http", filepath.Join(bin, "tasks-http"), "/tmp/devissuer", filepath.Join(bin, "devissuer"),
+		"127.0.0.1:8092", freeAddr(t), "127.0.0.1:8099", freeAddr(t)).Replace(string(m[1]))
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Dir = filepath.Join("..", "..")
+	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir()) // mktemp's directory goes with the test
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the README's commands failed: %v\n%s", err, out)
+	}
+	for _, want := range []string{`{"items":[]}`, `"code":"forbidden"`, `"code":"unauthenticated"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %s:\n%s", want, out)
+		}
+	}
+	if strings.Count(string(out), `"title":"try Bulkhead"`) != 2 {
+		t.Errorf("acme should see its task once after creating it:\n%s", out)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
