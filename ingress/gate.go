@@ -50,8 +50,10 @@ type Config struct {
 	// Authenticator turns the request's bearer token into a principal
 	// (Chain several for several schemes).
 	Authenticator Authenticator
-	// Policy authorizes every request. Nil allows tenant principals on
-	// their own tenant's data plane and nothing else.
+	// Policy authorizes every request. Nil means Bulkhead's embedded
+	// default policy (policy.New with no directory): roles reader, writer
+	// and admin on the built-in actions, nothing else — an action of the
+	// team's own is then denied until its policy allows it.
 	Policy Authorizer
 	// Grants lets support agents act as a tenant (read-only, under a live
 	// grant). Nil refuses every support agent on the data plane.
@@ -98,6 +100,13 @@ func New(cfg Config) (*Gate, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
+	}
+	if cfg.Policy == nil {
+		eng, err := policy.New(policy.Options{Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("ingress: load the default policy: %w", err)
+		}
+		cfg.Policy = eng
 	}
 	return &Gate{cfg: cfg, log: log}, nil
 }
@@ -287,13 +296,8 @@ func (g *Gate) data(ctx context.Context, req Request) (*Pass, error) {
 }
 
 // allowed asks the policy; an error (a request the model cannot express)
-// is a denial. Without a policy, tenant principals may act on their own
-// tenant's data plane and nothing else may.
+// is a denial.
 func (g *Gate) allowed(ctx context.Context, r policy.Request) bool {
-	if g.cfg.Policy == nil {
-		p := r.Principal
-		return (p.Kind == KindTenantKey || p.Kind == KindTenantUser) && p.Tenant == r.Tenant && !r.ActAs
-	}
 	d, err := g.cfg.Policy.Authorize(ctx, r)
 	return err == nil && d.Allow
 }

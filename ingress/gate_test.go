@@ -490,18 +490,32 @@ func TestSupportAgent(t *testing.T) {
 	}
 }
 
-func TestNilPolicyAllowsTenantsOnTheirOwnTenantOnly(t *testing.T) {
+// A gate without a Policy uses Bulkhead's embedded default policy: roles
+// count, and nothing the policy does not name is allowed.
+func TestNilPolicyIsTheDefaultPolicy(t *testing.T) {
 	f := newFixture(t, func(c *ingress.Config) { c.Policy = nil })
-	// Any action of a tenant principal on its own tenant (no roles without a policy).
-	if got := f.passed("PUT", "/v1/collections/notes/records/n1", acmeReader); got.Tenant != "acme" {
+	if got := f.passed("PUT", "/v1/collections/notes/records/n1", acmeWriter); got.Tenant != "acme" {
 		t.Errorf("the handler saw %+v", got)
 	}
+	if got := f.passed("GET", "/v1/collections/notes/records/n1", acmeReader); got.Tenant != "acme" {
+		t.Errorf("the handler saw %+v", got)
+	}
+	f.denied(403, "forbidden", "PUT", "/v1/collections/notes/records/n1", acmeReader) // a reader cannot write
+	f.audited("acme", "tenant_key:k-acme-r@acme", "record.write", "deny:forbidden")
 	f.denied(403, "forbidden", "GET", "/v1/collections/notes/records/n1", acmeReader, ingress.ActAsHeader, "beta")
-	// Nobody else: not a support agent, even with a live grant, nor the operator anywhere.
-	f.denied(403, "forbidden", "GET", "/v1/collections/notes/records/n1", agentSam, ingress.ActAsHeader, "acme")
-	f.audited(audit.ControlChain, "support:sam", "record.read", "deny:forbidden")
-	f.denied(403, "forbidden", "GET", "/v1/admin/tenants/acme", operator)
 	f.denied(403, "forbidden", "GET", "/v1/collections/notes/records/n1", operator)
+
+	// An action of the team's own that no policy names is denied.
+	g, err := ingress.New(ingress.Config{Authenticator: ingress.AuthenticatorFunc(
+		func(context.Context, string) (ingress.Principal, error) {
+			return ingress.Principal{Kind: ingress.KindTenantKey, ID: "k", Tenant: acme, Role: "admin"}, nil
+		})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Enter(context.Background(), ingress.Request{Token: "t", Action: "invoice.approve"}); err == nil {
+		t.Error("an action the default policy does not name was allowed")
+	}
 }
 
 func TestChain(t *testing.T) {
