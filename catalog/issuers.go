@@ -25,6 +25,8 @@ var ErrInvalidIssuer = identity.ErrInvalidIssuer
 // MaxIssuers bounds how many issuers one tenant may trust.
 const MaxIssuers = 16
 
+var _ identity.IssuerSource = (*Catalog)(nil)
+
 // SetIssuers replaces the list of issuers tenant id trusts (an empty list
 // trusts none). Every instance's cache drops the old list when the change
 // commits. It returns ErrNotFound for an unknown tenant and

@@ -11,6 +11,8 @@ import (
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
+var _ limits.OverrideSource = (*Catalog)(nil)
+
 // decodeLimits parses a stored override set.
 func decodeLimits(spec string) (limits.Overrides, error) {
 	var o limits.Overrides
@@ -20,7 +22,7 @@ func decodeLimits(spec string) (limits.Overrides, error) {
 	return o, nil
 }
 
-// TenantLimits implements limits.Catalog: the tenant's tier and stored
+// TenantLimits implements limits.OverrideSource: the tenant's tier and stored
 // overrides, from the request-path cache (invalidated by every change,
 // on PostgreSQL also by other instances' changes). A tenant that is not
 // active or suspended yields an error wrapping ErrNotFound.

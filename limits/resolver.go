@@ -7,10 +7,12 @@ import (
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
-// Catalog gives a tenant's tier and its stored overrides. The catalog
-// implements it with a cached lookup (catalog.Catalog.TenantLimits),
-// invalidated on every change, also across instances.
-type Catalog interface {
+// OverrideSource gives a tenant's tier and its stored overrides. The
+// catalog implements it with a cached lookup (catalog.Catalog.TenantLimits),
+// invalidated on every change, also across instances; a team may implement
+// it over its own plans. Resolver asks it on every For, so it should be
+// cheap.
+type OverrideSource interface {
 	TenantLimits(ctx context.Context, id tenant.ID) (tier string, o Overrides, err error)
 }
 
@@ -19,21 +21,21 @@ type Catalog interface {
 // entry for the tenant, which wins. It is safe for concurrent use and cheap
 // enough for every request: a cached catalog lookup and a few field copies.
 type Resolver struct {
-	cat      Catalog
+	src      OverrideSource
 	file     *File
 	defaults map[string]Limits
 }
 
 var _ Source = (*Resolver)(nil)
 
-// NewResolver returns a Resolver over cat; file may be nil.
-func NewResolver(cat Catalog, file *File) *Resolver {
-	return &Resolver{cat: cat, file: file, defaults: Defaults()}
+// NewResolver returns a Resolver over src; file may be nil.
+func NewResolver(src OverrideSource, file *File) *Resolver {
+	return &Resolver{src: src, file: file, defaults: Defaults()}
 }
 
 // For implements Source.
 func (r *Resolver) For(ctx context.Context, id tenant.ID) (Limits, error) {
-	tier, o, err := r.cat.TenantLimits(ctx, id)
+	tier, o, err := r.src.TenantLimits(ctx, id)
 	if err != nil {
 		return Limits{}, err
 	}
