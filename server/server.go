@@ -140,12 +140,13 @@ type Options struct {
 	UsageTopTenants int
 	// UsageSweepInterval is the pause between two background sweeps that
 	// read every serving tenant's storage usage for those gauges (default
-	// DefaultUsageSweepInterval). A sweep reads at most UsageSweepRate
-	// tenants per second, so its cost stays small next to the requests;
-	// between sweeps the gauges also take the usage that GET /v1/usage
-	// and GET /v1/admin/tenants/{id} read anyway. A negative value turns
-	// the sweeper off: the gauges then show only tenants whose usage a
-	// request has read.
+	// DefaultUsageSweepInterval). A sweep reads at most
+	// usage.DefaultSweepRate tenants per second, so its cost stays small
+	// next to the requests; between sweeps the gauges also take the usage
+	// that committed writes leave and that GET /v1/usage and GET
+	// /v1/admin/tenants/{id} read anyway. A negative value turns the
+	// sweeper off: the gauges then show only tenants whose usage a request
+	// has written or read.
 	UsageSweepInterval time.Duration
 }
 
