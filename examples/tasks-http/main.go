@@ -33,8 +33,8 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("tasks-http", flag.ContinueOnError)
-	dataDir := fs.String("data-dir", envOr("TASKS_DATA_DIR", "./tasks-data"), "data directory (env TASKS_DATA_DIR)")
-	tenants := fs.String("tenants", envOr("TASKS_TENANTS", "tenants.json"), "the tenants and the JWT issuers each trusts (env TASKS_TENANTS)")
+	dataDir := fs.String("data-dir", "./tasks-data", "data directory")
+	tenants := fs.String("tenants", "tenants.json", "the tenants and the JWT issuers each trusts (JSON)")
 	addr := fs.String("addr", "127.0.0.1:8092", "listen address")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -60,11 +60,4 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	return nil
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
 }

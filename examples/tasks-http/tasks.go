@@ -105,38 +105,33 @@ func Open(ctx context.Context, dataDir string, dir Directory) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := sqlite.Open(dataDir, sqlite.Options{Migrations: ms})
+	engine, err := policy.New(policy.Options{})
 	if err != nil {
 		return nil, err
 	}
-	router, err := store.NewRouter(store.Config{Placements: dir, Backends: map[string]store.Backend{placement.Shard: b}})
+	a := &App{verifier: identity.NewVerifier(identity.VerifierOptions{Issuers: dir})}
+	a.gate, err = ingress.New(ingress.Config{Authenticator: catalogauth.JWT(a.verifier, dir), Policy: engine})
 	if err != nil {
-		b.Close()
-		return nil, err
+		return nil, errors.Join(err, a.verifier.Close())
+	}
+	// The policy sees every route as acting on the collection "tasks".
+	a.gate.SetHTTPOptions(ingress.HTTPOptions{Collection: func(*http.Request) string { return "tasks" }})
+	b, err := sqlite.Open(dataDir, sqlite.Options{Migrations: ms})
+	if err != nil {
+		return nil, errors.Join(err, a.verifier.Close())
+	}
+	a.router, err = store.NewRouter(store.Config{Placements: dir, Backends: map[string]store.Backend{placement.Shard: b}})
+	if err != nil {
+		return nil, errors.Join(err, b.Close(), a.verifier.Close())
 	}
 	for id := range dir {
 		// A new file gets the migrations in the transaction that creates
 		// it; an existing one gets those it lacks.
-		if err := router.Provision(ctx, id, placement); err != nil {
-			router.Close()
-			return nil, err
+		if err := a.router.Provision(ctx, id, placement); err != nil {
+			return nil, errors.Join(err, a.Close())
 		}
 	}
-	engine, err := policy.New(policy.Options{})
-	if err != nil {
-		router.Close()
-		return nil, err
-	}
-	v := identity.NewVerifier(identity.VerifierOptions{Issuers: dir})
-	gate, err := ingress.New(ingress.Config{Authenticator: catalogauth.JWT(v, dir), Policy: engine})
-	if err != nil {
-		v.Close()
-		router.Close()
-		return nil, err
-	}
-	// The policy sees every route as acting on the collection "tasks".
-	gate.SetHTTPOptions(ingress.HTTPOptions{Collection: func(*http.Request) string { return "tasks" }})
-	return &App{router: router, verifier: v, gate: gate}, nil
+	return a, nil
 }
 
 // Close stops the JWKS refreshes and releases the data directory.
