@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/bulkhead-dev/bulkhead/migrate"
 	"github.com/bulkhead-dev/bulkhead/store"
@@ -20,11 +21,12 @@ const versionBatch = 200
 // table, which Apply and Provision write in the migration's transaction (0
 // when the unit records none). The shard's pooled unit and its schema
 // tenants are read together, a few statements for the whole shard; each
-// database tenant takes one connection to its database. It changes
+// database tenant takes one connection to its database, a few at a time. It changes
 // nothing: a schema or database that does not exist is an error.
 func (b *Backend) UnitVersions(ctx context.Context, units []migrate.Unit) (map[migrate.Unit]int, error) {
 	out := make(map[migrate.Unit]int, len(units))
 	bySchema := map[string]migrate.Unit{}
+	var databases []migrate.Unit
 	for _, u := range units {
 		if u.Shard != b.shard.Name {
 			return nil, fmt.Errorf("postgres: unit %s is not on shard %s", u, b.shard.Name)
@@ -41,12 +43,11 @@ func (b *Backend) UnitVersions(ctx context.Context, units []migrate.Unit) (map[m
 		case store.Schema:
 			bySchema[u.Tenant.StorageName()] = u
 		case store.Database:
-			v, err := b.databaseVersion(ctx, b.dbName(u.Tenant))
-			if err != nil {
-				return nil, fmt.Errorf("postgres: unit %s: %w", u, err)
-			}
-			out[u] = v
+			databases = append(databases, u)
 		}
+	}
+	if err := b.databaseVersions(ctx, databases, out); err != nil {
+		return nil, err
 	}
 	if len(bySchema) == 0 {
 		return out, nil
@@ -117,6 +118,37 @@ func (b *Backend) UnitVersions(ctx context.Context, units []migrate.Unit) (map[m
 		}
 	}
 	return out, nil
+}
+
+// versionConns is how many tenant databases UnitVersions reads at once.
+const versionConns = 4
+
+// databaseVersions reads the versions of database units into out, a few
+// databases at a time.
+func (b *Backend) databaseVersions(ctx context.Context, units []migrate.Unit, out map[migrate.Unit]int) error {
+	vs := make([]int, len(units))
+	errs := make([]error, len(units))
+	sem := make(chan struct{}, versionConns)
+	var wg sync.WaitGroup
+	for i, u := range units {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if vs[i], errs[i] = b.databaseVersion(ctx, b.dbName(u.Tenant)); errs[i] != nil {
+				errs[i] = fmt.Errorf("postgres: unit %s: %w", u, errs[i])
+			}
+		}()
+	}
+	wg.Wait()
+	for i, u := range units {
+		if errs[i] != nil {
+			return errs[i]
+		}
+		out[u] = vs[i]
+	}
+	return nil
 }
 
 // databaseVersion reads the version recorded in tenant database dbName.
