@@ -31,7 +31,7 @@ func (s *Server) openRateLimiter(opts Options) (redis.UniversalClient, error) {
 	}
 	ro, err := redis.ParseURL(opts.RedisURL)
 	if err != nil {
-		return nil, fmt.Errorf("--redis: %v (use redis://host:6379/0)", err)
+		return nil, &OptionError{Field: "RedisURL", Err: fmt.Errorf("%v (use redis://host:6379/0)", err)}
 	}
 	c := redis.NewClient(ro)
 	s.limiter, err = ratelimit.NewRedis(ratelimit.RedisOptions{

@@ -47,6 +47,8 @@ func optionFlag(e *server.OptionError) string {
 		return "--postgres-admin"
 	case "PostgresDatabasePrefix":
 		return "--postgres-database-prefix"
+	case "RedisURL":
+		return "--redis"
 	case "Shards":
 		switch {
 		case e.Shard == "":

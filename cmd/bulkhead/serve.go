@@ -172,7 +172,7 @@ func serve(ctx context.Context, addr, dataDir string, opts server.Options) error
 	srv, err := server.Open(ctx, opts)
 	if err != nil {
 		ln.Close()
-		return err // says what failed where, and how to fix it
+		return flagErrors(err) // says what failed where, and how to fix it
 	}
 	logger.Info("bulkhead listening",
 		"addr", "http://"+ln.Addr().String(),
