@@ -265,9 +265,17 @@ func (v *Verifier) trustedIssuer(ctx context.Context, claims map[string]json.Raw
 			return tenant.ID{}, Issuer{}, fmt.Errorf("%w: load issuers: %v", ErrInvalidToken, err)
 		}
 		for _, is := range list {
-			if is.Issuer == iss && is.TenantClaim == name {
-				return id, is, nil
+			is = is.WithDefaults()
+			if is.Issuer != iss || is.TenantClaim != name {
+				continue
 			}
+			// The source may be a team's own: an issuer it should not
+			// have handed out (plain-http JWKS off loopback, no audience)
+			// verifies nothing.
+			if err := is.Validate(); err != nil {
+				return tenant.ID{}, Issuer{}, fmt.Errorf("%w: tenant %s trusts an issuer that is not valid: %v", ErrInvalidToken, id, err)
+			}
+			return id, is, nil
 		}
 	}
 	if tried == 0 {

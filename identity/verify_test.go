@@ -500,3 +500,38 @@ func TestUnavailableJWKSIsRefusedNotHung(t *testing.T) {
 		}
 	}
 }
+
+// An issuer source that is not the catalog (a team's own) may hand out an
+// issuer the catalog would refuse: the verifier checks it too, and a token
+// of that issuer verifies nothing.
+func TestIssuersFromATeamsSourceAreValidated(t *testing.T) {
+	w := newWorld(t)
+	good := identity.Issuer{Issuer: w.a.issuer(), Audience: "bulkhead", RoleMap: map[string]string{"bh-writers": "writer"}}
+	for _, tc := range []struct {
+		name string
+		is   identity.Issuer
+		ok   bool
+	}{
+		{"valid", good, true},
+		{"plain-http JWKS off loopback", func() identity.Issuer { is := good; is.JWKSURL = "http://keys.example.com/jwks.json"; return is }(), false},
+		{"no audience", func() identity.Issuer { is := good; is.Audience = ""; return is }(), false},
+		{"a symmetric algorithm", func() identity.Issuer { is := good; is.Algorithms = []string{"HS256"}; return is }(), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := identity.NewVerifier(identity.VerifierOptions{
+				Issuers: identity.IssuerSourceFunc(func(context.Context, tenant.ID) ([]identity.Issuer, error) {
+					return []identity.Issuer{tc.is}, nil
+				}),
+				Now: func() time.Time { return w.now },
+			})
+			defer v.Close()
+			_, err := v.Verify(context.Background(), w.a.sign(t, "a-rsa", jwa.RS256(), w.baseA))
+			if tc.ok && err != nil {
+				t.Fatalf("a valid issuer's token was refused: %v", err)
+			}
+			if !tc.ok && !errors.Is(err, identity.ErrInvalidToken) {
+				t.Fatalf("a token of an invalid issuer: %v, want ErrInvalidToken", err)
+			}
+		})
+	}
+}
