@@ -189,9 +189,10 @@ func (f *Fleet) provision(ctx context.Context, id tenant.ID, p store.Placement) 
 		return nil // a pooled tenant shares its shard's pooled unit
 	}
 	u := migrate.Unit{Shard: p.Shard, Mode: p.Mode, Tenant: id}
-	v, err := f.appliers[p.Shard].Apply(ctx, u, f.ms)
+	v, err := f.migrateUnit(ctx, u)
 	if err == nil && v != migrate.Latest(f.ms) {
-		err = fmt.Errorf("unit %s reached version %d, want %d", u, v, migrate.Latest(f.ms))
+		err = fmt.Errorf("unit %s is at version %d, the fleet's migrations end at %d "+
+			"(give the backend and the fleet the same migrations)", u, v, migrate.Latest(f.ms))
 	}
 	if err != nil {
 		if derr := f.router.Drop(context.WithoutCancel(ctx), id, p); derr != nil {
@@ -200,4 +201,21 @@ func (f *Fleet) provision(ctx context.Context, id tenant.ID, p store.Placement) 
 		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
+}
+
+// migrateUnit brings unit u to the latest migration and returns its
+// version. A unit the backend already provisioned with the migrations (its
+// Options.Migrations) is only read.
+func (f *Fleet) migrateUnit(ctx context.Context, u migrate.Unit) (int, error) {
+	a := f.appliers[u.Shard]
+	if vr, ok := a.(migrate.VersionReader); ok {
+		vs, err := vr.UnitVersions(ctx, []migrate.Unit{u})
+		if err != nil {
+			return 0, err
+		}
+		if v, ok := vs[u]; ok && v == migrate.Latest(f.ms) {
+			return v, nil
+		}
+	}
+	return a.Apply(ctx, u, f.ms)
 }
