@@ -10,9 +10,9 @@
 // them, and the team's migrations.
 //
 //	f, err := fleet.New(fleet.Config{
-//		Catalog:    cat,                                      // catalog.Open or catalog.OpenPostgres
+//		Catalog:    cat,                                        // catalog.Open or catalog.OpenPostgres
 //		Backends:   map[string]store.Backend{"local": backend}, // store/sqlite or store/postgres
-//		Migrations: ms,                                       // migrate.LoadDir(migrationsFS, "migrations")
+//		Migrations: ms,                                         // migrate.LoadDir(migrationsFS, "migrations")
 //	})
 //	t, err := f.Create(ctx, fleet.Spec{ID: "acme", Isolation: new("database")})
 //	err = sqlite.Tx(tenant.WithID(ctx, t.ID), f.Router(), func(tx *sql.Tx) error { ... })
@@ -36,7 +36,9 @@
 // it becomes active, so a tenant is served at the latest version or not at
 // all: if provisioning or a migration fails, its storage is dropped and the
 // catalog keeps nothing. A pooled tenant shares its shard's pooled tables,
-// which the backend migrates when it opens and Migrate brings up to date.
+// which a PostgreSQL backend migrates when it opens (with
+// postgres.Options.Migrations) and Migrate brings up to date. The details
+// are in docs/fleet.md.
 //
 // # Cursor keys
 //
