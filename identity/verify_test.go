@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -506,7 +507,7 @@ func TestUnavailableJWKSIsRefusedNotHung(t *testing.T) {
 // of that issuer verifies nothing.
 func TestIssuersFromATeamsSourceAreValidated(t *testing.T) {
 	w := newWorld(t)
-	good := identity.Issuer{Issuer: w.a.issuer(), Audience: "bulkhead", RoleMap: map[string]string{"bh-writers": "writer"}}
+	good := identity.Issuer{Issuer: w.a.issuer(), Audience: "bulkhead", TenantClaim: "tenant", RoleMap: map[string]string{"bh-writers": "writer"}}.WithDefaults()
 	for _, tc := range []struct {
 		name string
 		is   identity.Issuer
@@ -514,6 +515,7 @@ func TestIssuersFromATeamsSourceAreValidated(t *testing.T) {
 	}{
 		{"valid", good, true},
 		{"plain-http JWKS off loopback", func() identity.Issuer { is := good; is.JWKSURL = "http://keys.example.com/jwks.json"; return is }(), false},
+		{"plain-http JWKS on a reachable host", func() identity.Issuer { is := good; is.JWKSURL = plainHTTPJWKS(t, w.a); return is }(), false},
 		{"no audience", func() identity.Issuer { is := good; is.Audience = ""; return is }(), false},
 		{"a symmetric algorithm", func() identity.Issuer { is := good; is.Algorithms = []string{"HS256"}; return is }(), false},
 	} {
@@ -534,4 +536,30 @@ func TestIssuersFromATeamsSourceAreValidated(t *testing.T) {
 			}
 		})
 	}
+}
+
+// plainHTTPJWKS serves p's JWKS over plain http on a non-loopback address
+// of this machine, where a network attacker could replace the keys.
+func plainHTTPJWKS(t *testing.T, p *idp) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		ip, ok := a.(*net.IPNet)
+		if !ok || ip.IP.IsLoopback() || ip.IP.To4() == nil {
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(ip.IP.String(), "0"))
+		if err != nil {
+			continue
+		}
+		srv := &http.Server{Handler: p.srv.Config.Handler}
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+		return "http://" + ln.Addr().String() + "/.well-known/jwks.json"
+	}
+	t.Skip("this machine has no non-loopback IPv4 address to serve a plain-http JWKS on")
+	return ""
 }
