@@ -38,6 +38,9 @@ type Method struct {
 	// Write marks a method that may change something (control-plane
 	// writes are audited).
 	Write bool
+	// Collection returns the collection a unary call acts on, from its
+	// request message, for the policy (nil: none; streams have none).
+	Collection func(req any) string
 }
 
 // Methods maps full method names ("/pkg.Service/Method") to their
@@ -51,7 +54,7 @@ var actAsKey = strings.ToLower(ingress.ActAsHeader)
 // handler only through g.
 func Unary(g *ingress.Gate, ms Methods) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		pass, err := enter(ctx, g, ms, info.FullMethod)
+		pass, err := enter(ctx, g, ms, info.FullMethod, req)
 		if err != nil {
 			return nil, err
 		}
@@ -66,7 +69,7 @@ func Unary(g *ingress.Gate, ms Methods) grpc.UnaryServerInterceptor {
 // handler only through g; the handler's stream carries the gate's context.
 func Stream(g *ingress.Gate, ms Methods) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		pass, err := enter(ss.Context(), g, ms, info.FullMethod)
+		pass, err := enter(ss.Context(), g, ms, info.FullMethod, nil)
 		if err != nil {
 			return err
 		}
@@ -84,7 +87,7 @@ type stream struct {
 
 func (s *stream) Context() context.Context { return s.ctx }
 
-func enter(ctx context.Context, g *ingress.Gate, ms Methods, full string) (*ingress.Pass, error) {
+func enter(ctx context.Context, g *ingress.Gate, ms Methods, full string, msg any) (*ingress.Pass, error) {
 	m, ok := ms[full]
 	if !ok {
 		return nil, status.Error(codes.PermissionDenied, "forbidden: the method "+full+" is not open to any credential")
@@ -96,6 +99,9 @@ func enter(ctx context.Context, g *ingress.Gate, ms Methods, full string) (*ingr
 	}
 	if !m.Control {
 		req.ActAs = md.Get(actAsKey)
+		if m.Collection != nil && msg != nil {
+			req.Collection = m.Collection(msg)
+		}
 	}
 	pass, err := g.Enter(ctx, req)
 	if err != nil {
