@@ -3,8 +3,8 @@ package server_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
-	"github.com/bulkhead-dev/bulkhead/catalog"
 	"io"
 	"log/slog"
 	"net"
@@ -14,7 +14,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bulkhead-dev/bulkhead/catalog"
+	"github.com/bulkhead-dev/bulkhead/fleet"
 	"github.com/bulkhead-dev/bulkhead/server"
+	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/telemetry"
 )
 
@@ -322,4 +325,29 @@ func TestMetricsTenantLabelsAreBounded(t *testing.T) {
 			t.Errorf("metrics hold %s beyond the label budget", no)
 		}
 	}
+}
+
+func TestAPlacementRuleDecidesWhereNewTenantsGo(t *testing.T) {
+	// Tenants whose id starts with "db-" get a database of their own; the
+	// rest follow the default rule.
+	rule := fleet.PlaceFunc(func(ctx context.Context, req fleet.PlacementRequest) (store.Placement, error) {
+		if strings.HasPrefix(req.Tenant.String(), "db-") {
+			return store.Placement{Mode: store.Database, Shard: req.Shards[0]}, nil
+		}
+		if strings.HasPrefix(req.Tenant.String(), "full-") {
+			return store.Placement{}, errors.New("no room for more tenants")
+		}
+		return fleet.FewestTenants.Place(ctx, req)
+	})
+	e := newEnvIn(t, t.TempDir(), server.Options{Placement: rule})
+	for id, mode := range map[string]string{"db-acme": "database", "globex": "pooled"} {
+		r := e.req("POST", "/v1/admin/tenants", e.op, map[string]string{"id": id})
+		want(t, r, 201, "")
+		if got := r.json(t)["placement"].(map[string]any)["mode"]; got != mode {
+			t.Errorf("%s placed in %v, want %s", id, got, mode)
+		}
+	}
+	// A rule that fails creates nothing.
+	want(t, e.req("POST", "/v1/admin/tenants", e.op, map[string]string{"id": "full-co"}), 500, "internal")
+	want(t, e.req("GET", "/v1/admin/tenants/full-co", e.op, nil), 404, "tenant_not_found")
 }

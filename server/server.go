@@ -79,6 +79,10 @@ type Options struct {
 	// (database mode), so that several deployments or test runs can share
 	// one PostgreSQL server; at most 20 characters of a-z, 0-9 and '_'.
 	PostgresDatabasePrefix string
+	// Placement chooses the shard and mode of each new tenant; nil means
+	// fleet.FewestTenants (the mode asked for, else pooled; the shard asked
+	// for, else the one hosting the fewest tenants).
+	Placement fleet.PlacementRule
 
 	// PolicyDir is an optional directory of Cedar policies (--policy-dir)
 	// added to the embedded default set; Serve reloads it on change and
@@ -259,7 +263,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	s.limits = limits.NewResolver(cat, s.limitsFile)
 	var fl *fleet.Fleet
 	if err == nil {
-		fl, err = fleet.New(fleet.Config{Catalog: cat, Backends: backends,
+		fl, err = fleet.New(fleet.Config{Catalog: cat, Backends: backends, Placement: opts.Placement,
 			Router: store.Config{CursorKey: cursorKey, Quotas: s.limits}})
 	}
 	if err != nil {
