@@ -115,7 +115,8 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
 	}
 	t, err := s.fleet.Create(r.Context(), fleet.Spec{ID: req.ID, Name: req.Name, Tier: req.Tier,
 		Isolation: req.Isolation, Shard: req.Shard})
-	if errors.Is(err, fleet.ErrInvalidShard) {
+	if errors.Is(err, fleet.ErrInvalidShard) && !errors.Is(err, fleet.ErrPlacement) {
+		// The shard asked for is empty or unknown (not a rule's mistake).
 		err = newError(http.StatusBadRequest, "invalid_shard", err.Error())
 	}
 	if err != nil {
