@@ -83,25 +83,20 @@ func pathTenant(r *http.Request) (tenant.ID, error) {
 }
 
 // existingTenant parses the {id} path segment and checks that the tenant
-// exists; otherwise it writes the error (400 invalid id, 404
-// tenant_not_found) and returns false.
-func (s *Server) existingTenant(w http.ResponseWriter, r *http.Request) (tenant.ID, bool) {
+// exists (400 invalid id, 404 tenant_not_found otherwise).
+func (s *Server) existingTenant(r *http.Request) (tenant.ID, error) {
 	id, err := pathTenant(r)
 	if err == nil {
 		_, err = s.catalog.Tenant(r.Context(), id)
 	}
-	if err != nil {
-		s.writeError(w, r, err)
-		return tenant.ID{}, false
-	}
-	return id, true
+	return id, err
 }
 
 // createTenant: POST /v1/admin/tenants {"id","name","isolation","tier","shard"}.
 // The fleet checks the input, places the tenant (the mode asked for, else
 // pooled; the shard asked for, else the one with the fewest tenants) and
 // provisions it.
-func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
+func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		ID        string  `json:"id"`
 		Name      *string `json:"name"`
@@ -110,8 +105,7 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
 		Shard     *string `json:"shard"`
 	}
 	if err := decodeJSON(r, &req); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	t, err := s.fleet.Create(r.Context(), fleet.Spec{ID: req.ID, Name: req.Name, Tier: req.Tier,
 		Isolation: req.Isolation, Shard: req.Shard})
@@ -120,29 +114,27 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
 		err = newError(http.StatusBadRequest, "invalid_shard", err.Error())
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	w.Header().Set("Location", "/v1/admin/tenants/"+t.ID.String())
 	s.writeJSON(w, r, http.StatusCreated, TenantView{Tenant: t})
+	return nil
 }
 
 // listTenants: GET /v1/admin/tenants?limit=&cursor= (by id; the cursor is
 // the last id of the page, base64url-encoded — the list is operator-only,
 // so it needs no authentication of its own).
-func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {
+func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) error {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		s.writeError(w, r, newError(http.StatusBadRequest, "invalid_limit", "the query string is malformed"))
-		return
+		return newError(http.StatusBadRequest, "invalid_limit", "the query string is malformed")
 	}
 	limit := store.DefaultLimit
 	if vs, ok := q["limit"]; ok {
 		n, err := strconv.Atoi(vs[0])
 		if len(vs) != 1 || err != nil || n < 1 || n > store.MaxLimit {
-			s.writeError(w, r, newError(http.StatusBadRequest, "invalid_limit",
-				"limit must be one integer from 1 to "+strconv.Itoa(store.MaxLimit)))
-			return
+			return newError(http.StatusBadRequest, "invalid_limit",
+				"limit must be one integer from 1 to "+strconv.Itoa(store.MaxLimit))
 		}
 		limit = n
 	}
@@ -153,15 +145,13 @@ func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {
 			_, err = tenant.Parse(string(b))
 		}
 		if len(vs) != 1 || err != nil {
-			s.writeError(w, r, store.ErrInvalidCursor)
-			return
+			return store.ErrInvalidCursor
 		}
 		after = string(b)
 	}
 	ts, err := s.catalog.ListTenants(r.Context(), after, limit+1)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	next := ""
 	if len(ts) > limit {
@@ -173,26 +163,24 @@ func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {
 		items[i] = TenantView{Tenant: t}
 	}
 	s.writeJSON(w, r, http.StatusOK, map[string]any{"items": items, "next_cursor": next})
+	return nil
 }
 
 // showTenant: GET /v1/admin/tenants/{id}, with usage read through the
 // router in a context that names this tenant — the control plane's
 // explicit act on one tenant.
-func (s *Server) showTenant(w http.ResponseWriter, r *http.Request) {
+func (s *Server) showTenant(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathTenant(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	t, err := s.catalog.Tenant(r.Context(), id)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	view := TenantView{Tenant: t}
 	if err := s.addLimits(r.Context(), &view); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	ctx := tenant.WithID(r.Context(), id)
 	u, err := s.tenantUsage(ctx)
@@ -202,21 +190,20 @@ func (s *Server) showTenant(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, store.ErrUnknownTenant):
 		// Provisioning or being deleted: no usage to show.
 	default:
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	s.writeJSON(w, r, http.StatusOK, view)
+	return nil
 }
 
 // updateTenant: PATCH /v1/admin/tenants/{id} {"name"?, "tier"?, "limits"?}.
 // "limits" replaces the tenant's stored overrides as a whole ({} removes
 // them); invalid ones are refused with 400 invalid_limits before anything
 // changes.
-func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) {
+func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathTenant(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	var req struct {
 		Name   *string         `json:"name"`
@@ -224,45 +211,40 @@ func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) {
 		Limits json.RawMessage `json:"limits"`
 	}
 	if err := decodeJSON(r, &req); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	var overrides *limits.Overrides
 	if req.Limits != nil {
 		o, err := limits.ParseOverrides(req.Limits)
 		if err != nil {
-			s.writeError(w, r, newError(http.StatusBadRequest, "invalid_limits", err.Error()))
-			return
+			return newError(http.StatusBadRequest, "invalid_limits", err.Error())
 		}
 		overrides = &o
 	}
 	if req.Name != nil {
 		if err := catalog.ValidName(*req.Name); err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 	}
 	if req.Tier != nil {
 		if err := catalog.ValidTier(*req.Tier); err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 	}
 	// One transaction: a tier and limits sent together change together
 	// or not at all.
 	t, err := s.catalog.UpdateTenant(r.Context(), id, catalog.TenantUpdate{Name: req.Name, Tier: req.Tier, Limits: overrides})
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	view := TenantView{Tenant: t}
 	if overrides != nil {
 		if err := s.addLimits(r.Context(), &view); err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 	}
 	s.writeJSON(w, r, http.StatusOK, view)
+	return nil
 }
 
 // addLimits sets the view's effective limits and stored overrides. A
@@ -289,123 +271,115 @@ func (s *Server) addLimits(ctx context.Context, v *TenantView) error {
 
 // suspendTenant and resumeTenant: POST .../suspend and .../resume. Asking
 // for the state a tenant is already in is not an error.
-func (s *Server) suspendTenant(w http.ResponseWriter, r *http.Request) {
-	s.setState(w, r, s.fleet.Suspend)
+func (s *Server) suspendTenant(w http.ResponseWriter, r *http.Request) error {
+	return s.setState(w, r, s.fleet.Suspend)
 }
 
-func (s *Server) resumeTenant(w http.ResponseWriter, r *http.Request) {
-	s.setState(w, r, s.fleet.Resume)
+func (s *Server) resumeTenant(w http.ResponseWriter, r *http.Request) error {
+	return s.setState(w, r, s.fleet.Resume)
 }
 
 func (s *Server) setState(w http.ResponseWriter, r *http.Request,
-	change func(context.Context, tenant.ID) (catalog.Tenant, error)) {
+	change func(context.Context, tenant.ID) (catalog.Tenant, error)) error {
 	id, err := pathTenant(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	t, err := change(r.Context(), id)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	s.writeJSON(w, r, http.StatusOK, TenantView{Tenant: t})
+	return nil
 }
 
 // deleteTenant: DELETE /v1/admin/tenants/{id} offboards the tenant: keys
 // revoked, data dropped, entry removed (204).
-func (s *Server) deleteTenant(w http.ResponseWriter, r *http.Request) {
+func (s *Server) deleteTenant(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathTenant(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if err := s.fleet.Offboard(r.Context(), id); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	s.tracked.remove(id) // its usage gauges go at once, not at the next sweep
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // createKey: POST /v1/admin/tenants/{id}/keys {"role","name"} → 201 with
 // the token, shown this once.
-func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
+func (s *Server) createKey(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathTenant(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	s.issueKey(w, r, id)
+	return s.issueKey(w, r, id)
 }
 
 // issueKey reads {"role","name"} and issues a key for tenant id, answering
 // 201 with the token, shown this once. The control plane (path tenant) and
 // tenant admins (their own tenant, /v1/keys) share it.
-func (s *Server) issueKey(w http.ResponseWriter, r *http.Request, id tenant.ID) {
+func (s *Server) issueKey(w http.ResponseWriter, r *http.Request, id tenant.ID) error {
 	var req struct {
 		Role string  `json:"role"`
 		Name *string `json:"name"`
 	}
 	if err := decodeJSON(r, &req); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	role, err := catalog.ParseRole(req.Role)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	name := string(role)
 	if req.Name != nil {
 		name = *req.Name
 	}
 	if err := catalog.ValidName(name); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	key, token, err := s.catalog.CreateKey(r.Context(), id, role, name)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	s.writeJSON(w, r, http.StatusCreated, NewKey{Key: key, Token: token})
+	return nil
 }
 
 // listKeys: GET /v1/admin/tenants/{id}/keys (metadata only, never tokens).
-func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.existingTenant(w, r)
-	if !ok {
-		return
+func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) error {
+	id, err := s.existingTenant(r)
+	if err != nil {
+		return err
 	}
 	keys, err := s.catalog.ListKeys(r.Context(), id)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if keys == nil {
 		keys = []catalog.Key{}
 	}
 	s.writeJSON(w, r, http.StatusOK, map[string]any{"items": keys})
+	return nil
 }
 
 // revokeKey: DELETE /v1/admin/tenants/{id}/keys/{key_id}, effective on the
 // next request (204).
-func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) {
+func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathTenant(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	keyID := r.PathValue("key_id")
 	if keyID == "" || len(keyID) > 128 {
-		s.writeError(w, r, catalog.ErrKeyNotFound)
-		return
+		return catalog.ErrKeyNotFound
 	}
 	if err := s.catalog.RevokeKey(r.Context(), id, keyID); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

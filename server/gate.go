@@ -51,11 +51,6 @@ func (s *Server) newGate() (*ingress.Gate, error) {
 	return g, nil
 }
 
-// guard adapts a gate method to the routes' HandlerFuncs.
-func guard(g func(string, http.Handler) http.Handler) func(string, http.HandlerFunc) http.HandlerFunc {
-	return func(action string, h http.HandlerFunc) http.HandlerFunc { return g(action, h).ServeHTTP }
-}
-
 // record appends an entry to the audit log for what a handler did beyond
 // what the gate records (grants, on the tenant's own chain).
 func (s *Server) record(r *http.Request, chain string, p ingress.Principal, action, resource, decision string) {

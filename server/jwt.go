@@ -21,27 +21,26 @@ func (s *Server) setIssuers(w http.ResponseWriter, r *http.Request) error {
 	if err := s.catalog.SetIssuers(r.Context(), id, list); err != nil {
 		return err
 	}
-	s.issuers(w, r, id)
-	return nil
+	return s.issuers(w, r, id)
 }
 
 // getIssuers: GET /v1/admin/tenants/{id}/issuers → {"items":[issuer...]}.
-func (s *Server) getIssuers(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.existingTenant(w, r)
-	if !ok {
-		return
+func (s *Server) getIssuers(w http.ResponseWriter, r *http.Request) error {
+	id, err := s.existingTenant(r)
+	if err != nil {
+		return err
 	}
-	s.issuers(w, r, id)
+	return s.issuers(w, r, id)
 }
 
-func (s *Server) issuers(w http.ResponseWriter, r *http.Request, id tenant.ID) {
+func (s *Server) issuers(w http.ResponseWriter, r *http.Request, id tenant.ID) error {
 	list, err := s.catalog.Issuers(r.Context(), id)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if list == nil {
 		list = []catalog.Issuer{}
 	}
 	s.writeJSON(w, r, http.StatusOK, map[string]any{"items": list})
+	return nil
 }

@@ -11,82 +11,104 @@ import (
 	"github.com/bulkhead-dev/bulkhead/telemetry"
 )
 
+// plane says who may reach a route.
+type plane int
+
+const (
+	ops     plane = iota // no credential: health, readiness, metrics
+	control              // operators only (the control plane)
+	data                 // tenant credentials, and support agents acting as a tenant
+)
+
+// route is one entry of the API: a method and a path, who may reach it
+// (plane) under which policy action, and its handler. Every v1 route names
+// its action: a handler not in the table is not reachable.
+type route struct {
+	method, pattern string
+	plane           plane
+	action          string
+	h               func(http.ResponseWriter, *http.Request) error
+}
+
+// table is the API. /metrics needs no credential: the server listens on
+// loopback by default (127.0.0.1:8080), and whoever exposes it further must
+// put the scrape endpoint behind their own access control. It holds tenant
+// ids (bounded) but never record data. Tenant self-service and the data
+// plane take the tenant from the credential (or a support agent's live
+// grant), never from the path.
+func (s *Server) table() []route {
+	G, P, U, D, A := http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch
+	metrics := s.metrics.Handler()
+	return []route{
+		{G, "/healthz", ops, "", s.healthz},
+		{G, "/readyz", ops, "", s.readyz},
+		{G, "/metrics", ops, "", func(w http.ResponseWriter, r *http.Request) error { metrics.ServeHTTP(w, r); return nil }},
+
+		{G, "/v1/admin/tenants", control, "tenant.list", s.listTenants},
+		{P, "/v1/admin/tenants", control, "tenant.create", s.createTenant},
+		{G, "/v1/admin/tenants/{id}", control, "tenant.read", s.showTenant},
+		{A, "/v1/admin/tenants/{id}", control, "tenant.update", s.updateTenant},
+		{D, "/v1/admin/tenants/{id}", control, "tenant.delete", s.deleteTenant},
+		{P, "/v1/admin/tenants/{id}/suspend", control, "tenant.suspend", s.suspendTenant},
+		{P, "/v1/admin/tenants/{id}/resume", control, "tenant.resume", s.resumeTenant},
+		{G, "/v1/admin/tenants/{id}/keys", control, "key.list", s.listKeys},
+		{P, "/v1/admin/tenants/{id}/keys", control, "key.create", s.createKey},
+		{D, "/v1/admin/tenants/{id}/keys/{key_id}", control, "key.revoke", s.revokeKey},
+		{G, "/v1/admin/tenants/{id}/grants", control, "grant.list", s.listGrants},
+		{P, "/v1/admin/tenants/{id}/grants", control, "grant.create", s.createGrant},
+		{D, "/v1/admin/tenants/{id}/grants/{grant_id}", control, "grant.revoke", s.revokeGrant},
+		{G, "/v1/admin/tenants/{id}/issuers", control, "issuer.manage", s.getIssuers},
+		{U, "/v1/admin/tenants/{id}/issuers", control, "issuer.manage", s.setIssuers},
+		{P, "/v1/admin/support-agents", control, "support.manage", s.createAgent},
+		{D, "/v1/admin/support-agents/{agent_id}", control, "support.manage", s.revokeAgent},
+		{G, "/v1/admin/audit", control, "audit.read_all", s.adminAudit},
+
+		{G, "/v1/keys", data, "key.manage", s.listOwnKeys},
+		{P, "/v1/keys", data, "key.manage", s.createOwnKey},
+		{D, "/v1/keys/{key_id}", data, "key.manage", s.revokeOwnKey},
+		{G, "/v1/audit", data, "audit.read", s.tenantAudit},
+		{G, "/v1/usage", data, "collection.list", s.usage},
+
+		{G, "/v1/collections", data, "collection.list", s.listCollections},
+		{G, "/v1/collections/{c}/records", data, "record.read", s.listRecords},
+		{P, "/v1/collections/{c}/records", data, "record.write", s.createRecord},
+		{G, "/v1/collections/{c}/records/{id}", data, "record.read", s.getRecord},
+		{U, "/v1/collections/{c}/records/{id}", data, "record.write", s.putRecord},
+		{D, "/v1/collections/{c}/records/{id}", data, "record.delete", s.deleteRecord},
+	}
+}
+
 // methods maps HTTP methods to the handlers of one path.
 type methods map[string]http.HandlerFunc
 
-// routes builds the API: every path is registered once on a ServeMux and
-// dispatches on the method itself, so that a known path with a wrong
-// method is a 405 problem (with Allow) and an unknown path a 404 problem.
+// routes builds the API from the table: every path is registered once on
+// a ServeMux and dispatches on the method itself, so that a known path
+// with a wrong method is a 405 problem (with Allow) and an unknown path a
+// 404 problem. The gate (package ingress) guards every control and data
+// route: it authenticates, settles the tenant, authorizes, rate-limits and
+// admits each request, and audits denials, in that order; one adapter
+// answers a handler's error.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	// Every v1 route names its policy action here: ctl for the control
-	// plane (operators), data for the data plane and tenant self-service
-	// (tenant credentials, support agents acting as a tenant). A handler
-	// registered without one of them is not reachable with a credential.
-	// The gate (package ingress) authenticates, settles the tenant,
-	// authorizes, rate-limits and admits each request, and audits
-	// denials, in that order.
-	ctl, data := guard(s.gate.Control), guard(s.gate.Data)
-
-	// Operations. /metrics needs no credential: the server listens on
-	// loopback by default (127.0.0.1:8080), and whoever exposes it further
-	// must put the scrape endpoint behind their own access control. It
-	// holds tenant ids (bounded) but never record data.
-	s.handle(mux, "/healthz", methods{http.MethodGet: s.healthz})
-	s.handle(mux, "/readyz", methods{http.MethodGet: s.readyz})
-	s.handle(mux, "/metrics", methods{http.MethodGet: s.metrics.Handler().ServeHTTP})
-
-	// Control plane.
-	s.handle(mux, "/v1/admin/tenants", methods{
-		http.MethodGet:  ctl("tenant.list", s.listTenants),
-		http.MethodPost: ctl("tenant.create", s.createTenant),
-	})
-	s.handle(mux, "/v1/admin/tenants/{id}", methods{
-		http.MethodGet:    ctl("tenant.read", s.showTenant),
-		http.MethodPatch:  ctl("tenant.update", s.updateTenant),
-		http.MethodDelete: ctl("tenant.delete", s.deleteTenant),
-	})
-	s.handle(mux, "/v1/admin/tenants/{id}/suspend", methods{http.MethodPost: ctl("tenant.suspend", s.suspendTenant)})
-	s.handle(mux, "/v1/admin/tenants/{id}/resume", methods{http.MethodPost: ctl("tenant.resume", s.resumeTenant)})
-	s.handle(mux, "/v1/admin/tenants/{id}/keys", methods{
-		http.MethodGet:  ctl("key.list", s.listKeys),
-		http.MethodPost: ctl("key.create", s.createKey),
-	})
-	s.handle(mux, "/v1/admin/tenants/{id}/keys/{key_id}", methods{http.MethodDelete: ctl("key.revoke", s.revokeKey)})
-	s.handle(mux, "/v1/admin/tenants/{id}/grants", methods{
-		http.MethodGet:  ctl("grant.list", s.e(s.listGrants)),
-		http.MethodPost: ctl("grant.create", s.e(s.createGrant)),
-	})
-	s.handle(mux, "/v1/admin/tenants/{id}/grants/{grant_id}", methods{http.MethodDelete: ctl("grant.revoke", s.e(s.revokeGrant))})
-	s.handle(mux, "/v1/admin/tenants/{id}/issuers", methods{
-		http.MethodGet: ctl("issuer.manage", s.getIssuers),
-		http.MethodPut: ctl("issuer.manage", s.e(s.setIssuers)),
-	})
-	s.handle(mux, "/v1/admin/support-agents", methods{http.MethodPost: ctl("support.manage", s.e(s.createAgent))})
-	s.handle(mux, "/v1/admin/support-agents/{agent_id}", methods{http.MethodDelete: ctl("support.manage", s.e(s.revokeAgent))})
-	s.handle(mux, "/v1/admin/audit", methods{http.MethodGet: ctl("audit.read_all", s.e(s.adminAudit))})
-
-	// Tenant self-service: the tenant comes from the credential.
-	s.handle(mux, "/v1/keys", methods{
-		http.MethodGet:  data("key.manage", s.e(s.listOwnKeys)),
-		http.MethodPost: data("key.manage", s.e(s.createOwnKey)),
-	})
-	s.handle(mux, "/v1/keys/{key_id}", methods{http.MethodDelete: data("key.manage", s.e(s.revokeOwnKey))})
-	s.handle(mux, "/v1/audit", methods{http.MethodGet: data("audit.read", s.e(s.tenantAudit))})
-	s.handle(mux, "/v1/usage", methods{http.MethodGet: data("collection.list", s.usage)})
-
-	// Data plane: the tenant comes from the credential (or a support
-	// agent's live grant).
-	s.handle(mux, "/v1/collections", methods{http.MethodGet: data("collection.list", s.e(s.listCollections))})
-	s.handle(mux, "/v1/collections/{c}/records", methods{
-		http.MethodGet:  data("record.read", s.e(s.listRecords)),
-		http.MethodPost: data("record.write", s.e(s.createRecord)),
-	})
-	s.handle(mux, "/v1/collections/{c}/records/{id}", methods{
-		http.MethodGet:    data("record.read", s.e(s.getRecord)),
-		http.MethodPut:    data("record.write", s.e(s.putRecord)),
-		http.MethodDelete: data("record.delete", s.e(s.deleteRecord)),
-	})
+	paths := map[string]methods{}
+	var order []string
+	for _, rt := range s.table() {
+		var h http.Handler = s.e(rt.h)
+		switch rt.plane {
+		case control:
+			h = s.gate.Control(rt.action, h)
+		case data:
+			h = s.gate.Data(rt.action, h)
+		}
+		if paths[rt.pattern] == nil {
+			paths[rt.pattern] = methods{}
+			order = append(order, rt.pattern)
+		}
+		paths[rt.pattern][rt.method] = h.ServeHTTP
+	}
+	for _, p := range order {
+		s.handle(mux, p, paths[p])
+	}
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, newError(http.StatusNotFound, "route_not_found",
@@ -134,12 +156,13 @@ func (s *Server) handle(mux *http.ServeMux, pattern string, ms methods) {
 	})
 }
 
-func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
 	s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
 }
 
 // readyz reports whether the catalog and every store shard answer.
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	err := s.catalog.Ping(ctx)
@@ -150,8 +173,8 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "not ready",
 			slog.String("request_id", telemetry.InfoFrom(ctx).ID()),
 			slog.String("error", err.Error()))
-		writeProblem(w, newError(http.StatusServiceUnavailable, "unavailable", "a dependency of the server is not reachable; see the server log"))
-		return
+		return newError(http.StatusServiceUnavailable, "unavailable", "a dependency of the server is not reachable; see the server log")
 	}
 	s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ready"})
+	return nil
 }

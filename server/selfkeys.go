@@ -31,8 +31,7 @@ func (s *Server) createOwnKey(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.issueKey(w, r, id)
-	return nil
+	return s.issueKey(w, r, id)
 }
 
 // revokeOwnKey: DELETE /v1/keys/{key_id} (204).

@@ -90,9 +90,9 @@ func (s *Server) createGrant(w http.ResponseWriter, r *http.Request) error {
 
 // listGrants: GET /v1/admin/tenants/{id}/grants → {"items":[grant...]}.
 func (s *Server) listGrants(w http.ResponseWriter, r *http.Request) error {
-	id, ok := s.existingTenant(w, r)
-	if !ok {
-		return nil
+	id, err := s.existingTenant(r)
+	if err != nil {
+		return err
 	}
 	gs, err := s.catalog.ListGrants(r.Context(), id)
 	if err != nil {

@@ -52,24 +52,22 @@ func (s *Server) tenantUsage(ctx context.Context) (Usage, error) {
 
 // usage: GET /v1/usage, for any role of the tenant (policy action
 // collection.list).
-func (s *Server) usage(w http.ResponseWriter, r *http.Request) {
+func (s *Server) usage(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	id, err := tenant.FromContext(ctx)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	l, err := s.tenantLimits(ctx)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	u, err := s.tenantUsage(ctx)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	s.writeJSON(w, r, http.StatusOK, UsageView{Tenant: id, Limits: l, Usage: u})
+	return nil
 }
 
 // tenantLimits returns the effective limits of the tenant in ctx. A tenant
