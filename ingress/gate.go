@@ -159,9 +159,9 @@ func (p *Pass) Context() context.Context { return p.ctx }
 func (p *Pass) Audited() bool { return p.audited }
 
 // Done ends the request: it releases admission and, when Audited, records
-// the outcome ("allow", or "allow:<status>" for a request the handler
-// failed; "" records nothing, for a handler that panicked). Later calls do
-// nothing.
+// the outcome ("allow", "allow:<status>" for a request the handler failed,
+// "allow:panic" for one whose handler panicked; "" records nothing). Later
+// calls do nothing.
 func (p *Pass) Done(outcome string) {
 	if p.release != nil {
 		p.release()

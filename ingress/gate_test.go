@@ -675,6 +675,18 @@ func TestAdmission(t *testing.T) {
 		}
 		f.passed("GET", read, acmeReader)
 	})
+
+	t.Run("an audited request whose handler panics is recorded as such", func(t *testing.T) {
+		f.panicOn.Store("boom")
+		req, _ := http.NewRequest("GET", f.url+"/v1/collections/boom/records/n1", nil)
+		req.Header.Set("Authorization", "Bearer "+agentSam)
+		req.Header.Set(ingress.ActAsHeader, "acme")
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			t.Fatalf("a panicking handler answered %d", resp.StatusCode)
+		}
+		f.audited("acme", "support:sam", "record.read", "allow:panic")
+	})
 }
 
 func TestAuditNamesNoControlCharacters(t *testing.T) {

@@ -94,7 +94,13 @@ func (g *Gate) guard(action string, control bool, h http.Handler) http.Handler {
 			g.WriteError(w, r, err)
 			return
 		}
-		defer pass.Done("") // releases admission, also if h panics
+		defer func() { // releases admission, also if h panics
+			if p := recover(); p != nil {
+				pass.Done("allow:panic")
+				panic(p)
+			}
+			pass.Done("")
+		}()
 		SetRateLimitHeaders(w.Header(), pass.RateLimit)
 		r = r.WithContext(pass.Context())
 		if !pass.Audited() {

@@ -11,8 +11,8 @@ import (
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
-// Principal kinds, as the policy names them. A team's own Authenticator
-// may return other kinds; the policy decides what they may do.
+// Principal kinds, as the policy names them. The gate knows these four: a
+// principal of any other kind is refused on both planes (fail closed).
 const (
 	KindOperator   = policy.KindOperator
 	KindSupport    = policy.KindSupport

@@ -58,7 +58,7 @@ func Unary(g *ingress.Gate, ms Methods) grpc.UnaryServerInterceptor {
 		if err != nil {
 			return nil, err
 		}
-		defer pass.Done("") // releases admission, also if the handler panics
+		defer done(pass) // releases admission, also if the handler panics
 		resp, err := handler(pass.Context(), req)
 		pass.Done(outcome(err))
 		return resp, err
@@ -73,7 +73,7 @@ func Stream(g *ingress.Gate, ms Methods) grpc.StreamServerInterceptor {
 		if err != nil {
 			return err
 		}
-		defer pass.Done("")
+		defer done(pass)
 		err = handler(srv, &stream{ServerStream: ss, ctx: pass.Context()})
 		pass.Done(outcome(err))
 		return err
@@ -139,6 +139,16 @@ func Status(err error) error {
 		msg += " (retry after " + strconv.FormatInt(d.RetryAfter.Milliseconds(), 10) + " ms)"
 	}
 	return status.Error(c, msg)
+}
+
+// done ends a call's pass; a handler that panicked is audited as such and
+// its panic goes on (to a recovery interceptor, if any).
+func done(pass *ingress.Pass) {
+	if p := recover(); p != nil {
+		pass.Done("allow:panic")
+		panic(p)
+	}
+	pass.Done("")
 }
 
 // outcome is the audit decision of a call the gate let in.

@@ -424,7 +424,7 @@ func TestStatus(t *testing.T) {
 
 // TestPanickingHandlerGivesItsSlotBack: under a recovery interceptor the
 // server outlives a handler's panic; the tenant's admission slot must come
-// back, and the call is not audited as allowed.
+// back, and an audited call (act-as) is recorded as allow:panic.
 func TestPanickingHandlerGivesItsSlotBack(t *testing.T) {
 	ctrl := admission.New(admission.Options{
 		Limits:  fixedLimits{MaxConcurrent: 1, QueueDepth: 1},
@@ -445,10 +445,16 @@ func TestPanickingHandlerGivesItsSlotBack(t *testing.T) {
 	if err := f.check("panic", agentSam, actAsKey, "acme"); status.Code(err) != codes.Internal {
 		t.Fatalf("a panicking act-as Check: %v", err)
 	}
+	var panics int
 	for _, e := range f.entries("acme") {
-		if strings.HasPrefix(e.Decision, "allow") {
+		if e.Decision == "allow:panic" {
+			panics++
+		} else if strings.HasPrefix(e.Decision, "allow") {
 			t.Errorf("a call whose handler panicked was audited as %s", e.Decision)
 		}
+	}
+	if panics != 1 {
+		t.Errorf("the act-as call whose handler panicked is audited %d times as allow:panic, want 1", panics)
 	}
 	if err := f.watch("", acmeReader); err != nil {
 		t.Fatalf("after panics: %v", err)
