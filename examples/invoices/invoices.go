@@ -7,14 +7,16 @@ import (
 	"errors"
 	"log"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bulkhead-dev/bulkhead/catalog"
 	"github.com/bulkhead-dev/bulkhead/fleet"
+	"github.com/bulkhead-dev/bulkhead/ingress"
+	"github.com/bulkhead-dev/bulkhead/ingress/catalogauth"
 	"github.com/bulkhead-dev/bulkhead/migrate"
+	"github.com/bulkhead-dev/bulkhead/problem"
 	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/store/postgres"
 	"github.com/bulkhead-dev/bulkhead/tenant"
@@ -41,13 +43,14 @@ type Config struct {
 	DatabasePrefix string
 }
 
-// App is the invoices service: a Bulkhead catalog (tenants and API keys)
-// and a fleet over one PostgreSQL shard, whose router opens tenant-scoped
-// transactions.
+// App is the invoices service: a Bulkhead catalog (tenants and API keys),
+// a fleet over one PostgreSQL shard, whose router opens tenant-scoped
+// transactions, and the ingress gate in front of the handlers.
 type App struct {
 	cat    *catalog.Catalog
 	fleet  *fleet.Fleet
 	router *store.Router
+	gate   *ingress.Gate
 }
 
 // Open connects to PostgreSQL and brings every placement up to the latest
@@ -81,8 +84,12 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	}
 	a := &App{cat: cat, fleet: f, router: f.Router()}
 	if err := a.Migrate(ctx); err != nil {
-		a.Close()
-		return nil, err
+		return nil, errors.Join(err, a.Close())
+	}
+	// The catalog's API keys; no Policy: Bulkhead's default (readers read,
+	// writers also write).
+	if a.gate, err = ingress.New(ingress.Config{Authenticator: catalogauth.Keys(cat)}); err != nil {
+		return nil, errors.Join(err, a.Close())
 	}
 	return a, nil
 }
@@ -117,35 +124,16 @@ type Invoice struct {
 	CreatedAt   time.Time `json:"created_at"`
 }
 
-// Handler serves POST /invoices and GET /invoices. The tenant comes only
-// from the API key in "Authorization: Bearer <token>"; nothing in the
-// request can name another tenant.
+// Handler serves POST /invoices and GET /invoices. The ingress gate
+// authenticates the Bulkhead API key in "Authorization: Bearer <token>" (a
+// suspended tenant's keys are refused), asks the default policy whether
+// the key's role may do the route's action, and puts the key's tenant in
+// the context: nothing in the request can name another tenant.
 func (a *App) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /invoices", a.create)
-	mux.HandleFunc("GET /invoices", a.list)
-	return a.authenticate(mux)
-}
-
-// authenticate puts the tenant of the request's API key in its context.
-func (a *App) authenticate(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok {
-			http.Error(w, "missing bearer token", http.StatusUnauthorized)
-			return
-		}
-		p, err := a.cat.Authenticate(r.Context(), token)
-		switch {
-		case errors.Is(err, catalog.ErrSuspended):
-			http.Error(w, "tenant suspended", http.StatusForbidden)
-			return
-		case err != nil:
-			http.Error(w, "invalid credential", http.StatusUnauthorized)
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(tenant.WithID(r.Context(), p.Tenant)))
-	})
+	mux.Handle("POST /invoices", a.gate.Data("record.write", http.HandlerFunc(a.create)))
+	mux.Handle("GET /invoices", a.gate.Data("record.read", http.HandlerFunc(a.list)))
+	return mux
 }
 
 func (a *App) create(w http.ResponseWriter, r *http.Request) {
@@ -156,7 +144,7 @@ func (a *App) create(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	dec.DisallowUnknownFields() // a "tenant_id" in the body is refused, not ignored
 	if err := dec.Decode(&in); err != nil || in.Customer == "" || in.AmountCents < 0 {
-		http.Error(w, `body must be {"customer": "...", "amount_cents": N >= 0}`, http.StatusBadRequest)
+		problem.Write(w, problem.New(http.StatusBadRequest, "invalid_body", `the body must be {"customer": "...", "amount_cents": N >= 0}`))
 		return
 	}
 	var inv Invoice
@@ -169,7 +157,7 @@ func (a *App) create(w http.ResponseWriter, r *http.Request) {
 			in.Customer, in.AmountCents).Scan(&inv.ID, &inv.Customer, &inv.AmountCents, &inv.CreatedAt)
 	})
 	if err != nil {
-		http.Error(w, "could not create the invoice", http.StatusInternalServerError)
+		a.gate.WriteError(w, r, err) // logged; 500 (problem+json)
 		return
 	}
 	writeJSON(w, http.StatusCreated, inv)
@@ -191,7 +179,7 @@ func (a *App) list(w http.ResponseWriter, r *http.Request) {
 		return err
 	})
 	if err != nil {
-		http.Error(w, "could not list invoices", http.StatusInternalServerError)
+		a.gate.WriteError(w, r, err) // logged; 500 (problem+json)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"items": items})

@@ -1,8 +1,9 @@
 // Command invoices is a small invoices service that uses Bulkhead as a
 // library: its own invoices table (migrations embedded in the binary),
 // applied by Bulkhead to every tenant placement on PostgreSQL, and HTTP
-// endpoints that open tenant-scoped pgx transactions with postgres.Tx, the
-// tenant taken from a Bulkhead API key.
+// endpoints behind Bulkhead's ingress gate, which takes the tenant from a
+// Bulkhead API key, that open tenant-scoped pgx transactions with
+// postgres.Tx.
 //
 //	invoices -postgres URL -postgres-admin URL tenant acme schema   # prints an API key
 //	invoices -postgres URL -postgres-admin URL serve

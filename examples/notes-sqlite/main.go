@@ -1,8 +1,9 @@
 // Command notes-sqlite is a small notes service that uses Bulkhead as a
 // library on the embedded default: its own notes table (migrations
 // embedded in the binary) in each tenant's own SQLite file (database
-// mode), and HTTP endpoints that run their own SQL with sqlite.Tx and
-// sqlite.ReadTx, the tenant taken from a Bulkhead API key.
+// mode), and HTTP endpoints behind Bulkhead's ingress gate, which takes
+// the tenant from a Bulkhead API key, that run their own SQL with
+// sqlite.Tx and sqlite.ReadTx.
 //
 //	notes-sqlite -data-dir DIR tenant acme   # prints an API key
 //	notes-sqlite -data-dir DIR serve

@@ -10,12 +10,14 @@ import (
 	"log"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/catalog"
 	"github.com/bulkhead-dev/bulkhead/fleet"
+	"github.com/bulkhead-dev/bulkhead/ingress"
+	"github.com/bulkhead-dev/bulkhead/ingress/catalogauth"
 	"github.com/bulkhead-dev/bulkhead/migrate"
+	"github.com/bulkhead-dev/bulkhead/problem"
 	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/store/sqlite"
 	"github.com/bulkhead-dev/bulkhead/tenant"
@@ -36,13 +38,15 @@ const shard = "local"
 // serve names it.
 const catalogFile = "control.db"
 
-// App is the notes service: a Bulkhead catalog (tenants and API keys) and
-// a fleet over a SQLite backend in one data directory, whose router opens
-// tenant-scoped transactions.
+// App is the notes service: a Bulkhead catalog (tenants and API keys), a
+// fleet over a SQLite backend in one data directory, whose router opens
+// tenant-scoped transactions, and the ingress gate in front of the
+// handlers.
 type App struct {
 	cat    *catalog.Catalog
 	fleet  *fleet.Fleet
 	router *store.Router
+	gate   *ingress.Gate
 }
 
 // Open opens (creating if needed) the data directory dir and brings every
@@ -71,8 +75,12 @@ func Open(ctx context.Context, dir string) (*App, error) {
 	}
 	a := &App{cat: cat, fleet: f, router: f.Router()}
 	if err := a.Migrate(ctx); err != nil {
-		a.Close()
-		return nil, err
+		return nil, errors.Join(err, a.Close())
+	}
+	// The catalog's API keys; no Policy: Bulkhead's default (readers read,
+	// writers also write).
+	if a.gate, err = ingress.New(ingress.Config{Authenticator: catalogauth.Keys(cat)}); err != nil {
+		return nil, errors.Join(err, a.Close())
 	}
 	return a, nil
 }
@@ -109,35 +117,16 @@ type Note struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// Handler serves POST /notes and GET /notes[?title=...]. The tenant comes
-// only from the API key in "Authorization: Bearer <token>"; nothing in the
-// request can name another tenant.
+// Handler serves POST /notes and GET /notes[?title=...]. The ingress gate
+// authenticates the Bulkhead API key in "Authorization: Bearer <token>" (a
+// suspended tenant's keys are refused), asks the default policy whether
+// the key's role may do the route's action, and puts the key's tenant in
+// the context: nothing in the request can name another tenant.
 func (a *App) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /notes", a.create)
-	mux.HandleFunc("GET /notes", a.list)
-	return a.authenticate(mux)
-}
-
-// authenticate puts the tenant of the request's API key in its context.
-func (a *App) authenticate(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok {
-			http.Error(w, "missing bearer token", http.StatusUnauthorized)
-			return
-		}
-		p, err := a.cat.Authenticate(r.Context(), token)
-		switch {
-		case errors.Is(err, catalog.ErrSuspended):
-			http.Error(w, "tenant suspended", http.StatusForbidden)
-			return
-		case err != nil:
-			http.Error(w, "invalid credential", http.StatusUnauthorized)
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(tenant.WithID(r.Context(), p.Tenant)))
-	})
+	mux.Handle("POST /notes", a.gate.Data("record.write", http.HandlerFunc(a.create)))
+	mux.Handle("GET /notes", a.gate.Data("record.read", http.HandlerFunc(a.list)))
+	return mux
 }
 
 func (a *App) create(w http.ResponseWriter, r *http.Request) {
@@ -148,7 +137,7 @@ func (a *App) create(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	dec.DisallowUnknownFields() // a "tenant" in the body is refused, not ignored
 	if err := dec.Decode(&in); err != nil || in.Title == "" {
-		http.Error(w, `body must be {"title": "...", "body": "..."}`, http.StatusBadRequest)
+		problem.Write(w, problem.New(http.StatusBadRequest, "invalid_body", `the body must be {"title": "...", "body": "..."}`))
 		return
 	}
 	n := Note{Title: in.Title, Body: in.Body, CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
@@ -159,7 +148,7 @@ func (a *App) create(w http.ResponseWriter, r *http.Request) {
 			n.Title, n.Body, n.CreatedAt.UnixMicro()).Scan(&n.ID)
 	})
 	if err != nil {
-		http.Error(w, "could not create the note", http.StatusInternalServerError)
+		a.gate.WriteError(w, r, err) // logged; 500 (problem+json)
 		return
 	}
 	writeJSON(w, http.StatusCreated, n)
@@ -187,7 +176,7 @@ func (a *App) list(w http.ResponseWriter, r *http.Request) {
 		return rows.Err()
 	})
 	if err != nil {
-		http.Error(w, "could not list notes", http.StatusInternalServerError)
+		a.gate.WriteError(w, r, err) // logged; 500 (problem+json)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"items": items})

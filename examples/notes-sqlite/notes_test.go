@@ -16,8 +16,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bulkhead-dev/bulkhead/ingress"
+	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/store/sqlite"
 	"github.com/bulkhead-dev/bulkhead/tenant"
+	"github.com/bulkhead-dev/bulkhead/tenanttest"
 )
 
 func openApp(t *testing.T) (*App, string) {
@@ -37,7 +40,9 @@ func call(t *testing.T, srv *httptest.Server, method, path, token, body string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -67,37 +72,102 @@ func tenants(t *testing.T, app *App, srv *httptest.Server) (acme, bravo string) 
 	return tokens["acme"], tokens["bravo"]
 }
 
+// asTenant authenticates a bearer token that is a tenant's id as a writer
+// key of that tenant: the gate in front of the handlers admits
+// tenanttest's tenants.
+var asTenant = ingress.AuthenticatorFunc(func(_ context.Context, token string) (ingress.Principal, error) {
+	id, err := tenant.Parse(token)
+	return ingress.Principal{Kind: ingress.KindTenantKey, ID: "test", Tenant: id, Role: "writer"}, err
+})
+
+// serveAs serves one request to api as the tenant in ctx.
+func serveAs(ctx context.Context, api http.Handler, method, path, body string) (int, string) {
+	id, _ := tenant.FromContext(ctx)
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+id.String())
+	rec := httptest.NewRecorder()
+	api.ServeHTTP(rec, req)
+	return rec.Code, rec.Body.String()
+}
+
+// TestTenantsSeeAndChangeOnlyTheirOwnNotes runs tenanttest's isolation
+// check through the service's Handler (gate, policy, handlers) over
+// tenanttest's store, with two new tenants in database mode (the notes
+// table is in each tenant's own file): B must not see A's note, listed or
+// by its title, nor change what A sees by naming A in a body or by writing
+// the same note.
 func TestTenantsSeeAndChangeOnlyTheirOwnNotes(t *testing.T) {
+	env := tenanttest.New(t, tenanttest.Options{Migrations: tenanttest.Migrations(t, migrationsFS, "migrations")})
+	gate, err := ingress.New(ingress.Config{Authenticator: asTenant})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := (&App{router: env.Router, gate: gate}).Handler()
+	var victim string // A: Write runs as A before B tampers
+	tenanttest.Isolated(t, env, tenanttest.Probe{
+		Write: func(ctx context.Context) error {
+			id, _ := tenant.FromContext(ctx)
+			victim = id.String()
+			if code, body := serveAs(ctx, api, "POST", "/notes", `{"title":"secret","body":"only me"}`); code != http.StatusCreated {
+				return fmt.Errorf("create = %d %s", code, body)
+			}
+			return nil
+		},
+		Read: func(ctx context.Context) (any, error) {
+			var seen [2]string // all notes, and those titled "secret"
+			for i, path := range []string{"/notes", "/notes?title=secret"} {
+				code, body := serveAs(ctx, api, "GET", path, "")
+				if code != http.StatusOK {
+					return nil, fmt.Errorf("GET %s = %d %s", path, code, body)
+				}
+				seen[i] = body
+			}
+			return seen, nil
+		},
+		Tamper: func(ctx context.Context) error {
+			code, body := serveAs(ctx, api, "POST", "/notes", fmt.Sprintf(`{"title":"x","tenant":%q}`, victim))
+			return fmt.Errorf("a body naming A: %d %s", code, body)
+		},
+	}, store.Database)
+}
+
+// TestTheServiceServesTheKeysTenant runs the service as it is wired:
+// tenants created through the fleet, API keys checked by the ingress gate,
+// the catalog's tenant states.
+func TestTheServiceServesTheKeysTenant(t *testing.T) {
 	app, _ := openApp(t)
 	srv := httptest.NewServer(app.Handler())
 	defer srv.Close()
 	acme, bravo := tenants(t, app, srv)
 
-	code, body := call(t, srv, "GET", "/notes", bravo, "")
-	if code != http.StatusOK || !strings.Contains(body, "bravo-secret") || strings.Contains(body, "acme") {
-		t.Fatalf("bravo's list: %d %s", code, body)
-	}
-	if code, body := call(t, srv, "GET", "/notes?title=acme-secret", bravo, ""); code != http.StatusOK || body != "{\"items\":[]}\n" {
-		t.Fatalf("bravo asking for acme's title: %d %s", code, body)
+	for id, tok := range map[string]string{"acme": acme, "bravo": bravo} {
+		if code, body := call(t, srv, "GET", "/notes", tok, ""); code != http.StatusOK || strings.Count(body, `"id"`) != 1 || !strings.Contains(body, id+"-secret") {
+			t.Fatalf("%s's key lists: %d %s; want its tenant's one note", id, code, body)
+		}
 	}
 	if code, body := call(t, srv, "POST", "/notes", bravo, `{"title":"x","tenant":"acme"}`); code != http.StatusBadRequest {
 		t.Fatalf("a body naming a tenant: %d %s", code, body)
 	}
-	if code, body := call(t, srv, "GET", "/notes", acme, ""); code != http.StatusOK || strings.Count(body, `"id"`) != 1 || strings.Contains(body, "bravo") {
-		t.Fatalf("acme's list after bravo's attempts: %d %s", code, body)
+	for name, tok := range map[string]string{"no key": "", "a bad key": "bko_not-a-key"} {
+		if code, body := call(t, srv, "GET", "/notes", tok, ""); code != http.StatusUnauthorized || !strings.Contains(body, `"code":"unauthenticated"`) {
+			t.Fatalf("%s: %d %s, want 401 unauthenticated", name, code, body)
+		}
 	}
-	if code, _ := call(t, srv, "GET", "/notes", "bko_not-a-key", ""); code != http.StatusUnauthorized {
-		t.Fatalf("a bad key: %d", code)
+	if _, err := app.fleet.Suspend(context.Background(), tenant.MustParse("bravo")); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := call(t, srv, "GET", "/notes", bravo, ""); code != http.StatusForbidden || !strings.Contains(body, `"code":"tenant_suspended"`) {
+		t.Fatalf("a suspended tenant's key: %d %s, want 403 tenant_suspended", code, body)
 	}
 }
 
 // TestInjectedAttachIsRefused serves a sloppy handler, written on the
-// example's own SQL path (authenticate + sqlite.Tx) but building its SQL
+// example's own SQL path (behind the gate, sqlite.Tx) but building its SQL
 // by concatenation, and injects an ATTACH of bravo's file through it.
 func TestInjectedAttachIsRefused(t *testing.T) {
 	app, dir := openApp(t)
 	errs := make(chan error, 1)
-	sloppy := app.authenticate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	sloppy := app.gate.Data("record.write", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		title := r.URL.Query().Get("title")
 		err := sqlite.Tx(r.Context(), app.router, func(tx *sql.Tx) error {
 			_, err := tx.ExecContext(r.Context(), `UPDATE notes SET title = '`+title+`' WHERE id = 1`) // injectable
