@@ -39,7 +39,7 @@ type route struct {
 func (s *Server) table() []route {
 	G, P, U, D, A := http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch
 	metrics := s.metrics.Handler()
-	return []route{
+	t := []route{
 		{G, "/healthz", ops, "", s.healthz},
 		{G, "/readyz", ops, "", s.readyz},
 		{G, "/metrics", ops, "", func(w http.ResponseWriter, r *http.Request) error { metrics.ServeHTTP(w, r); return nil }},
@@ -68,14 +68,12 @@ func (s *Server) table() []route {
 		{D, "/v1/keys/{key_id}", data, "key.manage", s.revokeOwnKey},
 		{G, "/v1/audit", data, "audit.read", s.tenantAudit},
 		{G, "/v1/usage", data, "collection.list", s.usage},
-
-		{G, "/v1/collections", data, "collection.list", s.listCollections},
-		{G, "/v1/collections/{c}/records", data, "record.read", s.listRecords},
-		{P, "/v1/collections/{c}/records", data, "record.write", s.createRecord},
-		{G, "/v1/collections/{c}/records/{id}", data, "record.read", s.getRecord},
-		{U, "/v1/collections/{c}/records/{id}", data, "record.write", s.putRecord},
-		{D, "/v1/collections/{c}/records/{id}", data, "record.delete", s.deleteRecord},
 	}
+	// The records: /v1/collections and below (package recordapi).
+	for _, rt := range s.records.Routes() {
+		t = append(t, route{rt.Method, rt.Pattern, data, rt.Action, rt.Handler})
+	}
+	return t
 }
 
 // methods maps HTTP methods to the handlers of one path.
@@ -146,9 +144,8 @@ func (s *Server) handle(mux *http.ServeMux, pattern string, ms methods) {
 		}
 		if h == nil {
 			info.SetRoute(pattern)
-			e := newError(http.StatusMethodNotAllowed, "method_not_allowed", "use one of: "+allow)
-			e.header = http.Header{"Allow": {allow}}
-			writeProblem(w, e)
+			writeProblem(w, newError(http.StatusMethodNotAllowed, "method_not_allowed", "use one of: "+allow).
+				WithHeader("Allow", allow))
 			return
 		}
 		info.SetRoute(m + " " + pattern)

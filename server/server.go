@@ -24,6 +24,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/limits"
 	"github.com/bulkhead-dev/bulkhead/policy"
 	"github.com/bulkhead-dev/bulkhead/ratelimit"
+	"github.com/bulkhead-dev/bulkhead/recordapi"
 	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/store/postgres"
 	"github.com/bulkhead-dev/bulkhead/store/sqlite"
@@ -170,6 +171,7 @@ type Server struct {
 	verifier  *identity.Verifier // tenant users' JWTs
 	gate      *ingress.Gate
 	handler   http.Handler
+	records   *recordapi.API // the data plane's records
 	admission *admission.Controller
 	// Rate limiting (ratelimit.go); redis is closed by Close.
 	limiter    ratelimit.Limiter
@@ -288,6 +290,10 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("open server: %w", err)
 	}
 	if s.gate, err = s.newGate(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open server: %w", err)
+	}
+	if s.records, err = s.newRecordAPI(); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open server: %w", err)
 	}
