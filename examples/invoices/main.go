@@ -60,17 +60,19 @@ func run(args []string) error {
 	switch cmd := fs.Arg(0); cmd {
 	case "serve":
 		srv := &http.Server{Addr: *addr, Handler: app.Handler(), ReadHeaderTimeout: 10 * time.Second}
-		go func() {
-			<-ctx.Done()
+		// ListenAndServe returns as soon as Shutdown starts: wait for it, so
+		// that in-flight requests finish before the stores close.
+		shutdown := make(chan error, 1)
+		context.AfterFunc(ctx, func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			_ = srv.Shutdown(sctx)
-		}()
+			shutdown <- srv.Shutdown(sctx)
+		})
 		log.Printf("invoices listening on http://%s", *addr)
 		if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
-		return nil
+		return <-shutdown
 	case "tenant":
 		id, err := tenant.Parse(fs.Arg(1))
 		if err != nil {

@@ -70,17 +70,19 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	srv := &http.Server{Addr: *addr, Handler: app.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
+	// ListenAndServe returns as soon as Shutdown starts: wait for it, so
+	// that in-flight requests finish before the stores close.
+	shutdown := make(chan error, 1)
+	context.AfterFunc(ctx, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
+		shutdown <- srv.Shutdown(sctx)
+	})
 	log.Printf("notes-sqlite listening on http://%s", *addr)
 	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	return nil
+	return <-shutdown
 }
 
 func envOr(key, def string) string {
