@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
 	"time"
@@ -145,7 +144,7 @@ func (a *App) Close() error {
 func (a *App) Handler() http.Handler {
 	mux := http.NewServeMux()
 	route := func(pattern, action string, h func(http.ResponseWriter, *http.Request) error) {
-		mux.Handle(pattern, a.gate.Data(action, answer(h)))
+		mux.Handle(pattern, a.gate.Data(action, a.answer(h)))
 	}
 	route("POST /tasks", "record.write", a.create)
 	route("GET /tasks", "record.read", a.list)
@@ -270,22 +269,21 @@ func (a *App) delete(w http.ResponseWriter, r *http.Request) error {
 
 // answer adapts a handler that returns an error: a problem as it is, a
 // missing row as 404 (another tenant's task is as missing as one never
-// made), anything else as a logged 500 without details.
-func answer(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+// made), anything else as the gate answers a failure (logged; 500 without
+// details).
+func (a *App) answer(h func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		err := h(w, r)
 		var p *problem.Error
 		switch {
 		case err == nil:
-			return
 		case errors.As(err, &p):
+			problem.Write(w, p)
 		case errors.Is(err, sql.ErrNoRows):
-			p = problem.New(http.StatusNotFound, "not_found", "no task with this id")
+			problem.Write(w, problem.New(http.StatusNotFound, "not_found", "no task with this id"))
 		default:
-			slog.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
-			p = problem.New(http.StatusInternalServerError, "internal", "the request failed")
+			a.gate.WriteError(w, r, err)
 		}
-		problem.Write(w, p)
 	})
 }
 
