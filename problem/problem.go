@@ -10,6 +10,7 @@ package problem
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -94,4 +95,35 @@ func Write(w http.ResponseWriter, e *Error) {
 	h.Del("Location")
 	w.WriteHeader(e.Status)
 	_, _ = w.Write(body)
+}
+
+// Sentinel maps an error value (matched with errors.Is) to its answer.
+// Keep says whether the error's own message is a safe and useful detail;
+// otherwise Detail is used as is.
+type Sentinel struct {
+	Err    error
+	Status int
+	Code   string
+	Keep   bool
+	Detail string
+}
+
+// Match returns the answer of the first sentinel in table that err wraps
+// (a 401 with its WWW-Authenticate challenge); ok is false if none does.
+// Order matters only where an error could wrap two of them.
+func Match(err error, table []Sentinel) (e *Error, ok bool) {
+	for _, s := range table {
+		if errors.Is(err, s.Err) {
+			d := s.Detail
+			if s.Keep {
+				d = err.Error()
+			}
+			e = New(s.Status, s.Code, d)
+			if s.Status == http.StatusUnauthorized {
+				e.WithHeader("WWW-Authenticate", `Bearer realm="bulkhead", error="invalid_token"`)
+			}
+			return e, true
+		}
+	}
+	return nil, false
 }

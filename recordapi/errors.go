@@ -14,36 +14,25 @@ import (
 // tenant's: the two must not be told apart.
 const detailNotFound = "no such record in this collection"
 
-// sentinel maps an error of package store to its answer. keep says
-// whether the error's own message is a safe and useful detail; otherwise
-// detail is used as is.
-type sentinel struct {
-	err    error
-	status int
-	code   string
-	keep   bool
-	detail string
-}
-
 // sentinels is the one table that maps the sentinels of package store to
 // HTTP answers. Order matters only where an error could wrap two of them;
 // the first match wins.
-var sentinels = []sentinel{
-	{err: store.ErrNotFound, status: 404, code: "not_found", detail: detailNotFound},
-	{err: store.ErrPrecondition, status: 412, code: "precondition_failed", keep: true},
-	{err: store.ErrConflict, status: 409, code: "conflict", detail: "the record changed concurrently; retry the request"},
-	{err: store.ErrInvalidCollection, status: 400, code: "invalid_collection", keep: true},
-	{err: store.ErrInvalidRecordID, status: 400, code: "invalid_record_id", keep: true},
-	{err: store.ErrInvalidData, status: 400, code: "invalid_data", keep: true},
-	{err: store.ErrInvalidCursor, status: 400, code: "invalid_cursor",
-		detail: "the cursor is malformed, was changed, or belongs to another list; start again without a cursor"},
-	{err: store.ErrInvalidFilter, status: 400, code: "invalid_filter", keep: true},
-	{err: store.ErrInvalidLimit, status: 400, code: "invalid_limit", keep: true},
-	{err: store.ErrIsolationUnsupported, status: 400, code: "isolation_unsupported", keep: true},
-	{err: store.ErrInvalidIsolation, status: 400, code: "invalid_isolation", keep: true},
+var sentinels = []problem.Sentinel{
+	{Err: store.ErrNotFound, Status: 404, Code: "not_found", Detail: detailNotFound},
+	{Err: store.ErrPrecondition, Status: 412, Code: "precondition_failed", Keep: true},
+	{Err: store.ErrConflict, Status: 409, Code: "conflict", Detail: "the record changed concurrently; retry the request"},
+	{Err: store.ErrInvalidCollection, Status: 400, Code: "invalid_collection", Keep: true},
+	{Err: store.ErrInvalidRecordID, Status: 400, Code: "invalid_record_id", Keep: true},
+	{Err: store.ErrInvalidData, Status: 400, Code: "invalid_data", Keep: true},
+	{Err: store.ErrInvalidCursor, Status: 400, Code: "invalid_cursor",
+		Detail: "the cursor is malformed, was changed, or belongs to another list; start again without a cursor"},
+	{Err: store.ErrInvalidFilter, Status: 400, Code: "invalid_filter", Keep: true},
+	{Err: store.ErrInvalidLimit, Status: 400, Code: "invalid_limit", Keep: true},
+	{Err: store.ErrIsolationUnsupported, Status: 400, Code: "isolation_unsupported", Keep: true},
+	{Err: store.ErrInvalidIsolation, Status: 400, Code: "invalid_isolation", Keep: true},
 	// A tenant that authenticated but has no placement any more is being
 	// deleted right now: its credential is as good as revoked.
-	{err: store.ErrUnknownTenant, status: 401, code: "unauthenticated", detail: ingress.DetailUnauthenticated},
+	{Err: store.ErrUnknownTenant, Status: 401, Code: "unauthenticated", Detail: ingress.DetailUnauthenticated},
 }
 
 // Problem returns the answer to err if the API knows it: a *problem.Error
@@ -65,20 +54,7 @@ func Problem(err error) (e *problem.Error, ok bool) {
 		return problem.New(http.StatusRequestEntityTooLarge, "body_too_large",
 			"the request body is larger than "+strconv.FormatInt(tooBig.Limit, 10)+" bytes"), true
 	}
-	for _, s := range sentinels {
-		if errors.Is(err, s.err) {
-			d := s.detail
-			if s.keep {
-				d = err.Error()
-			}
-			e = problem.New(s.status, s.code, d)
-			if s.status == http.StatusUnauthorized {
-				e.WithHeader("WWW-Authenticate", `Bearer realm="bulkhead", error="invalid_token"`)
-			}
-			return e, true
-		}
-	}
-	return nil, false
+	return problem.Match(err, sentinels)
 }
 
 // quotaProblem is 403 quota_exceeded with its extension members: the

@@ -130,13 +130,13 @@ func TestEncodePageMatchesMarshal(t *testing.T) {
 // nothing of what was wrapped around the sentinel.
 func TestStoreErrorsAreClientErrors(t *testing.T) {
 	for _, s := range sentinels {
-		e, ok := Problem(fmt.Errorf("tenant acme, record r1: %w", s.err))
-		if !ok || e.Code != s.code || e.Status != s.status || e.Status < 400 || e.Status >= 500 {
-			t.Errorf("%v: got %+v", s.err, e)
+		e, ok := Problem(fmt.Errorf("tenant acme, record r1: %w", s.Err))
+		if !ok || e.Code != s.Code || e.Status != s.Status || e.Status < 400 || e.Status >= 500 {
+			t.Errorf("%v: got %+v", s.Err, e)
 			continue
 		}
-		if !s.keep && strings.Contains(e.Detail, "acme") {
-			t.Errorf("%v: the detail %q tells what was wrapped", s.err, e.Detail)
+		if !s.Keep && strings.Contains(e.Detail, "acme") {
+			t.Errorf("%v: the detail %q tells what was wrapped", s.Err, e.Detail)
 		}
 	}
 	if _, ok := Problem(fmt.Errorf("open: %w", errors.New("disk on fire"))); ok {

@@ -9,19 +9,21 @@
 // method, so unknown paths are 404 route_not_found and known paths with a
 // wrong method are 405 method_not_allowed with an Allow header.
 //
-// Every v1 route names its policy action (routes.go) and is wrapped by one
-// of two guards (authz.go). Both authenticate the single Bearer credential
-// (authn.go: operator token, support agent token, JWT through package
-// identity, or tenant API key), then ask the Cedar policy (package policy),
-// then run the handler. The control-plane guard admits only the operator;
-// the data-plane guard puts the tenant principal's own tenant — and nothing
+// The API is a table (routes.go): each route names its plane and policy
+// action. Control and data routes pass the ingress gate (package ingress,
+// built in gate.go from the catalog's credentials through
+// ingress/catalogauth): it authenticates the single Bearer credential
+// (operator token, support agent token, JWT through package identity, or
+// tenant API key), puts the tenant principal's own tenant — and nothing
 // else: no header, path, query or body field — into the context with
 // tenant.WithID, refuses Bulkhead-Act-As-Tenant from tenant credentials,
-// and lets a support agent read one tenant only under a live grant.
-// Changes, credential and grant operations, act-as requests and denials
-// are recorded in the audit log (package audit). All errors become
-// application/problem+json documents with stable codes in one place
-// (problem.go).
+// lets a support agent read one tenant only under a live grant, asks the
+// Cedar policy (package policy), rate-limits and admits the request, and
+// audits changes, credential and grant operations, act-as requests and
+// denials (package audit). The record API is package recordapi, mounted
+// here; the tenant lifecycle is package fleet. Handlers return their
+// error, and one adapter answers it as application/problem+json with a
+// stable code (problem.go, package problem).
 //
 // A server on the embedded default keeps everything under one data
 // directory: control.db (the catalog), audit.db (the audit log), the SQLite records (shard "local":

@@ -96,7 +96,7 @@ func TestPanicsBecome500AndAreLoggedWithStack(t *testing.T) {
 func TestProblemMappingCoversEveryStableCode(t *testing.T) {
 	codes := map[string]bool{}
 	for _, s := range sentinels {
-		codes[s.code] = true
+		codes[s.Code] = true
 	}
 	// The sentinels of package store, which recordapi maps.
 	for _, err := range []error{store.ErrNotFound, store.ErrPrecondition, store.ErrConflict,
@@ -125,8 +125,8 @@ func TestProblemMappingCoversEveryStableCode(t *testing.T) {
 		}
 	}
 	for _, s := range sentinels {
-		if s.status >= 500 {
-			t.Errorf("%v maps to %d: client mistakes are never 5xx", s.err, s.status)
+		if s.Status >= 500 {
+			t.Errorf("%v maps to %d: client mistakes are never 5xx", s.Err, s.Status)
 		}
 	}
 }

@@ -30,35 +30,24 @@ func newError(status int, code, detail string) *problem.Error {
 // detailInternal is the answer to a failure the client cannot fix.
 const detailInternal = "the server failed to handle the request; the request id in X-Request-ID identifies it in the server log"
 
-// sentinel maps an error of package tenant or catalog to its answer. keep
-// says whether the error's own message is a safe and useful detail;
-// otherwise detail is used as is.
-type sentinel struct {
-	err    error
-	status int
-	code   string
-	keep   bool
-	detail string
-}
-
 // sentinels is the one table that maps the sentinels of tenant and catalog
 // to HTTP answers; package recordapi maps those of store. Order matters
 // only where an error could wrap two of them; the first match wins.
-var sentinels = []sentinel{
-	{err: tenant.ErrInvalid, status: 400, code: "invalid_tenant_id", keep: true},
-	{err: catalog.ErrNotFound, status: 404, code: "tenant_not_found", detail: "no such tenant"},
-	{err: catalog.ErrExists, status: 409, code: "tenant_exists", detail: "a tenant with this id already exists; pick another id or delete the old tenant first"},
-	{err: catalog.ErrKeyNotFound, status: 404, code: "key_not_found", detail: "no such key for this tenant"},
-	{err: catalog.ErrUnauthenticated, status: 401, code: "unauthenticated", detail: ingress.DetailUnauthenticated},
-	{err: catalog.ErrSuspended, status: 403, code: "tenant_suspended", detail: "the tenant is suspended; an operator can resume it"},
-	{err: catalog.ErrInvalidRole, status: 400, code: "invalid_role", keep: true},
-	{err: catalog.ErrInvalidTier, status: 400, code: "invalid_tier", keep: true},
-	{err: catalog.ErrInvalidName, status: 400, code: "invalid_name", keep: true},
-	{err: catalog.ErrInvalidState, status: 409, code: "invalid_state", keep: true},
-	{err: catalog.ErrInvalidIssuer, status: 400, code: "invalid_issuer", keep: true},
-	{err: catalog.ErrInvalidGrant, status: 400, code: "invalid_grant", keep: true},
-	{err: catalog.ErrGrantNotFound, status: 404, code: "grant_not_found", detail: "no such grant for this tenant"},
-	{err: catalog.ErrAgentNotFound, status: 404, code: "agent_not_found", detail: "no such support agent (or it is revoked)"},
+var sentinels = []problem.Sentinel{
+	{Err: tenant.ErrInvalid, Status: 400, Code: "invalid_tenant_id", Keep: true},
+	{Err: catalog.ErrNotFound, Status: 404, Code: "tenant_not_found", Detail: "no such tenant"},
+	{Err: catalog.ErrExists, Status: 409, Code: "tenant_exists", Detail: "a tenant with this id already exists; pick another id or delete the old tenant first"},
+	{Err: catalog.ErrKeyNotFound, Status: 404, Code: "key_not_found", Detail: "no such key for this tenant"},
+	{Err: catalog.ErrUnauthenticated, Status: 401, Code: "unauthenticated", Detail: ingress.DetailUnauthenticated},
+	{Err: catalog.ErrSuspended, Status: 403, Code: "tenant_suspended", Detail: "the tenant is suspended; an operator can resume it"},
+	{Err: catalog.ErrInvalidRole, Status: 400, Code: "invalid_role", Keep: true},
+	{Err: catalog.ErrInvalidTier, Status: 400, Code: "invalid_tier", Keep: true},
+	{Err: catalog.ErrInvalidName, Status: 400, Code: "invalid_name", Keep: true},
+	{Err: catalog.ErrInvalidState, Status: 409, Code: "invalid_state", Keep: true},
+	{Err: catalog.ErrInvalidIssuer, Status: 400, Code: "invalid_issuer", Keep: true},
+	{Err: catalog.ErrInvalidGrant, Status: 400, Code: "invalid_grant", Keep: true},
+	{Err: catalog.ErrGrantNotFound, Status: 404, Code: "grant_not_found", Detail: "no such grant for this tenant"},
+	{Err: catalog.ErrAgentNotFound, Status: 404, Code: "agent_not_found", Detail: "no such support agent (or it is revoked)"},
 }
 
 // toAPIError maps err to its answer: recordapi.Problem's (problem errors,
@@ -68,20 +57,7 @@ func toAPIError(err error) (e *problem.Error, ok bool) {
 	if e, ok := recordapi.Problem(err); ok {
 		return e, true
 	}
-	for _, s := range sentinels {
-		if errors.Is(err, s.err) {
-			d := s.detail
-			if s.keep {
-				d = err.Error()
-			}
-			e = newError(s.status, s.code, d)
-			if s.status == http.StatusUnauthorized {
-				e.WithHeader("WWW-Authenticate", `Bearer realm="bulkhead", error="invalid_token"`)
-			}
-			return e, true
-		}
-	}
-	return nil, false
+	return problem.Match(err, sentinels)
 }
 
 // writeError answers r with the problem for err. It is the only place

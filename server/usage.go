@@ -85,25 +85,6 @@ func (s *Server) tenantLimits(ctx context.Context) (limits.Limits, error) {
 	return l, err
 }
 
-// limitTenantBody bounds r's body by the tenant's max_body_bytes where
-// that is below the server's own cap (413 body_too_large past it).
-func (s *Server) limitTenantBody(w http.ResponseWriter, r *http.Request) error {
-	l, err := s.tenantLimits(r.Context())
-	if err != nil {
-		return err
-	}
-	max := l.MaxBodyBytes
-	if max <= 0 || max >= s.opts.MaxBodyBytes {
-		return nil
-	}
-	if r.ContentLength > max {
-		w.Header().Set("Connection", "close")
-		return &http.MaxBytesError{Limit: max}
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, max)
-	return nil
-}
-
 // pageLimit applies the tenant's max_page_size to a list request: a larger
 // limit is refused, and the default page is no larger than it.
 func (s *Server) pageLimit(ctx context.Context, opts *store.ListOptions) error {
