@@ -77,3 +77,75 @@ func TestMethodCollectionReachesThePolicy(t *testing.T) {
 		t.Fatalf("the policy was asked about collections %q", pol.seen)
 	}
 }
+
+// tenantPolicy allows the operator's control-plane action on tenant acme
+// only, and remembers the tenants it was asked about.
+type tenantPolicy struct {
+	mu   sync.Mutex
+	seen []tenant.ID
+}
+
+func (p *tenantPolicy) Authorize(_ context.Context, r policy.Request) (policy.Decision, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.seen = append(p.seen, r.Tenant)
+	return policy.Decision{Allow: r.Principal.Kind == ingress.KindOperator && r.Tenant == tenant.MustParse("acme")}, nil
+}
+
+// A control-plane method's Tenant reads the tenant it acts on from the
+// request, and the policy decides on it.
+func TestMethodTenantReachesThePolicy(t *testing.T) {
+	pol := &tenantPolicy{}
+	gate, err := ingress.New(ingress.Config{
+		Authenticator: ingress.AuthenticatorFunc(func(context.Context, string) (ingress.Principal, error) {
+			return ingress.Principal{Kind: ingress.KindOperator, ID: "operator", Role: "operator"}, nil
+		}),
+		Policy: pol,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	methods := ingressgrpc.Methods{grpc_health_v1.Health_Check_FullMethodName: {
+		Action: "tenant.read", Control: true,
+		Tenant: func(req any) tenant.ID {
+			id, _ := tenant.Parse(req.(*grpc_health_v1.HealthCheckRequest).GetService())
+			return id
+		},
+	}}
+	srv := grpc.NewServer(grpc.UnaryInterceptor(ingressgrpc.Unary(gate, methods)))
+	grpc_health_v1.RegisterHealthServer(srv, operatorHealth{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	client := grpc_health_v1.NewHealthClient(conn)
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer op")
+	if _, err := client.Check(ctx, &grpc_health_v1.HealthCheckRequest{Service: "acme"}); err != nil {
+		t.Fatalf("the operator on acme: %v", err)
+	}
+	if _, err := client.Check(ctx, &grpc_health_v1.HealthCheckRequest{Service: "globex"}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("the operator on globex: %v, want PermissionDenied", err)
+	}
+	pol.mu.Lock()
+	defer pol.mu.Unlock()
+	if len(pol.seen) != 2 || pol.seen[0] != tenant.MustParse("acme") || pol.seen[1] != tenant.MustParse("globex") {
+		t.Fatalf("the policy was asked about tenants %v", pol.seen)
+	}
+}
+
+// operatorHealth answers every check: the control plane has no tenant in
+// its context.
+type operatorHealth struct {
+	grpc_health_v1.UnimplementedHealthServer
+}
+
+func (operatorHealth) Check(context.Context, *grpc_health_v1.HealthCheckRequest) (*grpc_health_v1.HealthCheckResponse, error) {
+	return &grpc_health_v1.HealthCheckResponse{Status: grpc_health_v1.HealthCheckResponse_SERVING}, nil
+}

@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/bulkhead-dev/bulkhead/ingress"
+	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
 // Method says how the gate treats one gRPC method.
@@ -38,9 +39,15 @@ type Method struct {
 	// Write marks a method that may change something (control-plane
 	// writes are audited).
 	Write bool
-	// Collection returns the collection a unary call acts on, from its
-	// request message, for the policy (nil: none; streams have none).
+	// Collection returns the collection a unary data-plane call acts on,
+	// from its request message, for the policy (nil: none; streams have
+	// none).
 	Collection func(req any) string
+	// Tenant returns the tenant a unary control-plane call acts on, from
+	// its request message, for the policy and the audit log (nil: a
+	// fleet-wide action). An invalid id should be zero: the handler
+	// refuses it.
+	Tenant func(req any) tenant.ID
 }
 
 // Methods maps full method names ("/pkg.Service/Method") to their
@@ -97,7 +104,10 @@ func enter(ctx context.Context, g *ingress.Gate, ms Methods, full string, msg an
 	if vals := md.Get("authorization"); len(vals) == 1 {
 		req.Token = ingress.ParseBearer(vals[0])
 	}
-	if !m.Control {
+	switch {
+	case m.Control && m.Tenant != nil && msg != nil:
+		req.Tenant = m.Tenant(msg)
+	case !m.Control:
 		req.ActAs = md.Get(actAsKey)
 		if m.Collection != nil && msg != nil {
 			req.Collection = m.Collection(msg)
