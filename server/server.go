@@ -362,28 +362,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.limitsFile != nil {
 		go s.limitsFile.Watch(wctx, 0)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	// Serving ends once the usage sweeper has stopped: background reads
+	// have no business competing with the requests that are finishing.
+	sctx, endServing := context.WithCancel(context.WithoutCancel(ctx))
+	defer endServing()
+	stopHook := context.AfterFunc(ctx, func() {
+		s.stopUsageSweeper()
+		s.log.Info("shutting down; waiting for in-flight requests", slog.Duration("timeout", s.opts.ShutdownTimeout))
+		endServing()
+	})
+	defer stopHook()
 	s.log.Info("serving", slog.String("addr", ln.Addr().String()))
-
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	// Background reads have no business competing with the requests that
-	// are finishing.
-	s.stopUsageSweeper()
-	s.log.Info("shutting down; waiting for in-flight requests", slog.Duration("timeout", s.opts.ShutdownTimeout))
-	sctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		_ = srv.Close()
-		<-errc
-		return fmt.Errorf("shutdown: in-flight requests did not finish within %s: %w", s.opts.ShutdownTimeout, err)
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve: %w", err)
+	if err := ingress.Serve(sctx, srv, ln, s.opts.ShutdownTimeout); err != nil {
+		return err
 	}
 	s.log.Info("shut down cleanly")
 	return nil
