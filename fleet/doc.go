@@ -7,15 +7,19 @@
 //
 // A Fleet sits over the pieces below it: a catalog (tenants, placements
 // and states), one store.Backend per shard, the store.Router it opens over
-// them, and the team's migrations.
+// them, and the team's migrations. OpenSQLite and OpenPostgres open all of
+// them for a service on one shard — on PostgreSQL refusing a serving role
+// that row-level security would not hold — and Close closes them:
 //
-//	f, err := fleet.New(fleet.Config{
-//		Catalog:    cat,                                        // catalog.Open or catalog.OpenPostgres
-//		Backends:   map[string]store.Backend{"local": backend}, // store/sqlite or store/postgres
-//		Migrations: ms,                                         // migrate.LoadDir(migrationsFS, "migrations")
-//	})
+//	f, err := fleet.OpenSQLite(ctx, dir, fleet.OpenOptions{Migrations: ms}) // ms: migrate.LoadDir(migrationsFS, "migrations")
+//	defer f.Close()
+//	_, err = f.Migrate(ctx, fleet.MigrateOptions{}) // tenants that are behind
 //	t, err := f.Create(ctx, fleet.Spec{ID: "acme", Isolation: new("database")})
 //	err = sqlite.Tx(tenant.WithID(ctx, t.ID), f.Router(), func(tx *sql.Tx) error { ... })
+//	_, token, err := f.Catalog().CreateKey(ctx, t.ID, catalog.RoleWriter, "api")
+//
+// New makes a Fleet over pieces the caller opened (several shards, a
+// backend of its own); their closing stays the caller's.
 //
 // # One record of a unit's version
 //

@@ -6,12 +6,9 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"path/filepath"
 
-	"github.com/bulkhead-dev/bulkhead/catalog"
 	"github.com/bulkhead-dev/bulkhead/fleet"
 	"github.com/bulkhead-dev/bulkhead/migrate"
-	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/store/sqlite"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
@@ -27,18 +24,8 @@ func Example() {
 	}
 	defer os.RemoveAll(dir)
 
-	backend, err := sqlite.Open(dir, sqlite.Options{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	cat, err := catalog.Open(filepath.Join(dir, "control.db"), catalog.Options{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer cat.Close()
-	f, err := fleet.New(fleet.Config{
-		Catalog:  cat,
-		Backends: map[string]store.Backend{"local": backend},
+	// The backend in dir, the catalog in dir/control.db, one shard "local".
+	f, err := fleet.OpenSQLite(ctx, dir, fleet.OpenOptions{
 		Migrations: []migrate.Migration{
 			{Version: 1, Name: "create_notes", SQL: `CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)`},
 		},
@@ -46,7 +33,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer f.Close()
+	defer f.Close() // the catalog and the backend
 
 	acme, err := f.Create(ctx, fleet.Spec{ID: "acme", Isolation: new("database")})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/bulkhead-dev/bulkhead/catalog"
 	"github.com/bulkhead-dev/bulkhead/migrate"
@@ -73,6 +74,11 @@ type Fleet struct {
 	shards   []string // sorted
 	ms       []migrate.Migration
 	rule     PlacementRule
+
+	catalog     *catalog.Catalog // Config.Catalog if it is one; nil otherwise
+	ownsCatalog bool             // OpenPostgres or OpenSQLite opened it: Close closes it
+	closeOnce   sync.Once
+	closeErr    error // Close's result; set once by closeOnce
 }
 
 // New returns a Fleet over cfg and opens its router. Close closes the
@@ -107,13 +113,22 @@ func New(cfg Config) (*Fleet, error) {
 	if rule == nil {
 		rule = FewestTenants
 	}
-	return &Fleet{cat: cfg.Catalog, router: router, appliers: appliers, shards: router.Shards(),
-		ms: cfg.Migrations, rule: rule}, nil
+	f := &Fleet{cat: cfg.Catalog, router: router, appliers: appliers, shards: router.Shards(),
+		ms: cfg.Migrations, rule: rule}
+	f.catalog, _ = cfg.Catalog.(*catalog.Catalog)
+	return f, nil
 }
 
 // Router returns the router over the fleet's backends: the only way to
 // the tenants' data.
 func (f *Fleet) Router() *store.Router { return f.router }
+
+// Catalog returns the catalog the fleet registers its tenants in: the one
+// OpenPostgres or OpenSQLite opened, or Config.Catalog when it is a
+// *catalog.Catalog; nil for any other Registry. It is how a service on an
+// opened fleet issues API keys (Catalog().CreateKey) and authenticates
+// them (catalogauth.Keys).
+func (f *Fleet) Catalog() *catalog.Catalog { return f.catalog }
 
 // Shards returns the names of the fleet's shards, sorted.
 func (f *Fleet) Shards() []string { return append([]string(nil), f.shards...) }
@@ -121,8 +136,22 @@ func (f *Fleet) Shards() []string { return append([]string(nil), f.shards...) }
 // Latest is the version of the newest migration (0 without migrations).
 func (f *Fleet) Latest() int { return migrate.Latest(f.ms) }
 
-// Close closes the router and its backends. The catalog stays open.
-func (f *Fleet) Close() error { return f.router.Close() }
+// Close closes the router and its backends, and the catalog of a fleet
+// OpenPostgres or OpenSQLite opened (first: on PostgreSQL it uses a
+// backend's pool); the catalog of a fleet made by New stays open. Calls
+// after the first return the first's result.
+func (f *Fleet) Close() error {
+	f.closeOnce.Do(func() {
+		var errs []error
+		if f.ownsCatalog {
+			if err := f.catalog.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close catalog: %w", err))
+			}
+		}
+		f.closeErr = errors.Join(append(errs, f.router.Close())...)
+	})
+	return f.closeErr
+}
 
 // Suspend switches an active tenant to suspended: its credentials are
 // refused from the next request on. A suspended tenant stays so.

@@ -28,37 +28,21 @@ var invoices = []migrate.Migration{
 }
 
 // pgFleet is a fleet on one PostgreSQL shard "main" of a throwaway
-// database (pgtest skips the test without BULKHEAD_TEST_POSTGRES).
+// database (pgtest skips the test without BULKHEAD_TEST_POSTGRES), opened
+// as a service opens it.
 type pgFleet struct {
 	*fleet.Fleet
-	cat     *catalog.Catalog
-	backend *postgres.Backend
 }
 
 func openPostgres(t *testing.T, env pgtest.Env, ms []migrate.Migration) *pgFleet {
 	t.Helper()
-	ctx := context.Background()
-	b, err := postgres.Open(ctx, postgres.Shard{Name: "main", URL: env.ServeURL, AdminURL: env.AdminURL},
-		postgres.Options{DatabasePrefix: env.Prefix, MaxConns: 4})
+	f, err := fleet.OpenPostgres(context.Background(), postgres.Shard{Name: "main", URL: env.ServeURL, AdminURL: env.AdminURL},
+		fleet.OpenOptions{Migrations: ms, DatabasePrefix: env.Prefix, MaxConns: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cat, err := catalog.OpenPostgres(ctx, b.OperatorPool(), catalog.Options{})
-	if err != nil {
-		b.Close()
-		t.Fatal(err)
-	}
-	f, err := fleet.New(fleet.Config{Catalog: cat, Backends: map[string]store.Backend{"main": b}, Migrations: ms})
-	if err != nil {
-		cat.Close()
-		b.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cat.Close()
-		f.Close()
-	})
-	return &pgFleet{Fleet: f, cat: cat, backend: b}
+	t.Cleanup(func() { f.Close() })
+	return &pgFleet{Fleet: f}
 }
 
 // addInvoice writes an invoice as tenant id with the team's own SQL.
@@ -166,7 +150,12 @@ func TestAFailedMigrationOnPostgresLeavesTheOthersMigrated(t *testing.T) {
 	}
 	// zulu's schema has a table with the name migration 2 gives its index.
 	schema := pgx.Identifier{tenant.MustParse("zulu").StorageName()}.Sanitize()
-	if _, err := f.backend.OperatorPool().Exec(ctx, `CREATE TABLE `+schema+`.invoices_by_amount (x int)`); err != nil {
+	owner, err := pgx.Connect(ctx, env.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owner.Close(ctx)
+	if _, err := owner.Exec(ctx, `CREATE TABLE `+schema+`.invoices_by_amount (x int)`); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
