@@ -48,6 +48,23 @@
 // IsolatedBetween does the same for two tenants the test made itself, on
 // any store — a service's own router and catalog, say.
 //
+// # Through the handlers
+//
+// Env.Authenticator gives a gate in front of the service's handlers that
+// admits the Env's tenants: the token is the tenant's id, which Token
+// reads from a context Env.Tenant or Isolated made. A probe can then
+// drive the real handlers, gate and policy included:
+//
+//	gate, err := ingress.New(ingress.Config{Authenticator: env.Authenticator("writer")})
+//	api := svc.Handler(env.Router, gate)
+//	Read: func(ctx context.Context) (any, error) {
+//		req := httptest.NewRequest("GET", "/notes", nil)
+//		req.Header.Set("Authorization", "Bearer "+tenanttest.Token(ctx))
+//		rec := httptest.NewRecorder()
+//		api.ServeHTTP(rec, req)
+//		return rec.Body.String(), nil
+//	},
+//
 // # Placement errors
 //
 // Placements is a fake of the placement source a Router asks (the catalog
