@@ -59,11 +59,10 @@ type Config struct {
 	MaxConns int32  // bounds each connection pool (0: Bulkhead's default)
 }
 
-// App is the notes service: a Bulkhead catalog (tenants and API keys), a
-// fleet over the PostgreSQL shard, whose router opens tenant-scoped
-// transactions, and the ingress gate.
+// App is the notes service: a Bulkhead fleet over the PostgreSQL shard,
+// with its catalog (tenants and API keys) and its router, which opens
+// tenant-scoped transactions, and the ingress gate.
 type App struct {
-	cat    *catalog.Catalog
 	fleet  *fleet.Fleet
 	router *store.Router
 	gate   *ingress.Gate
@@ -76,25 +75,14 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := postgres.Open(ctx, postgres.Shard{Name: placement.Shard, URL: cfg.URL, AdminURL: cfg.AdminURL},
-		postgres.Options{Migrations: ms, MaxConns: cfg.MaxConns})
+	// RLS means nothing to an owner or superuser: OpenPostgres refuses them
+	// as the serving role.
+	f, err := fleet.OpenPostgres(ctx, postgres.Shard{Name: placement.Shard, URL: cfg.URL, AdminURL: cfg.AdminURL},
+		fleet.OpenOptions{Migrations: ms, MaxConns: cfg.MaxConns})
 	if err != nil {
 		return nil, err
 	}
-	if err := b.CheckServingRole(ctx); err != nil { // RLS means nothing to an owner or superuser
-		b.Close()
-		return nil, err
-	}
-	cat, err := catalog.OpenPostgres(ctx, b.OperatorPool(), catalog.Options{})
-	if err != nil {
-		b.Close()
-		return nil, err
-	}
-	f, err := fleet.New(fleet.Config{Catalog: cat, Backends: map[string]store.Backend{placement.Shard: b}, Migrations: ms})
-	if err != nil {
-		return nil, errors.Join(err, cat.Close(), b.Close())
-	}
-	a := &App{cat: cat, fleet: f, router: f.Router()}
+	a := &App{fleet: f, router: f.Router()}
 	// Through Bulkhead's PostgreSQL applier: the pooled schema's tables
 	// get row-level security forced and the serving role's grants.
 	if _, err := f.Migrate(ctx, fleet.MigrateOptions{}); err != nil {
@@ -104,14 +92,14 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return nil, errors.Join(err, a.Close())
 	}
-	if a.gate, err = ingress.New(ingress.Config{Authenticator: catalogauth.Keys(cat), Policy: engine}); err != nil {
+	if a.gate, err = ingress.New(ingress.Config{Authenticator: catalogauth.Keys(f.Catalog()), Policy: engine}); err != nil {
 		return nil, errors.Join(err, a.Close())
 	}
 	return a, nil
 }
 
 // Close closes the catalog and the backend.
-func (a *App) Close() error { return errors.Join(a.cat.Close(), a.fleet.Close()) }
+func (a *App) Close() error { return a.fleet.Close() }
 
 // CreateTenant creates tenant id in pooled mode, unless it exists, and
 // returns a new API key's token for it with role (admin, writer, reader).
@@ -120,7 +108,7 @@ func (a *App) CreateTenant(ctx context.Context, id tenant.ID, role catalog.Role)
 	if err != nil && !errors.Is(err, catalog.ErrExists) {
 		return "", err
 	}
-	_, token, err := a.cat.CreateKey(ctx, id, role, "notes")
+	_, token, err := a.fleet.Catalog().CreateKey(ctx, id, role, "notes")
 	return token, err
 }
 

@@ -43,17 +43,18 @@ type Config struct {
 	DatabasePrefix string
 }
 
-// App is the invoices service: a Bulkhead catalog (tenants and API keys),
-// a fleet over one PostgreSQL shard, whose router opens tenant-scoped
-// transactions, and the ingress gate in front of the handlers.
+// App is the invoices service: a Bulkhead fleet over one PostgreSQL
+// shard, with its catalog (tenants and API keys) and its router, which
+// opens tenant-scoped transactions, and the ingress gate in front of the
+// handlers.
 type App struct {
-	cat    *catalog.Catalog
 	fleet  *fleet.Fleet
 	router *store.Router
 	gate   *ingress.Gate
 }
 
-// Open connects to PostgreSQL and brings every placement up to the latest
+// Open connects to PostgreSQL (refusing a serving role that row-level
+// security would not hold) and brings every placement up to the latest
 // migration: the pooled schema when the backend opens, then every schema
 // and database tenant that is behind (a fleet run).
 func Open(ctx context.Context, cfg Config) (*App, error) {
@@ -61,34 +62,19 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := postgres.Open(ctx, postgres.Shard{Name: shard, URL: cfg.URL, AdminURL: cfg.AdminURL},
-		postgres.Options{Migrations: ms, MaxConns: cfg.MaxConns, DatabasePrefix: cfg.DatabasePrefix})
-	if err != nil {
-		return nil, err
-	}
-	if err := b.CheckServingRole(ctx); err != nil {
-		b.Close()
-		return nil, err
-	}
-	cat, err := catalog.OpenPostgres(ctx, b.OperatorPool(), catalog.Options{})
-	if err != nil {
-		b.Close()
-		return nil, err
-	}
 	// The service lists nothing through the router: no cursor key.
-	f, err := fleet.New(fleet.Config{Catalog: cat, Backends: map[string]store.Backend{shard: b}, Migrations: ms})
+	f, err := fleet.OpenPostgres(ctx, postgres.Shard{Name: shard, URL: cfg.URL, AdminURL: cfg.AdminURL},
+		fleet.OpenOptions{Migrations: ms, MaxConns: cfg.MaxConns, DatabasePrefix: cfg.DatabasePrefix})
 	if err != nil {
-		cat.Close()
-		b.Close()
 		return nil, err
 	}
-	a := &App{cat: cat, fleet: f, router: f.Router()}
+	a := &App{fleet: f, router: f.Router()}
 	if err := a.Migrate(ctx); err != nil {
 		return nil, errors.Join(err, a.Close())
 	}
 	// The catalog's API keys; no Policy: Bulkhead's default (readers read,
 	// writers also write).
-	if a.gate, err = ingress.New(ingress.Config{Authenticator: catalogauth.Keys(cat)}); err != nil {
+	if a.gate, err = ingress.New(ingress.Config{Authenticator: catalogauth.Keys(f.Catalog())}); err != nil {
 		return nil, errors.Join(err, a.Close())
 	}
 	return a, nil
@@ -101,9 +87,7 @@ func (a *App) Migrate(ctx context.Context) error {
 }
 
 // Close closes the catalog and the backend.
-func (a *App) Close() error {
-	return errors.Join(a.cat.Close(), a.fleet.Close())
-}
+func (a *App) Close() error { return a.fleet.Close() }
 
 // CreateTenant creates tenant id in mode — a schema or database of its
 // own gets the migrations before the tenant is active — and returns a
@@ -112,7 +96,7 @@ func (a *App) CreateTenant(ctx context.Context, id tenant.ID, mode store.Mode) (
 	if _, err := a.fleet.Create(ctx, fleet.Spec{ID: id.String(), Isolation: new(string(mode))}); err != nil {
 		return "", err
 	}
-	_, token, err := a.cat.CreateKey(ctx, id, catalog.RoleWriter, "invoices")
+	_, token, err := a.fleet.Catalog().CreateKey(ctx, id, catalog.RoleWriter, "invoices")
 	return token, err
 }
 

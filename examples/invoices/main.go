@@ -17,12 +17,14 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/ingress"
 	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
@@ -59,20 +61,15 @@ func run(args []string) error {
 
 	switch cmd := fs.Arg(0); cmd {
 	case "serve":
-		srv := &http.Server{Addr: *addr, Handler: app.Handler(), ReadHeaderTimeout: 10 * time.Second}
-		// ListenAndServe returns as soon as Shutdown starts: wait for it, so
-		// that in-flight requests finish before the stores close.
-		shutdown := make(chan error, 1)
-		context.AfterFunc(ctx, func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			shutdown <- srv.Shutdown(sctx)
-		})
-		log.Printf("invoices listening on http://%s", *addr)
-		if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		ln, err := net.Listen("tcp", *addr)
+		if err != nil {
 			return err
 		}
-		return <-shutdown
+		srv := &http.Server{Handler: app.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		log.Printf("invoices listening on http://%s", ln.Addr())
+		// Serve returns once in-flight requests have finished (or 10s have
+		// passed), so the deferred Close does not close the stores under them.
+		return ingress.Serve(ctx, srv, ln, 10*time.Second)
 	case "tenant":
 		id, err := tenant.Parse(fs.Arg(1))
 		if err != nil {

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log"
 	"net/http"
-	"path/filepath"
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/catalog"
@@ -29,21 +28,11 @@ import (
 //go:embed migrations/*.sql
 var migrationsFS embed.FS
 
-// shard is the name of the service's one SQLite shard: the name bulkhead
-// serve gives it, so that 'bulkhead migrate --data-dir' works on the same
-// directory.
-const shard = "local"
-
-// catalogFile is the catalog's file in the data directory, as bulkhead
-// serve names it.
-const catalogFile = "control.db"
-
-// App is the notes service: a Bulkhead catalog (tenants and API keys), a
-// fleet over a SQLite backend in one data directory, whose router opens
-// tenant-scoped transactions, and the ingress gate in front of the
-// handlers.
+// App is the notes service: a Bulkhead fleet over a SQLite backend in one
+// data directory, with its catalog (tenants and API keys) and its router,
+// which opens tenant-scoped transactions, and the ingress gate in front
+// of the handlers.
 type App struct {
-	cat    *catalog.Catalog
 	fleet  *fleet.Fleet
 	router *store.Router
 	gate   *ingress.Gate
@@ -51,35 +40,27 @@ type App struct {
 
 // Open opens (creating if needed) the data directory dir and brings every
 // tenant up to the latest migration. The process owns the directory until
-// Close (sqlite.Open locks it).
+// Close (fleet.OpenSQLite locks it).
 func Open(ctx context.Context, dir string) (*App, error) {
 	ms, err := migrate.LoadDir(migrationsFS, "migrations")
 	if err != nil {
 		return nil, err
 	}
-	b, err := sqlite.Open(dir, sqlite.Options{Migrations: ms})
+	// The backend in dir and the catalog in dir/control.db, with one shard
+	// "local": the layout of bulkhead serve, so that 'bulkhead migrate
+	// --data-dir' works on the same directory. The service lists nothing
+	// through the router: no cursor key.
+	f, err := fleet.OpenSQLite(ctx, dir, fleet.OpenOptions{Migrations: ms})
 	if err != nil {
 		return nil, err
 	}
-	cat, err := catalog.Open(filepath.Join(b.Dir(), catalogFile), catalog.Options{})
-	if err != nil {
-		b.Close()
-		return nil, err
-	}
-	// The service lists nothing through the router: no cursor key.
-	f, err := fleet.New(fleet.Config{Catalog: cat, Backends: map[string]store.Backend{shard: b}, Migrations: ms})
-	if err != nil {
-		cat.Close()
-		b.Close()
-		return nil, err
-	}
-	a := &App{cat: cat, fleet: f, router: f.Router()}
+	a := &App{fleet: f, router: f.Router()}
 	if err := a.Migrate(ctx); err != nil {
 		return nil, errors.Join(err, a.Close())
 	}
 	// The catalog's API keys; no Policy: Bulkhead's default (readers read,
 	// writers also write).
-	if a.gate, err = ingress.New(ingress.Config{Authenticator: catalogauth.Keys(cat)}); err != nil {
+	if a.gate, err = ingress.New(ingress.Config{Authenticator: catalogauth.Keys(f.Catalog())}); err != nil {
 		return nil, errors.Join(err, a.Close())
 	}
 	return a, nil
@@ -94,9 +75,7 @@ func (a *App) Migrate(ctx context.Context) error {
 }
 
 // Close closes the catalog and the backend, releasing the data directory.
-func (a *App) Close() error {
-	return errors.Join(a.cat.Close(), a.fleet.Close())
-}
+func (a *App) Close() error { return a.fleet.Close() }
 
 // CreateTenant creates tenant id in database mode — a SQLite file of its
 // own, with the migrations applied before the tenant is active — and
@@ -105,7 +84,7 @@ func (a *App) CreateTenant(ctx context.Context, id tenant.ID) (string, error) {
 	if _, err := a.fleet.Create(ctx, fleet.Spec{ID: id.String(), Isolation: new(string(store.Database))}); err != nil {
 		return "", err
 	}
-	_, token, err := a.cat.CreateKey(ctx, id, catalog.RoleWriter, "notes")
+	_, token, err := a.fleet.Catalog().CreateKey(ctx, id, catalog.RoleWriter, "notes")
 	return token, err
 }
 

@@ -72,24 +72,6 @@ func tenants(t *testing.T, app *App, srv *httptest.Server) (acme, bravo string) 
 	return tokens["acme"], tokens["bravo"]
 }
 
-// asTenant authenticates a bearer token that is a tenant's id as a writer
-// key of that tenant: the gate in front of the handlers admits
-// tenanttest's tenants.
-var asTenant = ingress.AuthenticatorFunc(func(_ context.Context, token string) (ingress.Principal, error) {
-	id, err := tenant.Parse(token)
-	return ingress.Principal{Kind: ingress.KindTenantKey, ID: "test", Tenant: id, Role: "writer"}, err
-})
-
-// serveAs serves one request to api as the tenant in ctx.
-func serveAs(ctx context.Context, api http.Handler, method, path, body string) (int, string) {
-	id, _ := tenant.FromContext(ctx)
-	req := httptest.NewRequest(method, path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+id.String())
-	rec := httptest.NewRecorder()
-	api.ServeHTTP(rec, req)
-	return rec.Code, rec.Body.String()
-}
-
 // TestTenantsSeeAndChangeOnlyTheirOwnNotes runs tenanttest's isolation
 // check through the service's Handler (gate, policy, handlers) over
 // tenanttest's store, with two new tenants in database mode (the notes
@@ -98,17 +80,19 @@ func serveAs(ctx context.Context, api http.Handler, method, path, body string) (
 // the same note.
 func TestTenantsSeeAndChangeOnlyTheirOwnNotes(t *testing.T) {
 	env := tenanttest.New(t, tenanttest.Options{Migrations: tenanttest.Migrations(t, migrationsFS, "migrations")})
-	gate, err := ingress.New(ingress.Config{Authenticator: asTenant})
+	// The Env's tenants are writers at the gate; a token is a tenant's id.
+	gate, err := ingress.New(ingress.Config{Authenticator: env.Authenticator("writer")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := (&App{router: env.Router, gate: gate}).Handler()
+	api := httptest.NewServer((&App{router: env.Router, gate: gate}).Handler())
+	defer api.Close()
 	var victim string // A: Write runs as A before B tampers
 	tenanttest.Isolated(t, env, tenanttest.Probe{
 		Write: func(ctx context.Context) error {
 			id, _ := tenant.FromContext(ctx)
 			victim = id.String()
-			if code, body := serveAs(ctx, api, "POST", "/notes", `{"title":"secret","body":"only me"}`); code != http.StatusCreated {
+			if code, body := call(t, api, "POST", "/notes", tenanttest.Token(ctx), `{"title":"secret","body":"only me"}`); code != http.StatusCreated {
 				return fmt.Errorf("create = %d %s", code, body)
 			}
 			return nil
@@ -116,7 +100,7 @@ func TestTenantsSeeAndChangeOnlyTheirOwnNotes(t *testing.T) {
 		Read: func(ctx context.Context) (any, error) {
 			var seen [2]string // all notes, and those titled "secret"
 			for i, path := range []string{"/notes", "/notes?title=secret"} {
-				code, body := serveAs(ctx, api, "GET", path, "")
+				code, body := call(t, api, "GET", path, tenanttest.Token(ctx), "")
 				if code != http.StatusOK {
 					return nil, fmt.Errorf("GET %s = %d %s", path, code, body)
 				}
@@ -125,7 +109,7 @@ func TestTenantsSeeAndChangeOnlyTheirOwnNotes(t *testing.T) {
 			return seen, nil
 		},
 		Tamper: func(ctx context.Context) error {
-			code, body := serveAs(ctx, api, "POST", "/notes", fmt.Sprintf(`{"title":"x","tenant":%q}`, victim))
+			code, body := call(t, api, "POST", "/notes", tenanttest.Token(ctx), fmt.Sprintf(`{"title":"x","tenant":%q}`, victim))
 			return fmt.Errorf("a body naming A: %d %s", code, body)
 		},
 	}, store.Database)
