@@ -141,13 +141,14 @@ type Pass struct {
 	// RateLimit is the rate limiter's decision (Limit 0: not limited).
 	RateLimit ratelimit.Decision
 
-	ctx      context.Context
-	g        *Gate
-	chain    string
-	action   string
-	resource string
-	audited  bool
-	release  func()
+	ctx        context.Context
+	g          *Gate
+	chain      string
+	action     string
+	resource   string // or, on the data plane, made from Tenant and collection when audited
+	collection string
+	audited    bool
+	release    func()
 }
 
 // Context returns the request's context with the principal and, on the
@@ -168,7 +169,11 @@ func (p *Pass) Done(outcome string) {
 		p.release = nil
 	}
 	if p.audited && outcome != "" {
-		p.g.Record(p.ctx, p.chain, p.Principal, p.action, p.resource, outcome)
+		res := p.resource
+		if res == "" {
+			res = ResourceName(p.Tenant, p.collection)
+		}
+		p.g.Record(p.ctx, p.chain, p.Principal, p.action, res, outcome)
 		p.audited = false
 	}
 }
@@ -215,11 +220,13 @@ func (g *Gate) control(ctx context.Context, req Request) (*Pass, error) {
 	if !g.allowed(ctx, policy.Request{Principal: p.Policy(), Action: req.Action, Tenant: req.Tenant}) {
 		return nil, g.deny(ctx, audit.ControlChain, p, req.Action, res, forbidden("the policy does not allow "+req.Action))
 	}
-	return &Pass{
+	pass := &Pass{
 		Principal: p, Tenant: req.Tenant,
-		ctx: NewContext(ctx, p), g: g, chain: audit.ControlChain, action: req.Action, resource: res,
+		g: g, chain: audit.ControlChain, action: req.Action, resource: res,
 		audited: req.Write || g.cfg.AlwaysAudit[req.Action],
-	}, nil
+	}
+	pass.ctx = context.WithValue(ctx, principalKey{}, &pass.Principal)
+	return pass, nil
 }
 
 // data: a tenant principal's tenant is its credential's; an act-as header
@@ -271,20 +278,21 @@ func (g *Gate) data(ctx context.Context, req Request) (*Pass, error) {
 		return nil, g.deny(ctx, audit.ControlChain, p, req.Action, "",
 			forbidden("the operator token cannot use the data plane; use a tenant credential"))
 	}
-	res := ResourceName(pr.Tenant, req.Collection)
 	if !g.allowed(ctx, pr) {
 		chain := pr.Tenant.String()
 		if pr.ActAs {
 			chain = audit.ControlChain
 		}
-		return nil, g.deny(ctx, chain, p, req.Action, res, forbidden("the policy does not allow "+req.Action+" for this credential"))
+		return nil, g.deny(ctx, chain, p, req.Action, ResourceName(pr.Tenant, req.Collection),
+			forbidden("the policy does not allow "+req.Action+" for this credential"))
 	}
 	pass := &Pass{
-		Principal: p, Tenant: pr.Tenant,
-		ctx: tenant.WithID(NewContext(ctx, p), pr.Tenant), g: g,
-		chain: pr.Tenant.String(), action: req.Action, resource: res,
+		Principal: p, Tenant: pr.Tenant, g: g,
+		chain: pr.Tenant.String(), action: req.Action, collection: req.Collection,
 		audited: pr.ActAs || g.cfg.AlwaysAudit[req.Action],
 	}
+	// The context shares the pass's principal (no copy to box).
+	pass.ctx = tenant.WithID(context.WithValue(ctx, principalKey{}, &pass.Principal), pr.Tenant)
 	if err := g.limit(pass, !pr.ActAs); err != nil {
 		var d *Denial
 		if errors.As(err, &d) {

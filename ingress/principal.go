@@ -91,6 +91,11 @@ func NewContext(ctx context.Context, p Principal) context.Context {
 
 // FromContext returns the principal of the request ctx belongs to.
 func FromContext(ctx context.Context) (Principal, bool) {
-	p, ok := ctx.Value(principalKey{}).(Principal)
-	return p, ok
+	switch p := ctx.Value(principalKey{}).(type) {
+	case *Principal: // the gate's: it shares the Pass's copy
+		return *p, true
+	case Principal:
+		return p, true
+	}
+	return Principal{}, false
 }
