@@ -32,13 +32,18 @@ type benchServer struct {
 }
 
 func newBenchServer(b *testing.B, mode string) *benchServer {
+	return newBenchServerWith(b, server.Options{}, mode)
+}
+
+// newBenchServerWith is newBenchServer on a server opened with opts (its
+// PostgreSQL settings, say), logging to nowhere and without rate limits.
+func newBenchServerWith(b *testing.B, opts server.Options, mode string) *benchServer {
 	b.Helper()
-	base, op := serveForBench(b, server.Options{
-		Logger: telemetry.NewLogger(io.Discard, slog.LevelInfo), // log lines are still formatted
-		// Throughput, not a tenant's budget: a standard tenant's rate
-		// limit would turn most requests into 429s.
-		DisableRateLimit: true,
-	})
+	opts.Logger = telemetry.NewLogger(io.Discard, slog.LevelInfo) // log lines are still formatted
+	// Throughput, not a tenant's budget: a standard tenant's rate limit
+	// would turn most requests into 429s.
+	opts.DisableRateLimit = true
+	base, op := serveForBench(b, opts)
 	bs := &benchServer{
 		base: base,
 		client: &http.Client{Transport: &http.Transport{
