@@ -144,4 +144,21 @@ func (c *Catalog) TenantState(ctx context.Context, id tenant.ID) (State, error) 
 	return e.state, nil
 }
 
+// Incarnation returns the state of a tenant and the start of its current
+// incarnation: the instant its id was last created (Tenant.CreatedAt). A
+// tenant deleted and created again with the same id is a new tenant, and
+// nothing issued before its incarnation began — API keys, support grants,
+// tenant users' JWTs (by their iat) — speaks for it. Cached like
+// TenantState; ErrNotFound for an unknown tenant.
+func (c *Catalog) Incarnation(ctx context.Context, id tenant.ID) (State, time.Time, error) {
+	e, err := c.tenantEntry(ctx, id)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	if !e.found {
+		return "", time.Time{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	return e.state, e.created, nil
+}
+
 func agentPayload(id string) string { return "a:" + id }

@@ -16,6 +16,7 @@ type tenantEntry struct {
 	placement store.Placement
 	tier      string
 	limits    limits.Overrides
+	created   time.Time // the start of the tenant's current incarnation
 }
 
 // keyEntry is the request-path view of an API key.
@@ -26,6 +27,7 @@ type keyEntry struct {
 	hash     [32]byte
 	revoked  bool
 	lastUsed time.Time
+	created  time.Time
 }
 
 // cache holds request-path lookups. A loader reads the generation before it

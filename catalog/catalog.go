@@ -103,6 +103,7 @@ CREATE TABLE IF NOT EXISTS issuers (
 	spec      TEXT NOT NULL,
 	PRIMARY KEY (tenant_id, issuer)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS issuers_by_issuer ON issuers (issuer);
 CREATE TABLE IF NOT EXISTS tenant_limits (
 	tenant_id TEXT PRIMARY KEY,
 	spec      TEXT NOT NULL
@@ -410,15 +411,17 @@ func (c *Catalog) tenantEntry(ctx context.Context, id tenant.ID) (tenantEntry, e
 	gen := c.cache.generation()
 	var state, mode, shard, tier string
 	var spec sql.NullString
-	err := c.queryRow(ctx, c.db, `SELECT t.state, t.mode, t.shard, t.tier, l.spec FROM tenants t
-		LEFT JOIN tenant_limits l ON l.tenant_id = t.id WHERE t.id = ?`, id.String()).Scan(&state, &mode, &shard, &tier, &spec)
+	var created int64
+	err := c.queryRow(ctx, c.db, `SELECT t.state, t.mode, t.shard, t.tier, t.created_at, l.spec FROM tenants t
+		LEFT JOIN tenant_limits l ON l.tenant_id = t.id WHERE t.id = ?`, id.String()).Scan(&state, &mode, &shard, &tier, &created, &spec)
 	e := tenantEntry{}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
 		return tenantEntry{}, fmt.Errorf("read tenant: %w", err)
 	default:
-		e = tenantEntry{found: true, state: State(state), placement: store.Placement{Mode: store.Mode(mode), Shard: shard}, tier: tier}
+		e = tenantEntry{found: true, state: State(state), placement: store.Placement{Mode: store.Mode(mode), Shard: shard}, tier: tier,
+			created: fromMicros(created)}
 		if spec.Valid {
 			if e.limits, err = decodeLimits(spec.String); err != nil {
 				return tenantEntry{}, fmt.Errorf("read tenant %s: %w", id, err)

@@ -25,7 +25,10 @@ var ErrInvalidIssuer = identity.ErrInvalidIssuer
 // MaxIssuers bounds how many issuers one tenant may trust.
 const MaxIssuers = 16
 
-var _ identity.IssuerSource = (*Catalog)(nil)
+var (
+	_ identity.IssuerSource = (*Catalog)(nil)
+	_ identity.ClaimSource  = (*Catalog)(nil)
+)
 
 // SetIssuers replaces the list of issuers tenant id trusts (an empty list
 // trusts none). Every instance's cache drops the old list when the change
@@ -129,6 +132,41 @@ func (c *Catalog) Issuers(ctx context.Context, id tenant.ID) ([]identity.Issuer,
 	return cloneIssuers(list), nil
 }
 
+// TenantClaims returns the tenant claims that the tenants trusting
+// issuer configured for it, each once, sorted; none for an issuer no
+// tenant trusts. It makes a Catalog an identity.ClaimSource, so a JWT's
+// tenant is read from its issuer's configured claim whatever other claims
+// the token holds. Cached like Issuers.
+func (c *Catalog) TenantClaims(ctx context.Context, issuer string) ([]string, error) {
+	if claims, ok := c.issuers.getClaims(c.cache, issuer); ok {
+		return slices.Clone(claims), nil
+	}
+	gen := c.cache.generation()
+	rows, err := c.query(ctx, c.db, `SELECT spec FROM issuers WHERE issuer = ?`, issuer)
+	if err != nil {
+		return nil, fmt.Errorf("read tenant claims: %w", err)
+	}
+	defer rows.Close()
+	seen := map[string]bool{}
+	for rows.Next() {
+		var spec string
+		if err := rows.Scan(&spec); err != nil {
+			return nil, fmt.Errorf("read tenant claims: %w", err)
+		}
+		var is Issuer
+		if err := json.Unmarshal([]byte(spec), &is); err != nil {
+			return nil, fmt.Errorf("read tenant claims of issuer %q: %w", issuer, err)
+		}
+		seen[is.WithDefaults().TenantClaim] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read tenant claims: %w", err)
+	}
+	claims := slices.Sorted(maps.Keys(seen))
+	c.issuers.putClaims(c.cache, gen, issuer, claims)
+	return slices.Clone(claims), nil
+}
+
 func cloneIssuers(list []Issuer) []Issuer {
 	out := make([]Issuer, len(list))
 	for i, is := range list {
@@ -144,8 +182,43 @@ func cloneIssuers(list []Issuer) []Issuer {
 // invalidation, local or announced by another instance, bumps it), the
 // cache is not bypassed, and the TTL has not passed.
 type issuerCache struct {
-	mu sync.Mutex // guards m
-	m  map[tenant.ID]issuerEntry
+	mu     sync.Mutex // guards m and claims
+	m      map[tenant.ID]issuerEntry
+	claims map[string]claimsEntry // TenantClaims by issuer
+}
+
+type claimsEntry struct {
+	gen    uint64
+	claims []string
+	at     int64 // unix nanoseconds
+}
+
+func (ic *issuerCache) getClaims(c *cache, issuer string) ([]string, bool) {
+	c.mu.Lock()
+	gen, bypass, now := c.gen, c.bypass, c.now()
+	c.mu.Unlock()
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
+	e, ok := ic.claims[issuer]
+	if !ok || bypass || e.gen != gen || now.UnixNano()-e.at > int64(c.ttl) {
+		return nil, false
+	}
+	return e.claims, true
+}
+
+func (ic *issuerCache) putClaims(c *cache, gen uint64, issuer string, claims []string) {
+	c.mu.Lock()
+	cur, bypass, now := c.gen, c.bypass, c.now()
+	c.mu.Unlock()
+	if cur != gen || bypass {
+		return
+	}
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
+	if ic.claims == nil || len(ic.claims) >= maxCacheEntries {
+		ic.claims = map[string]claimsEntry{}
+	}
+	ic.claims[issuer] = claimsEntry{gen: gen, claims: claims, at: now.UnixNano()}
 }
 
 type issuerEntry struct {

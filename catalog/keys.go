@@ -174,7 +174,8 @@ func (c *Catalog) ListKeys(ctx context.Context, id tenant.ID) ([]Key, error) {
 }
 
 // Authenticate resolves a tenant API token. A malformed, unknown or revoked
-// token, a wrong secret, or a tenant that is gone or being offboarded gives
+// token, a wrong secret, a key issued before the tenant's current
+// incarnation (see Incarnation), or a tenant that is gone or being offboarded gives
 // ErrUnauthenticated; a suspended tenant gives ErrSuspended. The secret is
 // compared in constant time against its stored SHA-256 hash.
 func (c *Catalog) Authenticate(ctx context.Context, token string) (Principal, error) {
@@ -196,6 +197,10 @@ func (c *Catalog) Authenticate(ctx context.Context, token string) (Principal, er
 	}
 	switch {
 	case !t.found || t.state == Deleting || t.state == Provisioning:
+		return Principal{}, ErrUnauthenticated
+	case k.created.Before(t.created):
+		// Issued to an earlier incarnation of the id: offboarding removes
+		// such keys, and one that survived it is refused all the same.
 		return Principal{}, ErrUnauthenticated
 	case t.state == Suspended:
 		return Principal{}, ErrSuspended
@@ -240,9 +245,10 @@ func (c *Catalog) keyEntry(ctx context.Context, keyID string) (keyEntry, error) 
 		hash      []byte
 		revoked   sql.NullInt64
 		lastUsed  sql.NullInt64
+		created   int64
 	)
-	err := c.queryRow(ctx, c.db, `SELECT tenant_id, role, secret_hash, revoked_at, last_used_at FROM api_keys WHERE id = ?`, keyID).
-		Scan(&tid, &role, &hash, &revoked, &lastUsed)
+	err := c.queryRow(ctx, c.db, `SELECT tenant_id, role, secret_hash, revoked_at, last_used_at, created_at FROM api_keys WHERE id = ?`, keyID).
+		Scan(&tid, &role, &hash, &revoked, &lastUsed, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return keyEntry{}, nil // unknown keys are not cached: ids are random, caching them helps nobody
 	}
@@ -253,7 +259,7 @@ func (c *Catalog) keyEntry(ctx context.Context, keyID string) (keyEntry, error) 
 	if err != nil || len(hash) != sha256.Size {
 		return keyEntry{}, fmt.Errorf("catalog holds a corrupt key %s", keyID)
 	}
-	e := keyEntry{found: true, tenant: id, role: Role(role), revoked: revoked.Valid}
+	e := keyEntry{found: true, tenant: id, role: Role(role), revoked: revoked.Valid, created: fromMicros(created)}
 	copy(e.hash[:], hash)
 	if lastUsed.Valid {
 		e.lastUsed = fromMicros(lastUsed.Int64)

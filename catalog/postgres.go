@@ -65,6 +65,7 @@ CREATE TABLE IF NOT EXISTS bulkhead_catalog.issuers (
 	spec      TEXT NOT NULL,
 	PRIMARY KEY (tenant_id, issuer)
 );
+CREATE INDEX IF NOT EXISTS issuers_by_issuer ON bulkhead_catalog.issuers (issuer);
 CREATE TABLE IF NOT EXISTS bulkhead_catalog.tenant_limits (
 	tenant_id TEXT PRIMARY KEY,
 	spec      TEXT NOT NULL

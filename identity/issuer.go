@@ -23,6 +23,18 @@ type IssuerSource interface {
 	Issuers(ctx context.Context, id tenant.ID) ([]Issuer, error)
 }
 
+// ClaimSource is an optional capability of an IssuerSource: the tenant
+// claims configured for an issuer by the tenants that trust it. With it, a
+// Verifier reads a token's tenant from exactly those claims, whatever
+// other claims the token holds; without it, a Verifier tries the token's
+// string claims ("tenant" first, then by name), at most
+// maxTenantCandidates of them. The catalog implements it.
+type ClaimSource interface {
+	// TenantClaims returns the tenant claims configured for issuer (none
+	// if no tenant trusts it).
+	TenantClaims(ctx context.Context, issuer string) ([]string, error)
+}
+
 // IssuerSourceFunc adapts a function to an IssuerSource.
 type IssuerSourceFunc func(ctx context.Context, id tenant.ID) ([]Issuer, error)
 

@@ -39,6 +39,10 @@ type User struct {
 	Issuer  string
 	Subject string
 	Role    Role
+	// IssuedAt is the token's iat, zero if it has none. The catalog's
+	// authenticator refuses a token issued before its tenant's current
+	// incarnation began, and one without iat (see docs/identity.md).
+	IssuedAt time.Time
 }
 
 // VerifierOptions configures NewVerifier.
@@ -225,8 +229,11 @@ func (v *Verifier) verify(ctx context.Context, k cacheKey, token string) (User, 
 	u := User{Tenant: id, Issuer: is.Issuer, Subject: sub, Role: role}
 	exp, _ := tok.Expiration() // required above
 	notBefore, _ := tok.NotBefore()
-	if iat, ok := tok.IssuedAt(); ok && iat.After(notBefore) {
-		notBefore = iat // jwx refuses iat in the future with the same rule as nbf
+	if iat, ok := tok.IssuedAt(); ok {
+		u.IssuedAt = iat.UTC()
+		if iat.After(notBefore) {
+			notBefore = iat // jwx refuses iat in the future with the same rule as nbf
+		}
 	}
 	v.remember(k, u, is, h.Alg, roles, exp, notBefore)
 	return u, nil
@@ -237,15 +244,9 @@ func (v *Verifier) verify(ctx context.Context, k cacheKey, token string) (User, 
 // that named it. The same error is returned whether the tenant does not
 // exist or does not trust the issuer, so tokens cannot probe for tenants.
 func (v *Verifier) trustedIssuer(ctx context.Context, claims map[string]json.RawMessage, iss string) (tenant.ID, Issuer, error) {
-	names := make([]string, 0, len(claims))
-	for name := range claims {
-		if name != "tenant" && !slices.Contains(registered, name) {
-			names = append(names, name)
-		}
-	}
-	slices.Sort(names)
-	if _, ok := claims["tenant"]; ok {
-		names = append([]string{"tenant"}, names...)
+	names, err := v.tenantClaims(ctx, claims, iss)
+	if err != nil {
+		return tenant.ID{}, Issuer{}, err
 	}
 	tried := 0
 	for _, name := range names {
@@ -282,6 +283,40 @@ func (v *Verifier) trustedIssuer(ctx context.Context, claims map[string]json.Raw
 		return tenant.ID{}, Issuer{}, invalid("no tenant claim: the claim naming the tenant must be a string holding a tenant id")
 	}
 	return tenant.ID{}, Issuer{}, invalid("issuer %q is not trusted by a tenant named in its tenant claim (a JSON string)", iss)
+}
+
+// tenantClaims returns the claims of the token that may name its tenant, in
+// the order to try them: the claims configured for iss when the issuer
+// source can tell (ClaimSource), else the string claims other than the
+// registered ones, "tenant" first.
+func (v *Verifier) tenantClaims(ctx context.Context, claims map[string]json.RawMessage, iss string) ([]string, error) {
+	if cs, ok := v.issuers.(ClaimSource); ok {
+		configured, err := cs.TenantClaims(ctx, iss)
+		if err != nil {
+			return nil, fmt.Errorf("%w: load tenant claims: %v", ErrInvalidToken, err)
+		}
+		names := make([]string, 0, len(configured))
+		for _, name := range configured {
+			if _, ok := claims[name]; ok && !slices.Contains(registered, name) {
+				names = append(names, name)
+			}
+		}
+		if len(names) == 0 {
+			return nil, invalid("issuer %q is not trusted by a tenant named in its tenant claim (no tenant trusts it, or the token lacks the claim configured for it)", iss)
+		}
+		return names, nil
+	}
+	names := make([]string, 0, len(claims))
+	for name := range claims {
+		if name != "tenant" && !slices.Contains(registered, name) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	if _, ok := claims["tenant"]; ok {
+		names = append([]string{"tenant"}, names...)
+	}
+	return names, nil
 }
 
 // roleValues reads the role claim: a string, or an array of strings. A

@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/bulkhead-dev/bulkhead/catalog"
 	"github.com/bulkhead-dev/bulkhead/identity"
@@ -37,6 +38,14 @@ type AgentStore interface {
 // TenantStates tells a tenant's lifecycle state.
 type TenantStates interface {
 	TenantState(ctx context.Context, id tenant.ID) (catalog.State, error)
+}
+
+// Incarnations tells a tenant's state and when its current incarnation
+// began (the last creation of its id); *catalog.Catalog is one. A
+// TenantStates that also implements it has JWTs issued before that
+// instant refused (see JWT).
+type Incarnations interface {
+	Incarnation(ctx context.Context, id tenant.ID) (catalog.State, time.Time, error)
 }
 
 // Catalog is every store All needs.
@@ -91,7 +100,15 @@ func Agents(as AgentStore) ingress.Authenticator {
 // JWT authenticates tenant users' JWTs (three base64url segments) with v:
 // the principal is the tenant_user issuer|subject of the tenant the token
 // names, if that tenant is active (a suspended one is refused as such).
+//
+// When ts also implements Incarnations (the catalog does), a token must
+// have been issued in the tenant's current incarnation: its iat must not
+// be before the second the tenant's id was last created, so a token minted
+// for a tenant that was deleted and created again is refused. A token
+// without iat cannot show when it was issued and is refused too (fail
+// closed).
 func JWT(v TokenVerifier, ts TenantStates) ingress.Authenticator {
+	inc, _ := ts.(Incarnations)
 	return ingress.AuthenticatorFunc(func(ctx context.Context, token string) (ingress.Principal, error) {
 		if !identity.LooksLikeJWT(token) {
 			return ingress.Principal{}, ingress.ErrNotMine
@@ -100,7 +117,17 @@ func JWT(v TokenVerifier, ts TenantStates) ingress.Authenticator {
 		if err != nil {
 			return ingress.Principal{}, fmt.Errorf("%w: %w", ingress.ErrUnauthenticated, err)
 		}
-		st, err := ts.TenantState(ctx, u.Tenant)
+		var st catalog.State
+		if inc != nil {
+			var since time.Time
+			st, since, err = inc.Incarnation(ctx, u.Tenant)
+			if err == nil && !issuedIn(u.IssuedAt, since) {
+				return ingress.Principal{}, fmt.Errorf("%w: the token was not issued in the tenant's current incarnation (iat missing or before %s)",
+					ingress.ErrUnauthenticated, since.Format(time.RFC3339))
+			}
+		} else {
+			st, err = ts.TenantState(ctx, u.Tenant)
+		}
 		switch {
 		case errors.Is(err, catalog.ErrNotFound):
 			return ingress.Principal{}, ingress.ErrUnauthenticated
@@ -113,6 +140,12 @@ func JWT(v TokenVerifier, ts TenantStates) ingress.Authenticator {
 		}
 		return ingress.Principal{Kind: ingress.KindTenantUser, ID: u.Issuer + "|" + u.Subject, Tenant: u.Tenant, Role: string(u.Role)}, nil
 	})
+}
+
+// issuedIn reports whether a token issued at iat (whole seconds; zero if
+// the token has none) belongs to an incarnation that began at since.
+func issuedIn(iat, since time.Time) bool {
+	return !iat.IsZero() && !iat.Before(since.Truncate(time.Second))
 }
 
 // translate maps the catalog's credential errors to the ingress's.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bulkhead-dev/bulkhead/catalog"
 	"github.com/bulkhead-dev/bulkhead/identity"
@@ -45,6 +46,8 @@ const (
 	jwtBeta    = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJib2IifQ.c2lnLWJldGE"
 	jwtGone    = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJnb25lIn0.c2lnLWdvbmU"
 	jwtInvalid = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJldmUifQ.c2ln"
+	jwtOld     = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJvbGQifQ.c2lnLW9sZA" // issued an hour ago
+	jwtNoIAT   = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJub2lhdCJ9.c2lnLW5vaWF0"
 )
 
 var (
@@ -55,11 +58,15 @@ var (
 var verifier = verifierFunc(func(_ context.Context, token string) (identity.User, error) {
 	switch token {
 	case jwtAcme:
-		return identity.User{Tenant: acme, Issuer: "https://idp.example", Subject: "alice", Role: identity.RoleWriter}, nil
+		return identity.User{Tenant: acme, Issuer: "https://idp.example", Subject: "alice", Role: identity.RoleWriter, IssuedAt: time.Now()}, nil
 	case jwtBeta:
-		return identity.User{Tenant: beta, Issuer: "https://idp.example", Subject: "bob", Role: identity.RoleReader}, nil
+		return identity.User{Tenant: beta, Issuer: "https://idp.example", Subject: "bob", Role: identity.RoleReader, IssuedAt: time.Now()}, nil
+	case jwtOld:
+		return identity.User{Tenant: acme, Issuer: "https://idp.example", Subject: "alice", Role: identity.RoleAdmin, IssuedAt: time.Now().Add(-time.Hour)}, nil
+	case jwtNoIAT:
+		return identity.User{Tenant: acme, Issuer: "https://idp.example", Subject: "alice", Role: identity.RoleAdmin}, nil
 	case jwtGone:
-		return identity.User{Tenant: tenant.MustParse("gone"), Issuer: "https://idp.example", Subject: "carol", Role: identity.RoleReader}, nil
+		return identity.User{Tenant: tenant.MustParse("gone"), Issuer: "https://idp.example", Subject: "carol", Role: identity.RoleReader, IssuedAt: time.Now()}, nil
 	}
 	return identity.User{}, errors.New("signature does not verify")
 })
@@ -149,6 +156,8 @@ func TestAll(t *testing.T) {
 		{"a JWT that does not verify", jwtInvalid, ingress.ErrUnauthenticated},
 		{"a JWT of a suspended tenant", jwtBeta, ingress.ErrSuspended},
 		{"a JWT of a tenant the catalog does not know", jwtGone, ingress.ErrUnauthenticated},
+		{"a JWT issued before the tenant's incarnation", jwtOld, ingress.ErrUnauthenticated},
+		{"a JWT without iat", jwtNoIAT, ingress.ErrUnauthenticated},
 		{"the operator token but one character", operator[:len(operator)-1], ingress.ErrUnauthenticated},
 		{"no scheme at all", "hello", ingress.ErrUnauthenticated},
 	}
