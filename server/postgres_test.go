@@ -3,6 +3,8 @@ package server_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -94,15 +96,24 @@ func TestShardIsRefusedOnSQLiteUnlessLocal(t *testing.T) {
 	want(t, r, 201, "")
 }
 
-// TestInstancesShareChanges runs two servers on one PostgreSQL (sharing
-// the data dir's operator token and cursor key, as instances behind a load
-// balancer do): what the control plane changes through one is enforced by
-// the other within one second.
+// TestInstancesShareChanges runs two servers on one PostgreSQL (each with
+// a data dir of its own holding the same operator token and cursor key, as
+// instances behind a load balancer do): what the control plane changes
+// through one is enforced by the other within one second.
 func TestInstancesShareChanges(t *testing.T) {
 	opts, _ := pgOptions(t)
-	dir := t.TempDir()
+	dir, dirB := t.TempDir(), t.TempDir()
 	a := newEnvIn(t, dir, opts)
-	b := newEnvIn(t, dir, opts)
+	for _, f := range []string{"operator.token", "cursor.key"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dirB, f), b, 0o600)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := newEnvIn(t, dirB, opts)
 	var worst time.Duration
 	within := func(what string, cond func() bool) {
 		t.Helper()

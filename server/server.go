@@ -45,7 +45,10 @@ const (
 // Options configures Open.
 type Options struct {
 	// DataDir holds the catalog, the records and the server's secrets. It
-	// is required and created (mode 0700) if missing.
+	// is required and created (mode 0700) if missing. One Server at a time
+	// owns it: Open locks it (serve.lock) until Close, on SQLite and on
+	// PostgreSQL alike; everything in it is made private (0700
+	// directories, 0600 files).
 	DataDir string
 	// MaxOpenDatabases bounds the database-mode handles kept open (LRU):
 	// SQLite files (default DefaultMaxOpenDatabases), or PostgreSQL tenant
@@ -166,6 +169,7 @@ type Server struct {
 	metrics   *telemetry.Metrics
 	opHash    [32]byte // SHA-256 of the operator token; the token itself is not kept
 	opPath    string
+	lock      *dirLock // <data-dir>/serve.lock, held until Close
 	policy    *policy.Engine
 	audit     *audit.Log
 	verifier  *identity.Verifier // tenant users' JWTs
@@ -189,8 +193,11 @@ type Server struct {
 	closeErr error
 }
 
-// Open opens the server's state in opts.DataDir: it creates the directory,
-// the cursor key and the operator token on first start (logging the token
+// Open opens the server's state in opts.DataDir: it creates the directory
+// and takes its lock (failing with an error wrapping ErrDataDirLocked, which
+// names the holder's pid and start time, while another server holds it),
+// tightens any looser mode in it to 0700 or 0600 with a warning, creates the
+// cursor key and the operator token on first start (logging the token
 // file's path, never the token), opens the catalog and the backends, and
 // finishes offboardings a crash interrupted.
 //
@@ -199,7 +206,7 @@ type Server struct {
 // is a PostgreSQL backend and the catalog lives in the main shard's
 // database; Open fails, saying how to fix it, if a shard's serving role
 // could bypass row-level security (superuser, BYPASSRLS or table owner).
-func Open(ctx context.Context, opts Options) (*Server, error) {
+func Open(ctx context.Context, opts Options) (_ *Server, err error) {
 	if opts.DataDir == "" {
 		return nil, errors.New("open server: Options.DataDir is required (for example ./bulkhead-data)")
 	}
@@ -219,8 +226,20 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		opts.Logger = telemetry.NewLogger(os.Stderr, slog.LevelInfo)
 	}
 	dir := opts.DataDir
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(dir, privateDirMode); err != nil {
 		return nil, fmt.Errorf("open server: create data dir: %w", err)
+	}
+	lock, err := lockDataDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open server: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = lock.release()
+		}
+	}()
+	if err := privatizeDataDir(dir, opts.Logger); err != nil {
+		return nil, fmt.Errorf("open server: %w", err)
 	}
 	cursorKey, err := loadCursorKey(dir)
 	if err != nil {
@@ -234,6 +253,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		opts:    opts,
 		log:     opts.Logger,
 		opHash:  opHash,
+		lock:    lock,
 		opPath:  filepath.Join(dir, operatorTokenFile),
 		metrics: telemetry.NewMetrics(telemetry.MetricsOptions{MaxTenants: opts.MaxTenantLabels}),
 	}
@@ -306,7 +326,11 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 // bulkhead_audit on the main PostgreSQL shard's owner pool.
 func openAudit(ctx context.Context, opts Options, backends map[string]store.Backend) (*audit.Log, error) {
 	if opts.PostgresURL == "" {
-		return audit.OpenSQLite(filepath.Join(opts.DataDir, audit.FileName))
+		path := filepath.Join(opts.DataDir, audit.FileName)
+		if err := createPrivate(path); err != nil {
+			return nil, err
+		}
+		return audit.OpenSQLite(path)
 	}
 	main, ok := backends[MainShard].(*postgres.Backend)
 	if !ok {
@@ -321,7 +345,11 @@ func openStores(ctx context.Context, opts Options, log *slog.Logger) (*catalog.C
 	if opts.PostgresURL != "" {
 		return openPostgres(ctx, opts, log)
 	}
-	cat, err := catalog.Open(filepath.Join(opts.DataDir, catalogFile), catalog.Options{Now: opts.Now})
+	path := filepath.Join(opts.DataDir, catalogFile)
+	if err := createPrivate(path); err != nil {
+		return nil, nil, err
+	}
+	cat, err := catalog.Open(path, catalog.Options{Now: opts.Now})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -409,6 +437,11 @@ func (s *Server) Close() error {
 			if err := s.router.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("close store: %w", err))
 			}
+		}
+		// Last: the next server may take the directory only once this one
+		// has let go of everything in it.
+		if err := s.lock.release(); err != nil {
+			errs = append(errs, fmt.Errorf("release data directory: %w", err))
 		}
 		s.closeErr = errors.Join(errs...)
 	})

@@ -1,0 +1,14 @@
+//go:build !unix
+
+package server
+
+import (
+	"errors"
+	"os"
+)
+
+var errWouldBlock = errors.New("would block")
+
+// lockFile does not lock on this platform: one server per data directory
+// is not enforced here.
+func lockFile(*os.File) error { return nil }
