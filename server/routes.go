@@ -59,6 +59,7 @@ func (s *Server) table() []route {
 		{D, "/v1/admin/tenants/{id}/grants/{grant_id}", control, "grant.revoke", s.revokeGrant},
 		{G, "/v1/admin/tenants/{id}/issuers", control, "issuer.manage", s.getIssuers},
 		{U, "/v1/admin/tenants/{id}/issuers", control, "issuer.manage", s.setIssuers},
+		{G, "/v1/admin/support-agents", control, "support.manage", s.listAgents},
 		{P, "/v1/admin/support-agents", control, "support.manage", s.createAgent},
 		{D, "/v1/admin/support-agents/{agent_id}", control, "support.manage", s.revokeAgent},
 		{G, "/v1/admin/audit", control, "audit.read_all", s.adminAudit},

@@ -126,3 +126,15 @@ func (s *Server) now() time.Time {
 	}
 	return time.Now()
 }
+
+// listAgents: GET /v1/admin/support-agents → 200 {"items": [...]}, every
+// support agent (revoked ones with revoked_at), oldest first; metadata
+// only, never a token or its hash.
+func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
+	agents, err := s.catalog.ListAgents(r.Context())
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, http.StatusOK, map[string]any{"items": agents})
+	return nil
+}
