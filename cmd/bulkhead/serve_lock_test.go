@@ -25,7 +25,8 @@ var binary struct {
 }
 
 // buildBinary builds ./cmd/bulkhead into a temporary directory, once per
-// test run, and returns its path.
+// test run, and returns its path. Inside a git work tree the binary is
+// stamped with the revision, as a release build is (whatever GOFLAGS says).
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	binary.once.Do(func() {
@@ -35,7 +36,7 @@ func buildBinary(t *testing.T) string {
 			return
 		}
 		binary.path = filepath.Join(dir, "bulkhead")
-		out, err := exec.Command("go", "build", "-o", binary.path, ".").CombinedOutput()
+		out, err := exec.Command("go", "build", "-buildvcs=auto", "-o", binary.path, ".").CombinedOutput()
 		if err != nil {
 			binary.err = fmt.Errorf("go build: %v\n%s", err, out)
 		}
