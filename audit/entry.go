@@ -56,6 +56,13 @@ var Genesis = func() string {
 	return hex.EncodeToString(h[:])
 }()
 
+// OffboardAction is the action of the entry that closes an incarnation of
+// a tenant on its chain: it is appended before the tenant is offboarded.
+// A tenant created again with the same id is a new tenant, and its chain
+// as the tenant sees it begins after the last such entry; the whole chain,
+// every incarnation included, stays one chain that Verify checks.
+const OffboardAction = "tenant.offboard"
+
 // Field limits, in bytes.
 const (
 	maxPrincipal = 256

@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS heads (
 	seq   INTEGER NOT NULL,
 	hash  TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entries_by_action ON entries (chain, action, seq);
 CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
 BEGIN SELECT RAISE(ABORT, 'audit log is append-only: UPDATE of entries refused'); END;
 CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
@@ -82,6 +83,7 @@ CREATE TABLE IF NOT EXISTS bulkhead_audit.heads (
 	seq   BIGINT NOT NULL,
 	hash  TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS entries_by_action ON bulkhead_audit.entries (chain, action, seq);
 CREATE OR REPLACE FUNCTION bulkhead_audit.reject_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
 	RAISE EXCEPTION 'audit log is append-only: % of %.% refused', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME
@@ -285,4 +287,19 @@ func (l *Log) List(ctx context.Context, chain string, after int64, limit int) ([
 		return nil, fmt.Errorf("list audit entries of chain %s: %w", chain, err)
 	}
 	return out, nil
+}
+
+// Last returns the seq of the last entry of chain recording action, or 0
+// if there is none. The server finds where a tenant's current incarnation
+// begins on its chain this way (after its last OffboardAction).
+func (l *Log) Last(ctx context.Context, chain, action string) (int64, error) {
+	if err := validChain(chain); err != nil {
+		return 0, err
+	}
+	var seq sql.NullInt64
+	err := l.db.QueryRowContext(ctx, l.q(`SELECT max(seq) FROM entries WHERE chain = ? AND action = ?`), chain, action).Scan(&seq)
+	if err != nil {
+		return 0, fmt.Errorf("find the last %s entry of chain %s: %w", action, chain, err)
+	}
+	return seq.Int64, nil
 }

@@ -151,6 +151,9 @@ func newFixture(t *testing.T, edit func(*ingress.Config)) *fixture {
 		if c := r.PathValue("c"); c != "" && c == f.panicOn.Load() {
 			panic(http.ErrAbortHandler)
 		}
+		if res := r.URL.Query().Get("resource"); res != "" {
+			ingress.SetResource(r.Context(), res)
+		}
 		if r.PathValue("c") == "missing" {
 			http.NotFound(w, r)
 			return

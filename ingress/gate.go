@@ -65,7 +65,11 @@ type Config struct {
 	// Admission bounds each tenant's data-plane requests in flight.
 	Admission Admitter
 	// Audit receives every denial (401 and 403), every control-plane
-	// change, every act-as request and the actions in AlwaysAudit.
+	// change, every act-as request and its refusal (on the tenant's
+	// chain) and the actions in AlwaysAudit. An audited request whose
+	// entry cannot be written is answered 503 audit_unavailable, never as
+	// a success. Unauthenticated requests are recorded a few per client
+	// address and interval, the rest counted (failureLog).
 	Audit Auditor
 	// AlwaysAudit are actions audited even when they change nothing
 	// (reading credentials, exports).
@@ -77,6 +81,9 @@ type Config struct {
 	// Logger receives audit failures and internal errors (slog.Default if
 	// nil).
 	Logger *slog.Logger
+	// Now is the clock of the audit log's bound on unauthenticated
+	// requests (time.Now if nil).
+	Now func() time.Time
 }
 
 // Gate is the ingress: it authenticates a request, settles its tenant
@@ -84,9 +91,10 @@ type Config struct {
 // in that order, for net/http (Data, Control, Middleware) and gRPC
 // (package ingress/ingressgrpc) alike.
 type Gate struct {
-	cfg  Config
-	log  *slog.Logger
-	http HTTPOptions
+	cfg      Config
+	log      *slog.Logger
+	http     HTTPOptions
+	failures failureLog
 }
 
 // New returns a Gate.
@@ -129,6 +137,10 @@ type Request struct {
 	// Write marks a request that may change something (audited on the
 	// control plane).
 	Write bool
+	// Client is the client's network address (host only), by which
+	// unauthenticated requests are counted in the audit log; "" counts
+	// them together.
+	Client string
 }
 
 // Pass is an admitted request: who sent it and for which tenant. Done must
@@ -162,20 +174,24 @@ func (p *Pass) Audited() bool { return p.audited }
 // Done ends the request: it releases admission and, when Audited, records
 // the outcome ("allow", "allow:<status>" for a request the handler failed,
 // "allow:panic" for one whose handler panicked; "" records nothing). Later
-// calls do nothing.
-func (p *Pass) Done(outcome string) {
+// calls do nothing. If the outcome could not be recorded, Done returns a
+// *Denial (503 audit_unavailable): the request must not be answered as if
+// it had succeeded (the HTTP and gRPC guards withhold the handler's
+// answer and send the denial instead).
+func (p *Pass) Done(outcome string) error {
 	if p.release != nil {
 		p.release()
 		p.release = nil
 	}
-	if p.audited && outcome != "" {
-		res := p.resource
-		if res == "" {
-			res = ResourceName(p.Tenant, p.collection)
-		}
-		p.g.Record(p.ctx, p.chain, p.Principal, p.action, res, outcome)
-		p.audited = false
+	if !p.audited || outcome == "" {
+		return nil
 	}
+	p.audited = false
+	res := p.resource
+	if res == "" {
+		res = ResourceName(p.Tenant, p.collection)
+	}
+	return p.g.Record(p.ctx, p.chain, p.Principal, p.action, res, outcome)
 }
 
 // Enter runs the gate's steps for req: on success the request may be
@@ -210,7 +226,7 @@ func (g *Gate) control(ctx context.Context, req Request) (*Pass, error) {
 			// A tenant credential, however valid, has no business here.
 			err = forbidden("tenant credentials cannot use the control plane; use the operator token")
 		}
-		return nil, g.deny(ctx, audit.ControlChain, p, req.Action, "", err)
+		return nil, g.denyAuth(ctx, req.Client, req.Action, err)
 	}
 	res := ResourceName(req.Tenant, "")
 	if p.Kind != KindOperator {
@@ -225,7 +241,7 @@ func (g *Gate) control(ctx context.Context, req Request) (*Pass, error) {
 		g: g, chain: audit.ControlChain, action: req.Action, resource: res,
 		audited: req.Write || g.cfg.AlwaysAudit[req.Action],
 	}
-	pass.ctx = context.WithValue(ctx, principalKey{}, &pass.Principal)
+	pass.ctx = context.WithValue(ctx, principalKey{}, pass)
 	return pass, nil
 }
 
@@ -237,7 +253,7 @@ func (g *Gate) control(ctx context.Context, req Request) (*Pass, error) {
 func (g *Gate) data(ctx context.Context, req Request) (*Pass, error) {
 	p, err := g.authenticate(ctx, req.Token)
 	if err != nil {
-		return nil, g.deny(ctx, audit.ControlChain, p, req.Action, "", err)
+		return nil, g.denyAuth(ctx, req.Client, req.Action, err)
 	}
 	pr := policy.Request{Principal: p.Policy(), Action: req.Action, Collection: req.Collection}
 	switch {
@@ -269,9 +285,11 @@ func (g *Gate) data(ctx context.Context, req Request) (*Pass, error) {
 			}
 		}
 		pr.Tenant, pr.ActAs, pr.GrantLive = id, true, live
-		// Fail closed whatever the policy says: reads under a live grant only.
+		// Fail closed whatever the policy says: reads under a live grant
+		// only. The refusal goes on the tenant's chain, as every act-as
+		// request does.
 		if !live || (req.Action != "record.read" && req.Action != "collection.list") {
-			return nil, g.deny(ctx, audit.ControlChain, p, req.Action, ResourceName(id, req.Collection),
+			return nil, g.deny(ctx, id.String(), p, req.Action, ResourceName(id, req.Collection),
 				forbidden("support access needs a live grant for this tenant and is read-only"))
 		}
 	default:
@@ -279,11 +297,7 @@ func (g *Gate) data(ctx context.Context, req Request) (*Pass, error) {
 			forbidden("the operator token cannot use the data plane; use a tenant credential"))
 	}
 	if !g.allowed(ctx, pr) {
-		chain := pr.Tenant.String()
-		if pr.ActAs {
-			chain = audit.ControlChain
-		}
-		return nil, g.deny(ctx, chain, p, req.Action, ResourceName(pr.Tenant, req.Collection),
+		return nil, g.deny(ctx, pr.Tenant.String(), p, req.Action, ResourceName(pr.Tenant, req.Collection),
 			forbidden("the policy does not allow "+req.Action+" for this credential"))
 	}
 	pass := &Pass{
@@ -291,12 +305,13 @@ func (g *Gate) data(ctx context.Context, req Request) (*Pass, error) {
 		chain: pr.Tenant.String(), action: req.Action, collection: req.Collection,
 		audited: pr.ActAs || g.cfg.AlwaysAudit[req.Action],
 	}
-	// The context shares the pass's principal (no copy to box).
-	pass.ctx = tenant.WithID(context.WithValue(ctx, principalKey{}, &pass.Principal), pr.Tenant)
+	// The context holds the pass itself: its principal (no copy to box)
+	// and the resource a handler may name (SetResource).
+	pass.ctx = tenant.WithID(context.WithValue(ctx, principalKey{}, pass), pr.Tenant)
 	if err := g.limit(pass, !pr.ActAs); err != nil {
 		var d *Denial
 		if errors.As(err, &d) {
-			pass.Done("allow:" + strconv.Itoa(d.Status()))
+			_ = pass.Done("allow:" + strconv.Itoa(d.Status())) // refused either way
 		}
 		return nil, err
 	}
@@ -382,35 +397,28 @@ func admissionDenial(err error) *Denial {
 func (g *Gate) deny(ctx context.Context, chain string, p Principal, action, res string, err error) error {
 	var d *Denial
 	if errors.As(err, &d) && (d.Reason == Unauthenticated || d.Reason == Forbidden) {
-		g.Record(ctx, chain, p, action, res, "deny:"+d.Code)
+		_ = g.Record(ctx, chain, p, action, res, "deny:"+d.Code) // refused either way
 	}
 	return err
 }
 
-// Record appends an entry to chain (a tenant id, or "" for the control
-// chain) of the gate's audit log, for what a handler does beyond what the
-// gate records itself. A failure to audit is logged; it does not change
-// the answer.
-func (g *Gate) Record(ctx context.Context, chain string, p Principal, action, resource, decision string) {
-	if g.cfg.Audit == nil {
-		return
+// denyAuth audits a request whose credential failed (on the control
+// chain) and returns err. Unauthenticated requests are not recorded one by
+// one without bound: each client address gets a few entries per interval,
+// and the rest are counted into one entry per address (failureLog).
+func (g *Gate) denyAuth(ctx context.Context, client, action string, err error) error {
+	var d *Denial
+	if g.cfg.Audit != nil && errors.As(err, &d) && d.Reason == Unauthenticated {
+		record, flush := g.failures.note(client, g.now())
+		for _, f := range flush {
+			_ = g.Record(ctx, audit.ControlChain, Principal{}, FailuresAction, "client/"+f.client,
+				"suppressed:"+strconv.FormatInt(f.count, 10))
+		}
+		if !record {
+			return err
+		}
 	}
-	if chain == "" {
-		chain = audit.ControlChain
-	}
-	ctx = context.WithoutCancel(ctx)
-	reqID := telemetry.InfoFrom(ctx).ID()
-	// What the request carries (its path's collection, its request id)
-	// must not keep it out of the log: the fields are made to fit.
-	_, err := g.cfg.Audit.Append(ctx, audit.Entry{
-		Chain: chain, Principal: p.String(), Action: auditText(action, maxAuditAction),
-		Resource: auditText(resource, maxAuditResource), Decision: decision,
-		RequestID: auditText(reqID, maxAuditRequestID),
-	})
-	if err != nil {
-		g.log.LogAttrs(ctx, slog.LevelError, "audit append failed",
-			slog.String("request_id", reqID), slog.String("action", action), slog.String("error", err.Error()))
-	}
+	return g.deny(ctx, audit.ControlChain, Principal{}, action, "", err)
 }
 
 // Bounds of the audit log's fields (audit.Entry).
@@ -418,6 +426,7 @@ const (
 	maxAuditAction    = 64
 	maxAuditResource  = 512
 	maxAuditRequestID = 128
+	maxAuditDecision  = 32
 )
 
 // ResourceName names what a request acts on in the audit log:

@@ -180,7 +180,7 @@ func TestSupportAgent(t *testing.T) {
 
 	t.Run("without a grant is refused", func(t *testing.T) {
 		f.denied(403, "forbidden", "GET", read, agentSam, ingress.ActAsHeader, "beta")
-		e := f.audited(audit.ControlChain, "support:sam", "record.read", "deny:forbidden")
+		e := f.audited("beta", "support:sam", "record.read", "deny:forbidden") // the tenant's chain
 		if e.Resource != "tenant/beta/collections/notes" {
 			t.Errorf("resource %q", e.Resource)
 		}
@@ -206,7 +206,7 @@ func TestSupportAgent(t *testing.T) {
 
 	t.Run("writes are refused even with a grant", func(t *testing.T) {
 		f.denied(403, "forbidden", "PUT", read, agentSam, ingress.ActAsHeader, "acme")
-		f.audited(audit.ControlChain, "support:sam", "record.write", "deny:forbidden")
+		f.audited("acme", "support:sam", "record.write", "deny:forbidden")
 	})
 
 	mu.Lock()
@@ -462,9 +462,9 @@ func TestDenialsAreAuditedWhateverThePath(t *testing.T) {
 		if !strings.HasPrefix(e.Resource, "tenant/acme/collections/") || e.Decision != "deny:forbidden" {
 			t.Errorf("collection %.40q: entry %+v", c, e)
 		}
-		before = len(f.entries(audit.ControlChain))
+		before = len(f.entries("beta"))
 		f.denied(403, "forbidden", "GET", path, agentSam, ingress.ActAsHeader, "beta")
-		if n := len(f.entries(audit.ControlChain)); n != before+1 {
+		if n := len(f.entries("beta")); n != before+1 {
 			t.Errorf("collection %.40q: the support agent's denial was not audited", c)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -82,7 +83,7 @@ func (g *Gate) Middleware(action string) func(http.Handler) http.Handler {
 func (g *Gate) guard(action string, control bool, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req := Request{Token: BearerToken(r), Action: action, Control: control,
-			Write: r.Method != http.MethodGet && r.Method != http.MethodHead}
+			Write: r.Method != http.MethodGet && r.Method != http.MethodHead, Client: clientHost(r.RemoteAddr)}
 		if control {
 			req.Tenant = g.pathTenant(r)
 		} else {
@@ -96,10 +97,10 @@ func (g *Gate) guard(action string, control bool, h http.Handler) http.Handler {
 		}
 		defer func() { // releases admission, also if h panics
 			if p := recover(); p != nil {
-				pass.Done("allow:panic")
+				_ = pass.Done("allow:panic")
 				panic(p)
 			}
-			pass.Done("")
+			_ = pass.Done("")
 		}()
 		SetRateLimitHeaders(w.Header(), pass.RateLimit)
 		r = r.WithContext(pass.Context())
@@ -107,10 +108,64 @@ func (g *Gate) guard(action string, control bool, h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		rec := &telemetry.StatusRecorder{ResponseWriter: w}
-		h.ServeHTTP(rec, r)
-		pass.Done(Outcome(rec.Status()))
+		// The answer waits for the audit entry: one that cannot be
+		// written withholds it.
+		buf := &heldResponse{header: w.Header().Clone()}
+		h.ServeHTTP(buf, r)
+		if err := pass.Done(Outcome(buf.Status())); err != nil {
+			g.WriteError(w, r, err)
+			return
+		}
+		buf.sendTo(w)
 	})
+}
+
+// heldResponse holds a handler's answer until its audit entry is written.
+type heldResponse struct {
+	header http.Header
+	status int
+	body   []byte
+}
+
+func (h *heldResponse) Header() http.Header { return h.header }
+
+func (h *heldResponse) WriteHeader(status int) {
+	if h.status == 0 {
+		h.status = status
+	}
+}
+
+func (h *heldResponse) Write(b []byte) (int, error) {
+	h.WriteHeader(http.StatusOK)
+	h.body = append(h.body, b...)
+	return len(b), nil
+}
+
+// Status is the status the handler answered (200 if it wrote nothing).
+func (h *heldResponse) Status() int {
+	if h.status == 0 {
+		return http.StatusOK
+	}
+	return h.status
+}
+
+func (h *heldResponse) sendTo(w http.ResponseWriter) {
+	dst := w.Header()
+	clear(dst)
+	for k, v := range h.header {
+		dst[k] = v
+	}
+	w.WriteHeader(h.Status())
+	_, _ = w.Write(h.body)
+}
+
+// clientHost is the host of a request's remote address (the whole address
+// if it has no port).
+func clientHost(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
 }
 
 // Outcome is the audit decision of an allowed request that was answered

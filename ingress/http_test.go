@@ -13,7 +13,7 @@ import (
 )
 
 func TestAuthorizationHeader(t *testing.T) {
-	f := newFixture(t, nil)
+	f := newFixture(t, func(c *ingress.Config) { c.Now = newWindowEachTime() })
 	read := "/v1/collections/notes/records/n1"
 	const ask = `Bearer realm="bulkhead"`
 	const invalid = `Bearer realm="bulkhead", error="invalid_token"`

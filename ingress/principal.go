@@ -92,8 +92,8 @@ func NewContext(ctx context.Context, p Principal) context.Context {
 // FromContext returns the principal of the request ctx belongs to.
 func FromContext(ctx context.Context) (Principal, bool) {
 	switch p := ctx.Value(principalKey{}).(type) {
-	case *Principal: // the gate's: it shares the Pass's copy
-		return *p, true
+	case *Pass: // the gate's
+		return p.Principal, true
 	case Principal:
 		return p, true
 	}

@@ -11,8 +11,10 @@ import (
 	"net/url"
 	"strconv"
 
+	"github.com/bulkhead-dev/bulkhead/audit"
 	"github.com/bulkhead-dev/bulkhead/catalog"
 	"github.com/bulkhead-dev/bulkhead/fleet"
+	"github.com/bulkhead-dev/bulkhead/ingress"
 	"github.com/bulkhead-dev/bulkhead/limits"
 	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/tenant"
@@ -106,6 +108,9 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := decodeJSON(r, &req); err != nil {
 		return err
+	}
+	if req.ID != "" {
+		ingress.SetResource(r.Context(), "tenant/"+req.ID) // escaped and bounded by the gate
 	}
 	t, err := s.fleet.Create(r.Context(), fleet.Spec{ID: req.ID, Name: req.Name, Tier: req.Tier,
 		Isolation: req.Isolation, Shard: req.Shard})
@@ -294,10 +299,17 @@ func (s *Server) setState(w http.ResponseWriter, r *http.Request,
 }
 
 // deleteTenant: DELETE /v1/admin/tenants/{id} offboards the tenant: keys
-// revoked, data dropped, entry removed (204).
+// revoked, data dropped, entry removed (204). The tenant's audit chain
+// first gets the entry that closes this incarnation (audit.OffboardAction):
+// a tenant created again with the id does not see what came before it.
+// If that entry cannot be written, nothing is offboarded.
 func (s *Server) deleteTenant(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathTenant(r)
+	id, err := s.existingTenant(r)
 	if err != nil {
+		return err
+	}
+	p, _ := ingress.FromContext(r.Context())
+	if err := s.record(r, id.String(), p, audit.OffboardAction, ingress.ResourceName(id, ""), "allow"); err != nil {
 		return err
 	}
 	if err := s.fleet.Offboard(r.Context(), id); err != nil {

@@ -29,14 +29,15 @@ func auditPage(q url.Values) (after int64, limit int, err error) {
 	return after, limit, nil
 }
 
-// listAudit answers a page of chain: {"items":[entry...],"next_after":N}
-// (next_after 0 on the last page).
-func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, chain string) {
+// listAudit answers a page of chain after seq from:
+// {"items":[entry...],"next_after":N} (next_after 0 on the last page).
+func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, chain string, from int64) {
 	after, limit, err := auditPage(r.URL.Query())
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	after = max(after, from)
 	es, err := s.audit.List(r.Context(), chain, after, limit)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -53,13 +54,20 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, chain string)
 }
 
 // tenantAudit: GET /v1/audit — the caller's own tenant's chain (a tenant
-// admin; the tenant comes from the credential).
+// admin; the tenant comes from the credential), from the start of its
+// current incarnation: an earlier tenant with the same id was another
+// tenant, and its entries (before the last audit.OffboardAction) are
+// for operators only (GET /v1/admin/audit?chain=).
 func (s *Server) tenantAudit(w http.ResponseWriter, r *http.Request) error {
 	id, err := tenant.FromContext(r.Context())
 	if err != nil {
 		return err
 	}
-	s.listAudit(w, r, id.String())
+	from, err := s.audit.Last(r.Context(), id.String(), audit.OffboardAction)
+	if err != nil {
+		return err
+	}
+	s.listAudit(w, r, id.String(), from)
 	return nil
 }
 
@@ -74,6 +82,6 @@ func (s *Server) adminAudit(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	s.listAudit(w, r, chain)
+	s.listAudit(w, r, chain, 0)
 	return nil
 }

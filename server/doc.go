@@ -2,8 +2,9 @@
 // keys; records and collections) and control plane (the operator token;
 // tenants and their keys), with /healthz, /readyz and /metrics.
 //
-// Every request passes the same chain: a request id (an inbound
-// X-Request-ID is adopted only if short and safe; it is echoed back), the
+// Every request passes the same chain: a request id of the server's own,
+// sent back as X-Request-ID (an inbound X-Request-ID is only logged, as
+// client_request_id, if short and safe), the
 // request log and metrics (package telemetry), panic recovery, a body
 // limit, then routing. Each path is registered once and dispatches on the
 // method, so unknown paths are 404 route_not_found and known paths with a

@@ -52,9 +52,11 @@ func (s *Server) newGate() (*ingress.Gate, error) {
 }
 
 // record appends an entry to the audit log for what a handler did beyond
-// what the gate records (grants, on the tenant's own chain).
-func (s *Server) record(r *http.Request, chain string, p ingress.Principal, action, resource, decision string) {
-	s.gate.Record(r.Context(), chain, p, action, resource, decision)
+// what the gate records (grants, on the tenant's own chain). An error
+// (503 audit_unavailable) must end the handler: the action is not answered
+// as done without its entry.
+func (s *Server) record(r *http.Request, chain string, p ingress.Principal, action, resource, decision string) error {
+	return s.gate.Record(r.Context(), chain, p, action, resource, decision)
 }
 
 // operatorPrincipal is the operator as the audit log names it.

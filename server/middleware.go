@@ -12,23 +12,25 @@ import (
 	"github.com/bulkhead-dev/bulkhead/telemetry"
 )
 
-// maxRequestIDLen bounds an inbound X-Request-ID the server will adopt.
+// maxRequestIDLen bounds an inbound X-Request-ID the server will log.
 const maxRequestIDLen = 64
 
-// requestID gives every request an id: the inbound X-Request-ID if it is
-// short and made of safe characters, a random one otherwise. The id is
-// echoed in the X-Request-ID response header and carried in the request's
-// telemetry.RequestInfo.
+// requestID gives every request an id of the server's own (random), sent
+// in the X-Request-ID response header and carried in the request's
+// telemetry.RequestInfo: the audit log and the request log name requests
+// by it, and no client can choose it. An inbound X-Request-ID that is
+// short and made of safe characters is kept apart, as the request log's
+// client_request_id.
 func requestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get("X-Request-ID")
-		if !safeRequestID(id) {
-			var b [16]byte
-			_, _ = rand.Read(b[:])
-			id = hex.EncodeToString(b[:])
-		}
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		id := hex.EncodeToString(b[:])
 		info := &telemetry.RequestInfo{}
 		info.SetID(id)
+		if c := r.Header.Get("X-Request-ID"); safeRequestID(c) {
+			info.SetClientID(c)
+		}
 		w.Header().Set("X-Request-ID", id)
 		next.ServeHTTP(w, r.WithContext(telemetry.WithInfo(r.Context(), info)))
 	})

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/catalog"
+	"github.com/bulkhead-dev/bulkhead/ingress"
 )
 
 // NewAgent is a freshly created support agent with its token, shown once.
@@ -26,6 +27,7 @@ func (s *Server) createAgent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	ingress.SetResource(r.Context(), "support-agents/"+a.ID)
 	w.Header().Set("Cache-Control", "no-store")
 	s.writeJSON(w, r, http.StatusCreated, NewAgent{Agent: a, Token: token})
 	return nil
@@ -34,6 +36,7 @@ func (s *Server) createAgent(w http.ResponseWriter, r *http.Request) error {
 // revokeAgent: DELETE /v1/admin/support-agents/{agent_id} (204), effective
 // on the agent's next request on every instance.
 func (s *Server) revokeAgent(w http.ResponseWriter, r *http.Request) error {
+	ingress.SetResource(r.Context(), "support-agents/"+r.PathValue("agent_id"))
 	if err := s.catalog.RevokeAgent(r.Context(), r.PathValue("agent_id")); err != nil {
 		return err
 	}
@@ -82,8 +85,10 @@ func (s *Server) createGrant(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	// The tenant's own chain shows who may read its data, and why.
-	s.record(r, id.String(), operatorPrincipal, "grant.create",
-		"tenant/"+id.String()+"/grants/"+g.ID, "allow")
+	if err := s.record(r, id.String(), operatorPrincipal, "grant.create",
+		"tenant/"+id.String()+"/grants/"+g.ID, "allow"); err != nil {
+		return err
+	}
 	s.writeJSON(w, r, http.StatusCreated, g)
 	return nil
 }
@@ -113,8 +118,10 @@ func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request) error {
 	if err := s.catalog.RevokeGrant(r.Context(), id, gid); err != nil {
 		return err
 	}
-	s.record(r, id.String(), operatorPrincipal, "grant.revoke",
-		"tenant/"+id.String()+"/grants/"+clip(gid), "allow")
+	if err := s.record(r, id.String(), operatorPrincipal, "grant.revoke",
+		"tenant/"+id.String()+"/grants/"+clip(gid), "allow"); err != nil {
+		return err
+	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -131,6 +138,7 @@ func (s *Server) now() time.Time {
 // support agent (revoked ones with revoked_at), oldest first; metadata
 // only, never a token or its hash.
 func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
+	ingress.SetResource(r.Context(), "support-agents")
 	agents, err := s.catalog.ListAgents(r.Context())
 	if err != nil {
 		return err

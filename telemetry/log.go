@@ -22,6 +22,22 @@ type RequestInfo struct {
 	id     string // guarded by mu
 	tenant string // guarded by mu
 	route  string // guarded by mu
+	client string // guarded by mu
+}
+
+// SetClientID records the request id the client sent (X-Request-ID), kept
+// apart from the server's own id.
+func (i *RequestInfo) SetClientID(id string) {
+	i.mu.Lock()
+	i.client = id
+	i.mu.Unlock()
+}
+
+// ClientID returns the request id the client sent, if any.
+func (i *RequestInfo) ClientID() string {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.client
 }
 
 // SetID records the request id.

@@ -60,7 +60,7 @@ func observe(logger *slog.Logger, metrics *Metrics, r *http.Request, info *Reque
 	if route == "" {
 		route = NoRoute
 	}
-	logger.LogAttrs(r.Context(), level, "http request",
+	attrs := []slog.Attr{
 		slog.String("request_id", info.ID()),
 		slog.String("tenant", tenantID),
 		slog.String("route", route),
@@ -68,7 +68,11 @@ func observe(logger *slog.Logger, metrics *Metrics, r *http.Request, info *Reque
 		slog.Int("status", status),
 		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
 		slog.Int64("bytes", size),
-	)
+	}
+	if c := info.ClientID(); c != "" {
+		attrs = append(attrs, slog.String("client_request_id", c))
+	}
+	logger.LogAttrs(r.Context(), level, "http request", attrs...)
 }
 
 // safeMethod keeps arbitrary client-chosen method strings out of the log.

@@ -18,12 +18,14 @@ package ingressgrpc
 import (
 	"context"
 	"errors"
+	"net"
 	"strconv"
 	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/bulkhead-dev/bulkhead/ingress"
@@ -67,7 +69,9 @@ func Unary(g *ingress.Gate, ms Methods) grpc.UnaryServerInterceptor {
 		}
 		defer done(pass) // releases admission, also if the handler panics
 		resp, err := handler(pass.Context(), req)
-		pass.Done(outcome(err))
+		if aerr := pass.Done(outcome(err)); aerr != nil {
+			return nil, Status(aerr) // an answer that could not be audited is withheld
+		}
 		return resp, err
 	}
 }
@@ -82,7 +86,9 @@ func Stream(g *ingress.Gate, ms Methods) grpc.StreamServerInterceptor {
 		}
 		defer done(pass)
 		err = handler(srv, &stream{ServerStream: ss, ctx: pass.Context()})
-		pass.Done(outcome(err))
+		if aerr := pass.Done(outcome(err)); aerr != nil {
+			return Status(aerr)
+		}
 		return err
 	}
 }
@@ -101,6 +107,12 @@ func enter(ctx context.Context, g *ingress.Gate, ms Methods, full string, msg an
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
 	req := ingress.Request{Action: m.Action, Control: m.Control, Write: m.Write}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		req.Client = p.Addr.String()
+		if host, _, err := net.SplitHostPort(req.Client); err == nil {
+			req.Client = host
+		}
+	}
 	if vals := md.Get("authorization"); len(vals) == 1 {
 		req.Token = ingress.ParseBearer(vals[0])
 	}
@@ -155,10 +167,10 @@ func Status(err error) error {
 // its panic goes on (to a recovery interceptor, if any).
 func done(pass *ingress.Pass) {
 	if p := recover(); p != nil {
-		pass.Done("allow:panic")
+		_ = pass.Done("allow:panic")
 		panic(p)
 	}
-	pass.Done("")
+	_ = pass.Done("")
 }
 
 // outcome is the audit decision of a call the gate let in.

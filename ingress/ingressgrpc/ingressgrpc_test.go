@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -333,7 +334,12 @@ func TestTheCredentialsTenantReachesTheHandler(t *testing.T) {
 }
 
 func TestNoCredential(t *testing.T) {
-	f := newFixture(t, nil)
+	// A clock that moves an hour at each look: every unauthenticated call
+	// falls in a window of its own and is recorded on its own.
+	var hours atomic.Int64
+	f := newFixture(t, func(c *ingress.Config) {
+		c.Now = func() time.Time { return time.Unix(0, 0).Add(time.Duration(hours.Add(1)) * time.Hour) }
+	})
 	for _, tc := range []struct {
 		name string
 		kv   []string
