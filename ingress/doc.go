@@ -19,7 +19,10 @@
 //  5. admit the request under the tenant's concurrency limit
 //     (Config.Admission; *admission.Controller);
 //  6. audit every denial, every control-plane change and every act-as
-//     request (Config.Audit; *audit.Log).
+//     request, refused or not, on the tenant's chain (Config.Audit;
+//     *audit.Log). An audited request is answered only once its entry is
+//     written (503 audit_unavailable otherwise); unauthenticated requests
+//     are recorded a few per client address and minute, the rest counted.
 //
 // A step whose Config field is nil is skipped, except authentication. The
 // handler finds the principal with FromContext and the tenant with
