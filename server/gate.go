@@ -1,11 +1,15 @@
 package server
 
 import (
+	"context"
+	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/bulkhead-dev/bulkhead/identity"
 	"github.com/bulkhead-dev/bulkhead/ingress"
 	"github.com/bulkhead-dev/bulkhead/ingress/catalogauth"
+	"github.com/bulkhead-dev/bulkhead/telemetry"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
@@ -27,7 +31,7 @@ func (s *Server) newGate() (*ingress.Gate, error) {
 		Now:        s.opts.Now,
 	})
 	cfg := ingress.Config{
-		Authenticator: catalogauth.All(s.catalog, s.opHash, s.verifier),
+		Authenticator: catalogauth.All(s.catalog, s.opHash, refusalLogger{s.verifier, s.log}),
 		Policy:        s.policy,
 		Grants:        s.catalog,
 		Admission:     s.admission,
@@ -70,4 +74,37 @@ func (s *Server) e(h func(http.ResponseWriter, *http.Request) error) http.Handle
 			s.writeError(w, r, err)
 		}
 	}
+}
+
+// refusalLogger is the verifier of tenant users' JWTs as the gate uses it:
+// each refusal is logged at debug with its reason (a bad signature, an
+// unknown issuer, an expired token, a missing tenant claim...) and the
+// request id, so an operator can tell why a login fails with
+// --log-level debug. The token is never logged: the verifier's reasons do
+// not hold it, and any part of it that one did would be cut out.
+type refusalLogger struct {
+	v   catalogauth.TokenVerifier
+	log *slog.Logger
+}
+
+func (l refusalLogger) Verify(ctx context.Context, token string) (identity.User, error) {
+	u, err := l.v.Verify(ctx, token)
+	if err != nil && l.log.Enabled(ctx, slog.LevelDebug) {
+		l.log.LogAttrs(ctx, slog.LevelDebug, "jwt refused",
+			slog.String("request_id", telemetry.InfoFrom(ctx).ID()),
+			slog.String("reason", redactToken(err.Error(), token)))
+	}
+	return u, err
+}
+
+// redactToken removes token, and each of its parts long enough to be a
+// secret, from s.
+func redactToken(s, token string) string {
+	s = strings.ReplaceAll(s, token, "[token]")
+	for part := range strings.SplitSeq(token, ".") {
+		if len(part) >= 8 {
+			s = strings.ReplaceAll(s, part, "[token]")
+		}
+	}
+	return s
 }
