@@ -142,7 +142,8 @@ type header struct {
 var registered = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "azp", "nonce"}
 
 // Verify checks token and returns its user. In order: the token is parsed
-// without trusting it; the tenant is read from a string claim; that
+// without trusting it; the tenant is read from a string claim (the claim
+// configured for its iss, when the IssuerSource is a ClaimSource); that
 // tenant's issuers are loaded and the token's iss must be one of them with
 // that claim as its tenant claim; alg must be on the issuer's allow-list;
 // the signature must verify with the issuer's key named by kid (an unknown
