@@ -410,8 +410,8 @@ func (g *Gate) denyAuth(ctx context.Context, client, action string, err error) e
 	var d *Denial
 	if g.cfg.Audit != nil && errors.As(err, &d) && d.Reason == Unauthenticated {
 		record, flush := g.failures.note(client, g.now())
-		for _, f := range flush {
-			_ = g.Record(ctx, audit.ControlChain, Principal{}, FailuresAction, "client/"+f.client,
+		for _, f := range flush { // counts of no one request: no request id
+			_ = g.Record(context.Background(), audit.ControlChain, Principal{}, FailuresAction, "client/"+f.client,
 				"suppressed:"+strconv.FormatInt(f.count, 10))
 		}
 		if !record {

@@ -53,7 +53,7 @@ func TestUnauthenticatedRequestsCannotGrowTheLogWithoutBound(t *testing.T) {
 		t.Fatalf("no %s entry after the interval: %+v", ingress.FailuresAction, es[recorded:])
 	}
 	want := "suppressed:" + strconv.Itoa(junk-recorded)
-	if total.Resource != "client/127.0.0.1" || total.Decision != want || total.Principal != "anonymous" {
+	if total.Resource != "client/127.0.0.1" || total.Decision != want || total.Principal != "anonymous" || total.RequestID != "" {
 		t.Errorf("count entry %+v, want client/127.0.0.1 %s", *total, want)
 	}
 	if es[len(es)-1].Decision != "deny:unauthenticated" {
