@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -12,10 +13,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -39,7 +42,7 @@ const (
 var (
 	dataPlaneRounds = flag.Int("dataplane.rounds", 4, "BenchmarkDataPlane: rounds, each running every variant once")
 	dataPlaneRound  = flag.Duration("dataplane.round", 2*time.Second, "BenchmarkDataPlane: how long each variant runs in a round")
-	dataPlaneServer = flag.Bool("dataplane.serveronly", false, "BenchmarkDataPlane: run the server alone (for a CPU profile of it)")
+	dataPlaneOnly   = flag.String("dataplane.only", "", `BenchmarkDataPlane: "server" or "baseline" runs that variant alone (for a CPU profile of it)`)
 )
 
 // BenchmarkDataPlane measures the server's data plane against the
@@ -61,8 +64,12 @@ var (
 // the whole server costs over the bare data path. The variants run
 // alternately, dataplane.rounds rounds of dataplane.round each (the order
 // flips every round), so that the noise of a shared machine falls on both.
-// Reported: ops/s and p99 of each, and server/baseline ratios.
-// -dataplane.serveronly runs the server alone, for a CPU profile of it.
+// Reported: ops/s and p99 of each, server/baseline ratios, and the CPU
+// time per operation of this process (server or baseline, and the load
+// generator) and of a PostgreSQL on this machine (all its processes, so
+// on a shared machine others' queries count too).
+// -dataplane.only=server (or baseline) runs one variant alone, for a CPU
+// profile of it.
 //
 //	BULKHEAD_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable \
 //	  go test -run '^$' -bench BenchmarkDataPlane -benchtime 1x ./server
@@ -95,7 +102,7 @@ func compareDataPlane(b *testing.B, srv *benchServer, base *benchServer) {
 				order = []int{1, 0}
 			}
 			for _, v := range order {
-				if v == 1 && *dataPlaneServer {
+				if *dataPlaneOnly != "" && *dataPlaneOnly != []string{"server", "baseline"}[v] {
 					continue
 				}
 				target := []*benchServer{srv, base}[v]
@@ -104,15 +111,27 @@ func compareDataPlane(b *testing.B, srv *benchServer, base *benchServer) {
 		}
 	}
 	s, p := res[0], res[1]
-	b.ReportMetric(s.opsPerSec(), "server-ops/s")
-	b.ReportMetric(ms(s.p99()), "server-p99-ms")
-	if *dataPlaneServer {
+	if *dataPlaneOnly != "baseline" {
+		b.ReportMetric(s.opsPerSec(), "server-ops/s")
+		b.ReportMetric(ms(s.p99()), "server-p99-ms")
+	}
+	if *dataPlaneOnly != "" {
+		if *dataPlaneOnly == "baseline" {
+			b.ReportMetric(p.opsPerSec(), "baseline-ops/s")
+			b.ReportMetric(ms(p.p99()), "baseline-p99-ms")
+		}
 		return
 	}
 	b.ReportMetric(p.opsPerSec(), "baseline-ops/s")
 	b.ReportMetric(s.opsPerSec()/p.opsPerSec(), "ops-ratio")
 	b.ReportMetric(ms(p.p99()), "baseline-p99-ms")
 	b.ReportMetric(float64(s.p99())/float64(p.p99()), "p99-ratio")
+	b.ReportMetric(s.cpuPerOp(s.goCPU), "server-go-µs/op")
+	b.ReportMetric(p.cpuPerOp(p.goCPU), "baseline-go-µs/op")
+	if s.pgCPU >= 0 && p.pgCPU >= 0 {
+		b.ReportMetric(s.cpuPerOp(s.pgCPU), "server-pg-µs/op")
+		b.ReportMetric(p.cpuPerOp(p.pgCPU), "baseline-pg-µs/op")
+	}
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -121,12 +140,27 @@ type dataPlaneResult struct {
 	ops     int
 	elapsed time.Duration
 	lat     []time.Duration
+	// goCPU is the CPU time of this process (the server or baseline and
+	// the load generator); pgCPU that of local PostgreSQL, -1 if unknown.
+	goCPU, pgCPU time.Duration
 }
 
 func (r *dataPlaneResult) add(o dataPlaneResult) {
 	r.ops += o.ops
 	r.elapsed += o.elapsed
 	r.lat = append(r.lat, o.lat...)
+	r.goCPU += o.goCPU
+	if r.pgCPU >= 0 {
+		r.pgCPU += o.pgCPU
+	}
+	if o.pgCPU < 0 {
+		r.pgCPU = -1
+	}
+}
+
+// cpuPerOp returns d per operation in microseconds.
+func (r *dataPlaneResult) cpuPerOp(d time.Duration) float64 {
+	return float64(d.Microseconds()) / float64(r.ops)
 }
 
 func (r *dataPlaneResult) p99() time.Duration {
@@ -141,6 +175,7 @@ func dataPlaneLoad(b *testing.B, bs *benchServer, d time.Duration) dataPlaneResu
 	var res dataPlaneResult
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	go0, pg0 := processCPU(), postgresCPU()
 	start := time.Now()
 	deadline := start.Add(d)
 	for range dataPlaneClients {
@@ -175,7 +210,59 @@ func dataPlaneLoad(b *testing.B, bs *benchServer, d time.Duration) dataPlaneResu
 	}
 	wg.Wait()
 	res.elapsed = time.Since(start)
+	res.goCPU = processCPU() - go0
+	if pg1 := postgresCPU(); pg0 >= 0 && pg1 >= 0 {
+		res.pgCPU = pg1 - pg0
+	} else {
+		res.pgCPU = -1
+	}
 	return res
+}
+
+// processCPU returns the CPU time this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// postgresCPU returns the CPU time used by the processes named postgres
+// on this machine, from /proc (Linux, clock ticks of 10 ms), or -1. It
+// counts a benchmark's connections while they are open.
+func postgresCPU() time.Duration {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return -1
+	}
+	var ticks int64
+	found := false
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i, j := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+		if i < 0 || j < i || string(b[i+1:j]) != "postgres" {
+			continue
+		}
+		f := strings.Fields(string(b[j+1:])) // f[0] is field 3, the state
+		if len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64) // utime, field 14
+		k, _ := strconv.ParseInt(f[12], 10, 64) // stime, field 15
+		ticks += u + k
+		found = true
+	}
+	if !found {
+		return -1
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
 }
 
 // plainStore is the data path of a hand-written server.

@@ -97,11 +97,7 @@ func (tx *Tx) Put(ctx context.Context, collection, id string, data []byte, cond 
 		return Record{}, false, err
 	}
 	now := tx.r.now().UTC().Truncate(1e3)
-	usage, tracked, err := tx.lockUsage(ctx)
-	if err != nil {
-		return Record{}, false, err
-	}
-	cur, err := tx.btx.Get(ctx, collection, id)
+	usage, tracked, cur, err := tx.lockUsageGet(ctx, collection, id)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		if cond.set() {
@@ -195,32 +191,40 @@ func (tx *Tx) Delete(ctx context.Context, collection, id string, cond IfMatch) e
 	if err := ValidRecordID(id); err != nil {
 		return err
 	}
+	if _, ok := tx.btx.(usageGetTx); ok {
+		_, tracked, cur, err := tx.lockUsageGet(ctx, collection, id)
+		return tx.deleteRecord(ctx, collection, id, cond, tracked, cur, err)
+	}
 	_, tracked, err := tx.lockUsage(ctx)
 	if err != nil {
 		return err
 	}
 	if cond.set() || tracked {
 		cur, err := tx.btx.Get(ctx, collection, id)
-		if errors.Is(err, ErrNotFound) {
-			if cond.set() {
-				return fmt.Errorf("%w: record does not exist", ErrPrecondition)
-			}
-			return ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		if cond.Version != 0 && cur.Version != cond.Version {
-			return fmt.Errorf("%w: record is at version %d", ErrPrecondition, cur.Version)
-		}
-		if tracked {
-			if err := tx.btx.Delete(ctx, collection, id); err != nil {
-				return err
-			}
-			return tx.addUsage(ctx, Usage{Records: -1, Bytes: -int64(len(cur.Data))})
-		}
+		return tx.deleteRecord(ctx, collection, id, cond, tracked, cur, err)
 	}
 	return tx.btx.Delete(ctx, collection, id)
+}
+
+// deleteRecord deletes the record cur (read under the tenant's usage lock
+// if tracked, with error err), checking cond.
+func (tx *Tx) deleteRecord(ctx context.Context, collection, id string, cond IfMatch, tracked bool, cur Record, err error) error {
+	if errors.Is(err, ErrNotFound) {
+		if cond.set() {
+			return fmt.Errorf("%w: record does not exist", ErrPrecondition)
+		}
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	if cond.Version != 0 && cur.Version != cond.Version {
+		return fmt.Errorf("%w: record is at version %d", ErrPrecondition, cur.Version)
+	}
+	if err := tx.btx.Delete(ctx, collection, id); err != nil || !tracked {
+		return err
+	}
+	return tx.addUsage(ctx, Usage{Records: -1, Bytes: -int64(len(cur.Data))})
 }
 
 // List returns one page of the collection in ascending id order.
@@ -282,4 +286,33 @@ func (tx *Tx) Collections(ctx context.Context) ([]Collection, error) {
 		cs = []Collection{}
 	}
 	return cs, err
+}
+
+// usageGetTx is an optional capability of a BackendTx that keeps usage
+// (UsageTx): LockUsageGet is LockUsage followed by Get, in one round trip
+// to the database where the engine can send both at once. It returns the
+// usage even when the record does not exist (err is then ErrNotFound).
+type usageGetTx interface {
+	LockUsageGet(ctx context.Context, collection, id string) (Usage, Record, error)
+}
+
+// lockUsageGet locks the tenant's usage if the backend keeps it (tracked),
+// then reads the record, which the lock then holds against the tenant's
+// other writers. err is ErrNotFound for a missing record, with u and
+// tracked set.
+func (tx *Tx) lockUsageGet(ctx context.Context, collection, id string) (u Usage, tracked bool, rec Record, err error) {
+	if ug, ok := tx.btx.(usageGetTx); ok {
+		u, rec, err = ug.LockUsageGet(ctx, collection, id)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return Usage{}, false, Record{}, err
+		}
+		tx.after, tx.afterKnown = u, true
+		return u, true, rec, err
+	}
+	u, tracked, err = tx.lockUsage(ctx)
+	if err != nil {
+		return Usage{}, false, Record{}, err
+	}
+	rec, err = tx.btx.Get(ctx, collection, id)
+	return u, tracked, rec, err
 }

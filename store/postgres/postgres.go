@@ -200,8 +200,8 @@ func prepareStatements(ctx context.Context, conn *pgx.Conn) error {
 }
 
 // ownStatements are the statements every serving connection prepares.
-var ownStatements = append([]string{sqlGet, sqlInsert, sqlUpdate, sqlDelete, sqlCollections, sqlSeal, sqlSealStore,
-	sqlBeginRW, sqlUsageLock, sqlUsageGet, sqlUsageCount, sqlUsageInit, sqlUsageAdd}, listQueries...)
+var ownStatements = append([]string{sqlGet, sqlInsert, sqlUpdateOne, sqlDelete, sqlCollections, sqlSeal, sqlSealStore,
+	sqlBeginRW, sqlCommit, sqlUsageLock, sqlUsageGet, sqlUsageCount, sqlUsageInit, sqlUsageAdd}, listQueries...)
 
 func validPrefix(p string) error {
 	if len(p) > 20 {

@@ -93,8 +93,11 @@ const (
 		WHERE tenant_id = $1 AND collection = $2 AND id = $3`
 	sqlInsert = `INSERT INTO records (tenant_id, collection, id, data, version, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`
-	sqlUpdate = `UPDATE records SET data = $4, version = $5, updated_at = $6
-		WHERE tenant_id = $1 AND collection = $2 AND id = $3 AND version = $7`
+	// sqlUpdateOne fails with division_by_zero when it updates no row, so
+	// that a held-back update (deferWrite) fails its batch.
+	sqlUpdateOne = `WITH w AS (UPDATE records SET data = $4, version = $5, updated_at = $6
+		WHERE tenant_id = $1 AND collection = $2 AND id = $3 AND version = $7 RETURNING 1)
+		SELECT 1 / count(*) FROM w`
 	sqlDelete = `DELETE FROM records
 		WHERE tenant_id = $1 AND collection = $2 AND id = $3`
 	sqlCollections = `SELECT collection, count(*) FROM records

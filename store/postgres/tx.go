@@ -21,7 +21,15 @@ import (
 // reach only the tenant's unit (they name it, or search_path does).
 //
 // A read-write transaction begins lazily: BEGIN and the seal go to the
-// server in one pipelined batch with its first statement. A read-only
+// server in one pipelined batch with its first statement. Its writes
+// (Insert, Update, AddUsage) are held back and go out in the batch of the
+// next statement, or of COMMIT: a Put is two round trips, one for BEGIN,
+// the seal, the usage lock and the record (LockUsageGet), one for the
+// write, the usage and COMMIT. A held-back write that fails, or finds no
+// row where it must find one, fails its batch with an SQL error, so
+// nothing after it runs: COMMIT does not, and the transaction changes
+// nothing. A transaction that runs team SQL writes at once, as the team's
+// statements must see its writes. A read-only
 // transaction never sends BEGIN: each statement runs in the implicit
 // transaction of its own batch, sealed in the same round trip, so a point
 // read costs one round trip. Under READ COMMITTED each statement sees its
@@ -38,11 +46,22 @@ type tx struct {
 	team    bool // team SQL runs in this transaction (BeginSQL): the full seal
 	release func()
 	done    bool
+	// pending are writes held back to go out in the batch of the next
+	// statement or of COMMIT (deferWrite).
+	pending []pendingWrite
 }
 
-// Statements of a transaction's first batch.
+// pendingWrite is a write statement held back, and what its error means.
+type pendingWrite struct {
+	sql  string
+	args []any
+	fail func(error) error
+}
+
+// Statements of a transaction's first batch and of its last.
 const (
 	sqlBeginRW = `BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE`
+	sqlCommit  = `COMMIT`
 )
 
 func (b *Backend) newTx(ctx context.Context, id tenant.ID, mode store.Mode, write bool) (*tx, error) {
@@ -102,13 +121,21 @@ func (t *tx) sendBatch(ctx context.Context, build func() ([]*pgx.QueuedQuery, er
 		if err != nil {
 			return nil, err
 		}
+		pq, pending, err := t.pendingQueries(ctx)
+		if err != nil {
+			return nil, err
+		}
 		var b pgx.Batch
 		n := t.prefix(&b)
+		b.QueuedQueries = append(b.QueuedQueries, pq...)
 		b.QueuedQueries = append(b.QueuedQueries, q...)
 		t.sent = true
 		br := t.conn.SendBatch(ctx, &b)
 		for i := 0; i < n && err == nil; i++ {
 			_, err = br.Exec()
+		}
+		if err == nil {
+			err = readPending(br, pending)
 		}
 		if err == nil {
 			return br, nil
@@ -117,6 +144,7 @@ func (t *tx) sendBatch(ctx context.Context, build func() ([]*pgx.QueuedQuery, er
 		if !retry || !isCode(err, "26000") { // invalid_sql_statement_name
 			return nil, err
 		}
+		t.pending = pending
 		retry = false
 		t.begun = false
 		t.discardConn()
@@ -124,6 +152,48 @@ func (t *tx) sendBatch(ctx context.Context, build func() ([]*pgx.QueuedQuery, er
 			return nil, err
 		}
 	}
+}
+
+// deferWrite holds back a write statement of a transaction that runs no
+// team SQL, to go out with the next batch; fail maps its error. A
+// transaction that runs team SQL sends it at once.
+func (t *tx) deferWrite(ctx context.Context, sql string, fail func(error) error, args ...any) error {
+	if t.team {
+		_, err := execResult(t.send(ctx, sql, args...))
+		if err != nil {
+			return fail(err)
+		}
+		return nil
+	}
+	t.pending = append(t.pending, pendingWrite{sql: sql, args: args, fail: fail})
+	return nil
+}
+
+// pendingQueries returns the held-back writes and their queries, named
+// (and prepared if need be) before the batch's prefix is queued, as build
+// names a batch's statements; they are no longer pending.
+func (t *tx) pendingQueries(ctx context.Context) ([]*pgx.QueuedQuery, []pendingWrite, error) {
+	pending := t.pending
+	t.pending = nil
+	q := make([]*pgx.QueuedQuery, len(pending))
+	for i, p := range pending {
+		name, err := t.name(ctx, p.sql)
+		if err != nil {
+			return nil, nil, err
+		}
+		q[i] = &pgx.QueuedQuery{SQL: name, Arguments: p.args}
+	}
+	return q, pending, nil
+}
+
+// readPending reads the results of the held-back writes queued on br.
+func readPending(br pgx.BatchResults, pending []pendingWrite) error {
+	for _, p := range pending {
+		if _, err := br.Exec(); err != nil {
+			return p.fail(err)
+		}
+	}
+	return nil
 }
 
 // sendFolded sends q, whose statement sets the tenant itself (fold.go).
@@ -193,15 +263,67 @@ func execResult(br pgx.BatchResults, err error) (pgconn.CommandTag, error) {
 
 // Get implements store.BackendTx.
 func (t *tx) Get(ctx context.Context, collection, id string) (store.Record, error) {
+	br, err := t.send(ctx, sqlGet, t.tenant, collection, id)
+	if err != nil {
+		return store.Record{}, fmt.Errorf("postgres: get record: %w", err)
+	}
+	rec, err := scanRecord(br.QueryRow(), collection, id)
+	if cerr := br.Close(); cerr != nil && (err == nil || errors.Is(err, store.ErrNotFound)) {
+		return store.Record{}, fmt.Errorf("postgres: get record: %w", cerr)
+	}
+	return rec, err
+}
+
+// LockUsageGet implements store's usageGetTx: LockUsage and Get in one
+// batch, BEGIN and the seal in front on the transaction's first. The read
+// runs after the lock is held. A tenant without a usage row gets one
+// (LockUsage), and its record is read again under the lock.
+func (t *tx) LockUsageGet(ctx context.Context, collection, id string) (store.Usage, store.Record, error) {
+	br, err := t.sendBatch(ctx, func() ([]*pgx.QueuedQuery, error) {
+		lock, err := t.name(ctx, sqlUsageLock)
+		if err != nil {
+			return nil, err
+		}
+		get, err := t.name(ctx, sqlGet)
+		if err != nil {
+			return nil, err
+		}
+		return []*pgx.QueuedQuery{
+			{SQL: lock, Arguments: []any{t.tenant}},
+			{SQL: get, Arguments: []any{t.tenant, collection, id}},
+		}, nil
+	})
+	if err != nil {
+		return store.Usage{}, store.Record{}, fmt.Errorf("postgres: usage: %w", err)
+	}
+	var u store.Usage
+	lerr := br.QueryRow().Scan(&u.Records, &u.Bytes)
+	if lerr != nil && !errors.Is(lerr, pgx.ErrNoRows) {
+		_ = br.Close()
+		return store.Usage{}, store.Record{}, fmt.Errorf("postgres: usage: %w", lerr)
+	}
+	rec, gerr := scanRecord(br.QueryRow(), collection, id)
+	if cerr := br.Close(); cerr != nil {
+		return store.Usage{}, store.Record{}, fmt.Errorf("postgres: get record: %w", cerr)
+	}
+	if lerr != nil { // no usage row yet
+		if u, lerr = t.LockUsage(ctx); lerr != nil {
+			return store.Usage{}, store.Record{}, lerr
+		}
+		rec, gerr = t.Get(ctx, collection, id)
+		return u, rec, gerr
+	}
+	if gerr != nil && !errors.Is(gerr, store.ErrNotFound) {
+		return store.Usage{}, store.Record{}, gerr
+	}
+	return u, rec, gerr
+}
+
+// scanRecord scans the row of sqlGet.
+func scanRecord(row pgx.Row, collection, id string) (store.Record, error) {
 	rec := store.Record{ID: id, Collection: collection}
 	var data []byte
-	br, err := t.send(ctx, sqlGet, t.tenant, collection, id)
-	if err == nil {
-		err = br.QueryRow().Scan(&data, &rec.Version, &rec.CreatedAt, &rec.UpdatedAt)
-		if cerr := br.Close(); err == nil || errors.Is(err, pgx.ErrNoRows) && cerr != nil {
-			err = cerr
-		}
-	}
+	err := row.Scan(&data, &rec.Version, &rec.CreatedAt, &rec.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.Record{}, store.ErrNotFound
 	}
@@ -213,28 +335,31 @@ func (t *tx) Get(ctx context.Context, collection, id string) (store.Record, erro
 	return rec, nil
 }
 
-// Insert implements store.BackendTx.
+// Insert implements store.BackendTx. The insert is held back (deferWrite):
+// a conflict fails the batch that sends it, with store.ErrConflict.
 func (t *tx) Insert(ctx context.Context, rec store.Record) error {
-	_, err := t.exec(ctx, sqlInsert, t.tenant, rec.Collection, rec.ID, []byte(rec.Data), rec.Version, rec.CreatedAt, rec.UpdatedAt)
+	return t.deferWrite(ctx, sqlInsert, insertErr, t.tenant, rec.Collection, rec.ID, []byte(rec.Data), rec.Version, rec.CreatedAt, rec.UpdatedAt)
+}
+
+func insertErr(err error) error {
 	if isCode(err, "23505") { // unique_violation
 		return store.ErrConflict
 	}
-	if err != nil {
-		return fmt.Errorf("postgres: insert record: %w", err)
-	}
-	return nil
+	return fmt.Errorf("postgres: insert record: %w", err)
 }
 
-// Update implements store.BackendTx.
+// Update implements store.BackendTx. The update is held back
+// (deferWrite): a record no longer at version prev fails the batch that
+// sends it, with store.ErrConflict.
 func (t *tx) Update(ctx context.Context, rec store.Record, prev int64) error {
-	tag, err := t.exec(ctx, sqlUpdate, t.tenant, rec.Collection, rec.ID, []byte(rec.Data), rec.Version, rec.UpdatedAt, prev)
-	if err != nil {
-		return fmt.Errorf("postgres: update record: %w", err)
-	}
-	if tag.RowsAffected() == 0 {
+	return t.deferWrite(ctx, sqlUpdateOne, updateErr, t.tenant, rec.Collection, rec.ID, []byte(rec.Data), rec.Version, rec.UpdatedAt, prev)
+}
+
+func updateErr(err error) error {
+	if isCode(err, "22012") { // division_by_zero: sqlUpdateOne updated no row
 		return store.ErrConflict
 	}
-	return nil
+	return fmt.Errorf("postgres: update record: %w", err)
 }
 
 // Delete implements store.BackendTx.
@@ -313,17 +438,40 @@ func (t *tx) Collections(ctx context.Context) ([]store.Collection, error) {
 	return cs, nil
 }
 
-// Commit implements store.BackendTx.
+// Commit implements store.BackendTx. Held-back writes go out with COMMIT,
+// in one batch: if one fails, COMMIT does not run and the transaction is
+// rolled back.
 func (t *tx) Commit() error {
 	if t.done {
 		return store.ErrTxDone
 	}
 	t.done = true
-	if !t.begun || t.conn == nil {
+	if t.conn == nil || !t.begun && len(t.pending) == 0 {
 		t.finish()
 		return nil
 	}
-	tag, err := t.conn.Exec(context.Background(), "COMMIT")
+	ctx := context.Background()
+	var tag pgconn.CommandTag
+	var err error
+	if len(t.pending) == 0 {
+		tag, err = t.conn.Exec(ctx, "COMMIT")
+	} else {
+		// An error of sendBatch is a held-back write's, as its method
+		// would have returned it; COMMIT's own is read after.
+		var br pgx.BatchResults
+		if br, err = t.sendBatch(ctx, func() ([]*pgx.QueuedQuery, error) {
+			return []*pgx.QueuedQuery{{SQL: stmtName(pooledSchema, sqlCommit)}}, nil
+		}); err == nil {
+			tag, err = execResult(br, nil)
+		}
+		if err != nil && t.conn != nil && !t.conn.Conn().IsClosed() && t.conn.Conn().PgConn().TxStatus() != 'I' {
+			_, _ = t.conn.Exec(ctx, "ROLLBACK")
+		}
+		if err != nil && br == nil {
+			t.finish()
+			return err
+		}
+	}
 	t.finish()
 	if err != nil {
 		return fmt.Errorf("postgres: commit: %w", err)
@@ -341,6 +489,7 @@ func (t *tx) Rollback() error {
 		return nil
 	}
 	t.done = true
+	t.pending = nil
 	if !t.begun || t.conn == nil || t.conn.Conn().IsClosed() {
 		t.finish()
 		return nil

@@ -34,7 +34,10 @@ const (
 	sqlUsageInit  = `INSERT INTO tenant_usage (tenant_id, records, bytes)
 		SELECT $1, count(*), coalesce(sum(octet_length(data::text)), 0) FROM records WHERE tenant_id = $1
 		ON CONFLICT (tenant_id) DO NOTHING`
-	sqlUsageAdd = `UPDATE tenant_usage SET records = records + $2, bytes = bytes + $3 WHERE tenant_id = $1`
+	// sqlUsageAdd fails with division_by_zero if the row is missing, so
+	// that a held-back AddUsage (deferWrite) fails its batch.
+	sqlUsageAdd = `WITH u AS (UPDATE tenant_usage SET records = records + $2, bytes = bytes + $3 WHERE tenant_id = $1 RETURNING 1)
+		SELECT 1 / count(*) FROM u`
 )
 
 func (t *tx) readUsage(ctx context.Context, q string) (store.Usage, error) {
@@ -67,16 +70,16 @@ func (t *tx) LockUsage(ctx context.Context) (store.Usage, error) {
 	return u, nil
 }
 
-// AddUsage implements store.UsageTx.
+// AddUsage implements store.UsageTx. The update is held back
+// (deferWrite): it goes out with the transaction's next statement or its
+// COMMIT, and a missing row fails that batch.
 func (t *tx) AddUsage(ctx context.Context, d store.Usage) error {
-	tag, err := t.exec(ctx, sqlUsageAdd, t.tenant, d.Records, d.Bytes)
-	if err != nil {
+	return t.deferWrite(ctx, sqlUsageAdd, func(err error) error {
+		if isCode(err, "22012") { // division_by_zero: no row
+			return fmt.Errorf("postgres: usage row of %s missing (LockUsage first)", t.tenant)
+		}
 		return fmt.Errorf("postgres: usage: %w", err)
-	}
-	if tag.RowsAffected() != 1 {
-		return fmt.Errorf("postgres: usage row of %s missing (LockUsage first)", t.tenant)
-	}
-	return nil
+	}, t.tenant, d.Records, d.Bytes)
 }
 
 // Usage implements store.UsageTx.
