@@ -6,7 +6,15 @@ import (
 )
 
 func TestOperatorListsSupportAgentsWithoutSecrets(t *testing.T) {
-	e := newEnv(t)
+	testListAgents(t, newEnv(t))
+}
+
+func TestOperatorListsSupportAgentsOnPostgres(t *testing.T) {
+	opts, _ := pgOptions(t)
+	testListAgents(t, newEnvIn(t, t.TempDir(), opts))
+}
+
+func testListAgents(t *testing.T, e *env) {
 	r := e.req("GET", "/v1/admin/support-agents", e.op, nil)
 	want(t, r, 200, "")
 	if !strings.Contains(string(r.body), `"items":[]`) {
