@@ -31,17 +31,15 @@ import (
 )
 
 // The data-plane load: benchTenants tenants with benchRecords records
-// each, dataPlaneClients closed-loop clients, dataPlaneReads of the
-// requests a GET of a random record of a random tenant, the rest a PUT
-// that replaces one.
-const (
-	dataPlaneClients = 32
-	dataPlaneReads   = 0.8
-)
+// each, dataPlaneClients closed-loop clients, dataplane.reads of the
+// requests (80 %) a GET of a random record of a random tenant, the rest a
+// PUT that replaces one.
+const dataPlaneClients = 32
 
 var (
 	dataPlaneRounds = flag.Int("dataplane.rounds", 4, "BenchmarkDataPlane: rounds, each running every variant once")
 	dataPlaneRound  = flag.Duration("dataplane.round", 2*time.Second, "BenchmarkDataPlane: how long each variant runs in a round")
+	dataPlaneReads  = flag.Float64("dataplane.reads", 0.8, "BenchmarkDataPlane: the share of reads (1 for reads alone, 0 for writes alone)")
 	dataPlaneOnly   = flag.String("dataplane.only", "", `BenchmarkDataPlane: "server" or "baseline" runs that variant alone (for a CPU profile of it)`)
 )
 
@@ -68,6 +66,7 @@ var (
 // time per operation of this process (server or baseline, and the load
 // generator) and of a PostgreSQL on this machine (all its processes, so
 // on a shared machine others' queries count too).
+// -dataplane.reads=1 (or 0) measures reads (or writes) alone;
 // -dataplane.only=server (or baseline) runs one variant alone, for a CPU
 // profile of it.
 //
@@ -82,18 +81,19 @@ func BenchmarkDataPlane(b *testing.B) {
 			PostgresDatabasePrefix: env.Prefix,
 		}, "pooled")
 		base := newPlainPostgres(b, env.AdminURL)
-		compareDataPlane(b, srv, base)
+		compareDataPlane(b, srv, base, true)
 	})
 	b.Run("sqlite", func(b *testing.B) {
 		srv := newBenchServer(b, "pooled")
 		base := newPlainSQLite(b, filepath.Join(b.TempDir(), "plain.db"))
-		compareDataPlane(b, srv, base)
+		compareDataPlane(b, srv, base, false)
 	})
 }
 
 // compareDataPlane runs the load on the server and the baseline in
-// alternate rounds and reports both and their ratios.
-func compareDataPlane(b *testing.B, srv *benchServer, base *benchServer) {
+// alternate rounds and reports both and their ratios, and PostgreSQL's CPU
+// time if pg.
+func compareDataPlane(b *testing.B, srv *benchServer, base *benchServer, pg bool) {
 	var res [2]dataPlaneResult
 	for range b.N {
 		for round := range *dataPlaneRounds {
@@ -128,7 +128,7 @@ func compareDataPlane(b *testing.B, srv *benchServer, base *benchServer) {
 	b.ReportMetric(float64(s.p99())/float64(p.p99()), "p99-ratio")
 	b.ReportMetric(s.cpuPerOp(s.goCPU), "server-go-µs/op")
 	b.ReportMetric(p.cpuPerOp(p.goCPU), "baseline-go-µs/op")
-	if s.pgCPU >= 0 && p.pgCPU >= 0 {
+	if pg && s.pgCPU >= 0 && p.pgCPU >= 0 {
 		b.ReportMetric(s.cpuPerOp(s.pgCPU), "server-pg-µs/op")
 		b.ReportMetric(p.cpuPerOp(p.pgCPU), "baseline-pg-µs/op")
 	}
@@ -191,7 +191,7 @@ func dataPlaneLoad(b *testing.B, bs *benchServer, d time.Duration) dataPlaneResu
 				var code int
 				var out []byte
 				var err error
-				if rng.Float64() < dataPlaneReads {
+				if rng.Float64() < *dataPlaneReads {
 					code, out, err = bs.do("GET", path, bs.tokens[i], "")
 				} else {
 					code, out, err = bs.do("PUT", path, bs.tokens[i], benchBody(i, r))
