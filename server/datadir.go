@@ -8,7 +8,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
+
+	"github.com/bulkhead-dev/bulkhead/audit"
+	"github.com/bulkhead-dev/bulkhead/store/sqlite"
 )
 
 // serveLockFile is the file in the data directory that the running server
@@ -97,41 +101,89 @@ const (
 	privateDirMode  fs.FileMode = 0o700
 )
 
-// privatizeDataDir makes dir and everything in it private: directories
-// 0700, files 0600. A looser mode found (an older version created
-// control.db and audit.db 0644; an operator may have made the directory
-// 0777) is tightened, with a warning naming the path and both modes. It is
-// fixed rather than refused because nobody but the server's user has any
-// business reading these files, and refusing would stop every upgraded
-// server until someone ran chmod by hand.
+// ownEntry reports whether name, an entry of the data directory, is one
+// the server or its stores make: the catalog, the audit log and the pooled
+// records with their -wal, -shm and -journal files, the secrets, the locks
+// and the tenants directory. Anything else someone put there is left alone.
+func ownEntry(name string) bool {
+	switch name {
+	case operatorTokenFile, cursorKeyFile, serveLockFile, sqlite.LockFile, "tenants":
+		return true
+	}
+	for _, db := range []string{catalogFile, audit.FileName, "pooled.db"} {
+		if name == db || strings.HasPrefix(name, db+"-") {
+			return true
+		}
+	}
+	return false
+}
+
+// privatizeDataDir makes dir and what the server keeps in it private:
+// directories 0700, files 0600 (the directory itself, ownEntry's entries,
+// and everything under tenants/). A looser mode found (an older version
+// created control.db and audit.db 0644; an operator may have made the
+// directory 0777) is tightened, with a warning naming the path and both
+// modes. It is fixed rather than refused because nobody but the server's
+// user has any business reading these files, and refusing would stop every
+// upgraded server until someone ran chmod by hand. Symbolic links are not
+// followed.
 func privatizeDataDir(dir string, log *slog.Logger) error {
-	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	if err := privatize(dir, log); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("read data directory: %w", err)
+	}
+	for _, e := range entries {
+		if !ownEntry(e.Name()) || e.Type()&fs.ModeSymlink != 0 {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		if !e.IsDir() {
+			if err := privatize(path, log); err != nil {
+				return err
+			}
+			continue
+		}
+		err := filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.Type()&fs.ModeSymlink != 0 {
+				return nil
+			}
+			return privatize(p, log)
+		})
 		if err != nil {
 			return err
 		}
-		if d.Type()&fs.ModeSymlink != 0 {
-			return nil // not followed; whatever it points to is not ours to change
-		}
-		want := privateFileMode
-		if d.IsDir() {
-			want = privateDirMode
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if info.Mode().Perm()&^want == 0 {
-			return nil
-		}
-		if err := os.Chmod(path, want); err != nil {
-			return fmt.Errorf("make %s private: %w", path, err)
-		}
-		log.Warn("data directory: a looser mode was tightened",
-			slog.String("path", path),
-			slog.String("was", fmt.Sprintf("%#o", info.Mode().Perm())),
-			slog.String("now", fmt.Sprintf("%#o", want)))
+	}
+	return nil
+}
+
+// privatize tightens the mode of path (not a symbolic link) to 0700 for a
+// directory or 0600 for a file, logging a warning if it was looser.
+func privatize(path string, log *slog.Logger) error {
+	info, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	want := privateFileMode
+	if info.IsDir() {
+		want = privateDirMode
+	}
+	if info.Mode().Perm()&^want == 0 {
 		return nil
-	})
+	}
+	if err := os.Chmod(path, want); err != nil {
+		return fmt.Errorf("make %s private: %w", path, err)
+	}
+	log.Warn("data directory: a looser mode was tightened",
+		slog.String("path", path),
+		slog.String("was", fmt.Sprintf("%#o", info.Mode().Perm())),
+		slog.String("now", fmt.Sprintf("%#o", want)))
+	return nil
 }
 
 // createPrivate creates the file at path with mode 0600 if it does not

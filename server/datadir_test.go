@@ -84,7 +84,22 @@ func TestALooserDataDirIsTightenedWithAWarning(t *testing.T) {
 		}
 	}
 
+	// Files that are not the server's are left alone.
+	notOurs := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(notOurs, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(notOurs, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
 	e = newEnvIn(t, dir, server.Options{})
+	if info, err := os.Stat(notOurs); err != nil || info.Mode().Perm() != 0o644 {
+		t.Errorf("a file that is not the server's was changed: %v %v", info.Mode(), err)
+	}
+	if err := os.Remove(notOurs); err != nil {
+		t.Fatal(err)
+	}
 	checkPrivate(t, dir)
 	logs := e.logs.String()
 	for _, want := range []string{`"path":"` + dir + `"`, filepath.Join(dir, "control.db"), `"was":"0777"`, `"was":"0644"`} {
