@@ -446,6 +446,10 @@ func (t *tx) Commit() error {
 		return store.ErrTxDone
 	}
 	t.done = true
+	if t.conn == nil && len(t.pending) > 0 { // a statement failed to get a connection
+		t.finish()
+		return fmt.Errorf("postgres: commit: %w", pgx.ErrTxCommitRollback)
+	}
 	if t.conn == nil || !t.begun && len(t.pending) == 0 {
 		t.finish()
 		return nil
