@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -338,7 +339,9 @@ func scanRecord(row pgx.Row, collection, id string) (store.Record, error) {
 // Insert implements store.BackendTx. The insert is held back (deferWrite):
 // a conflict fails the batch that sends it, with store.ErrConflict.
 func (t *tx) Insert(ctx context.Context, rec store.Record) error {
-	return t.deferWrite(ctx, sqlInsert, insertErr, t.tenant, rec.Collection, rec.ID, []byte(rec.Data), rec.Version, rec.CreatedAt, rec.UpdatedAt)
+	// The data is copied: the caller may reuse its buffer before the
+	// held-back insert goes out.
+	return t.deferWrite(ctx, sqlInsert, insertErr, t.tenant, rec.Collection, rec.ID, bytes.Clone(rec.Data), rec.Version, rec.CreatedAt, rec.UpdatedAt)
 }
 
 func insertErr(err error) error {
@@ -352,7 +355,7 @@ func insertErr(err error) error {
 // (deferWrite): a record no longer at version prev fails the batch that
 // sends it, with store.ErrConflict.
 func (t *tx) Update(ctx context.Context, rec store.Record, prev int64) error {
-	return t.deferWrite(ctx, sqlUpdateOne, updateErr, t.tenant, rec.Collection, rec.ID, []byte(rec.Data), rec.Version, rec.UpdatedAt, prev)
+	return t.deferWrite(ctx, sqlUpdateOne, updateErr, t.tenant, rec.Collection, rec.ID, bytes.Clone(rec.Data), rec.Version, rec.UpdatedAt, prev)
 }
 
 func updateErr(err error) error {
