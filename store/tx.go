@@ -11,6 +11,13 @@ import (
 // Tx is a transaction scoped to one tenant. It can only be had from
 // Router.Begin, Router.Tx or Router.ReadTx. A Tx is not safe for concurrent
 // use.
+//
+// A write's own checks (ids, data, If-Match, quotas) answer at once. A
+// backend may send the write itself later, with the transaction's next
+// statement or its commit (PostgreSQL does, to save round trips): a write
+// that then finds the record changed underneath is an ErrConflict from that
+// statement or from Commit, and the transaction changes nothing. Act on a
+// write's success only after Commit.
 type Tx struct {
 	r        *Router
 	tenant   tenant.ID
