@@ -63,6 +63,15 @@ var Genesis = func() string {
 // every incarnation included, stays one chain that Verify checks.
 const OffboardAction = "tenant.offboard"
 
+// BeginAction is the action of the entry that opens an incarnation of a
+// tenant on its chain: it is appended when the tenant is created. The
+// chain as the tenant sees it begins with the last such entry, or after
+// the last OffboardAction, whichever is later — so a tenant offboarded
+// without the closing entry (by a version that did not write it, or
+// through the library alone), and whatever was recorded for its id before
+// the new tenant existed, are not shown to the new tenant either.
+const BeginAction = "tenant.begin"
+
 // Field limits, in bytes.
 const (
 	maxPrincipal = 256

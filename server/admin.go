@@ -121,6 +121,11 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// The new incarnation opens its own chain (audit.BeginAction).
+	p, _ := ingress.FromContext(r.Context())
+	if err := s.record(r, t.ID.String(), p, audit.BeginAction, ingress.ResourceName(t.ID, ""), "allow"); err != nil {
+		return err
+	}
 	w.Header().Set("Location", "/v1/admin/tenants/"+t.ID.String())
 	s.writeJSON(w, r, http.StatusCreated, TenantView{Tenant: t})
 	return nil

@@ -67,6 +67,13 @@ func (s *Server) tenantAudit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	begin, err := s.audit.Last(r.Context(), id.String(), audit.BeginAction)
+	if err != nil {
+		return err
+	}
+	if begin > from { // show the opening entry itself
+		from = begin - 1
+	}
 	s.listAudit(w, r, id.String(), from)
 	return nil
 }
