@@ -4,12 +4,12 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/bulkhead-dev/bulkhead/internal/datadir"
 )
 
 // File names inside the data directory.
@@ -49,7 +49,7 @@ func loadOperatorToken(dataDir string) (hash [32]byte, created bool, err error) 
 		return hash, false, fmt.Errorf("make operator token: %w", err)
 	}
 	tok := operatorTokenPrefix + base64.RawURLEncoding.EncodeToString(secret[:])
-	created, err = writeFileOnce(path, []byte(tok+"\n"))
+	created, err = datadir.WriteOnce(path, []byte(tok+"\n"))
 	if err != nil {
 		return hash, false, fmt.Errorf("write operator token: %w", err)
 	}
@@ -68,7 +68,7 @@ func loadCursorKey(dataDir string) ([]byte, error) {
 	if _, err := rand.Read(key); err != nil {
 		return nil, fmt.Errorf("make cursor key: %w", err)
 	}
-	created, err := writeFileOnce(path, key)
+	created, err := datadir.WriteOnce(path, key)
 	if err != nil {
 		return nil, fmt.Errorf("write cursor key: %w", err)
 	}
@@ -84,49 +84,4 @@ func loadCursorKey(dataDir string) ([]byte, error) {
 			path, len(key), cursorKeyLen)
 	}
 	return key, nil
-}
-
-// writeFileOnce creates path with data and mode 0600 unless it exists. The
-// file appears whole or not at all: data is written and synced to a
-// temporary file first, then hard-linked into place, which fails if
-// another process got there first.
-func writeFileOnce(path string, data []byte) (created bool, err error) {
-	if _, err := os.Lstat(path); err == nil {
-		return false, nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return false, err
-	}
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return false, err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return false, err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return false, err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return false, err
-	}
-	if err := f.Close(); err != nil {
-		return false, err
-	}
-	if err := os.Link(tmp, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return false, nil
-		}
-		return false, err
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return true, nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/fleet"
 	"github.com/bulkhead-dev/bulkhead/identity"
 	"github.com/bulkhead-dev/bulkhead/ingress"
+	"github.com/bulkhead-dev/bulkhead/internal/datadir"
 	"github.com/bulkhead-dev/bulkhead/limits"
 	"github.com/bulkhead-dev/bulkhead/policy"
 	"github.com/bulkhead-dev/bulkhead/ratelimit"
@@ -169,7 +170,7 @@ type Server struct {
 	metrics   *telemetry.Metrics
 	opHash    [32]byte // SHA-256 of the operator token; the token itself is not kept
 	opPath    string
-	lock      *dirLock // <data-dir>/serve.lock, held until Close
+	lock      *datadir.Lock // <data-dir>/serve.lock, held until Close
 	policy    *policy.Engine
 	audit     *audit.Log
 	verifier  *identity.Verifier // tenant users' JWTs
@@ -226,7 +227,7 @@ func Open(ctx context.Context, opts Options) (_ *Server, err error) {
 		opts.Logger = telemetry.NewLogger(os.Stderr, slog.LevelInfo)
 	}
 	dir := opts.DataDir
-	if err := os.MkdirAll(dir, privateDirMode); err != nil {
+	if err := os.MkdirAll(dir, datadir.PrivateDir); err != nil {
 		return nil, fmt.Errorf("open server: create data dir: %w", err)
 	}
 	lock, err := lockDataDir(dir)
@@ -235,10 +236,10 @@ func Open(ctx context.Context, opts Options) (_ *Server, err error) {
 	}
 	defer func() {
 		if err != nil {
-			_ = lock.release()
+			_ = lock.Release()
 		}
 	}()
-	if err := privatizeDataDir(dir, opts.Logger); err != nil {
+	if err := datadir.Privatize(dir, ownEntry, opts.Logger); err != nil {
 		return nil, fmt.Errorf("open server: %w", err)
 	}
 	cursorKey, err := loadCursorKey(dir)
@@ -327,7 +328,7 @@ func Open(ctx context.Context, opts Options) (_ *Server, err error) {
 func openAudit(ctx context.Context, opts Options, backends map[string]store.Backend) (*audit.Log, error) {
 	if opts.PostgresURL == "" {
 		path := filepath.Join(opts.DataDir, audit.FileName)
-		if err := createPrivate(path); err != nil {
+		if err := datadir.CreatePrivate(path); err != nil {
 			return nil, err
 		}
 		return audit.OpenSQLite(path)
@@ -346,7 +347,7 @@ func openStores(ctx context.Context, opts Options, log *slog.Logger) (*catalog.C
 		return openPostgres(ctx, opts, log)
 	}
 	path := filepath.Join(opts.DataDir, catalogFile)
-	if err := createPrivate(path); err != nil {
+	if err := datadir.CreatePrivate(path); err != nil {
 		return nil, nil, err
 	}
 	cat, err := catalog.Open(path, catalog.Options{Now: opts.Now})
@@ -440,7 +441,7 @@ func (s *Server) Close() error {
 		}
 		// Last: the next server may take the directory only once this one
 		// has let go of everything in it.
-		if err := s.lock.release(); err != nil {
+		if err := s.lock.Release(); err != nil {
 			errs = append(errs, fmt.Errorf("release data directory: %w", err))
 		}
 		s.closeErr = errors.Join(errs...)

@@ -1,10 +1,9 @@
 package sqlite
 
 import (
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+
+	"github.com/bulkhead-dev/bulkhead/internal/datadir"
 )
 
 // LockFile is the file in a data directory that the process owning the
@@ -13,24 +12,14 @@ const LockFile = "bulkhead.lock"
 
 // ErrLocked reports a data directory that another Backend, in this process
 // or another (a running bulkhead serve, a bulkhead migrate), has open.
-var ErrLocked = errors.New("sqlite: data directory is in use")
+var ErrLocked = datadir.ErrLocked
 
-// lockDir takes the exclusive, non-blocking lock of data directory dir and
-// returns the open lock file; closing it releases the lock, as does the
-// process's exit.
-func lockDir(dir string) (*os.File, error) {
-	path := filepath.Join(dir, LockFile)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+// lockDir takes the exclusive, non-blocking lock of data directory dir;
+// releasing it (or the process's exit) lets it go.
+func lockDir(dir string) (*datadir.Lock, error) {
+	l, err := datadir.Acquire(dir, LockFile)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: open lock file: %w", err)
+		return nil, fmt.Errorf("sqlite: %w; one process owns a SQLite data directory: stop it first, or use its API", err)
 	}
-	if err := lockFile(f); err != nil {
-		_ = f.Close()
-		if errors.Is(err, errWouldBlock) {
-			return nil, fmt.Errorf("%w: %s is held by another process or Backend (a running bulkhead serve?); "+
-				"one process owns a SQLite data directory: stop it first, or use its API", ErrLocked, path)
-		}
-		return nil, fmt.Errorf("sqlite: lock data directory: %w", err)
-	}
-	return f, nil
+	return l, nil
 }

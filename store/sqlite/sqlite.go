@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/internal/datadir"
 	"github.com/bulkhead-dev/bulkhead/migrate"
 	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/store/internal/handles"
@@ -49,9 +50,9 @@ type Options struct {
 type Backend struct {
 	dir    string
 	opts   Options
-	root   *os.Root // <dir>/tenants; every tenant file is created and removed through it
-	lock   *os.File // <dir>/bulkhead.lock, locked exclusively while the Backend is open
-	pooled *handle  // <dir>/pooled.db, open for the Backend's lifetime
+	root   *os.Root      // <dir>/tenants; every tenant file is created and removed through it
+	lock   *datadir.Lock // <dir>/bulkhead.lock, locked exclusively while the Backend is open
+	pooled *handle       // <dir>/pooled.db, open for the Backend's lifetime
 
 	// mu guards handles, and makes the backend's own steps on a tenant's
 	// file (create, check, remove) atomic with the set's.
@@ -89,7 +90,7 @@ func Open(dir string, opts Options) (*Backend, error) {
 	}
 	root, err := os.OpenRoot(tenants)
 	if err != nil {
-		_ = lock.Close()
+		_ = lock.Release()
 		return nil, fmt.Errorf("sqlite: open tenants dir: %w", err)
 	}
 	b := &Backend{
@@ -112,7 +113,7 @@ func Open(dir string, opts Options) (*Backend, error) {
 	f, err := os.OpenFile(pooledPath, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		_ = root.Close()
-		_ = lock.Close()
+		_ = lock.Release()
 		return nil, fmt.Errorf("sqlite: create pooled database: %w", err)
 	}
 	_ = f.Close()
@@ -120,7 +121,7 @@ func Open(dir string, opts Options) (*Backend, error) {
 	if err := b.pooled.createSchema(context.Background()); err != nil {
 		_ = b.pooled.close()
 		_ = root.Close()
-		_ = lock.Close()
+		_ = lock.Release()
 		return nil, fmt.Errorf("sqlite: open pooled database: %w", err)
 	}
 	return b, nil
@@ -299,7 +300,7 @@ func (b *Backend) Close() error {
 		return nil // closed already
 	}
 	// finish waits for evicted handles still closing, then closes the open ones.
-	return errors.Join(finish(), b.pooled.close(), b.root.Close(), b.lock.Close())
+	return errors.Join(finish(), b.pooled.close(), b.root.Close(), b.lock.Release())
 }
 
 // OpenDatabases returns how many tenant database files (database mode) are

@@ -1,6 +1,6 @@
 //go:build unix
 
-package sqlite
+package datadir
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 var errWouldBlock = syscall.EWOULDBLOCK
 
 // lockFile takes an exclusive flock on f without waiting. flock locks
-// belong to the open file, so a second Backend in the same process is
+// belong to the open file, so a second Server in the same process is
 // refused too.
 func lockFile(f *os.File) error {
 	for {

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package sqlite
+package datadir
 
 import (
 	"errors"
@@ -9,6 +9,6 @@ import (
 
 var errWouldBlock = errors.New("would block")
 
-// lockFile does not lock on this platform: the data directory's single
-// owner is not enforced here.
+// lockFile does not lock on this platform: one server per data directory
+// is not enforced here.
 func lockFile(*os.File) error { return nil }
