@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -82,32 +81,8 @@ func newAgentListCommand(g *globals, cf *clientFlags) *cobra.Command {
 		Short: "List the support agents, revoked ones included (never their tokens)",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := newClient(g, cf.token)
-			if err != nil {
-				return err
-			}
-			var p page
-			raw, err := c.call(cmd.Context(), http.MethodGet, agentsPath, nil, nil, &p)
-			if err != nil {
-				return fmt.Errorf("list support agents: %w", err)
-			}
-			out := cmd.OutOrStdout()
-			if cf.json {
-				return printJSON(out, raw)
-			}
-			if len(p.Items) == 0 {
-				_, err := fmt.Fprintln(out, "No support agents. Create one with `bulkhead agent create NAME`.")
-				return err
-			}
-			rows := make([][]string, 0, len(p.Items))
-			for _, it := range p.Items {
-				var a agentView
-				if err := json.Unmarshal(it, &a); err != nil {
-					return fmt.Errorf("list support agents: decode agent: %w", err)
-				}
-				rows = append(rows, a.row())
-			}
-			return writeTable(out, agentListHeader, rows)
+			return listing[agentView]{what: "list support agents", path: agentsPath, header: agentListHeader,
+				empty: "No support agents. Create one with `bulkhead agent create NAME`."}.run(cmd, g, cf)
 		},
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -93,32 +92,8 @@ func newGrantListCommand(g *globals, cf *clientFlags) *cobra.Command {
 		Short: "List a tenant's support grants, expired and revoked ones included",
 		Args:  exactArgs("TENANT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := newClient(g, cf.token)
-			if err != nil {
-				return err
-			}
-			var p page
-			raw, err := c.call(cmd.Context(), http.MethodGet, tenantPath(args[0])+"/grants", nil, nil, &p)
-			if err != nil {
-				return fmt.Errorf("list grants of tenant %s: %w", args[0], err)
-			}
-			out := cmd.OutOrStdout()
-			if cf.json {
-				return printJSON(out, raw)
-			}
-			if len(p.Items) == 0 {
-				_, err := fmt.Fprintf(out, "Tenant %s has no support grants.\n", cell(args[0]))
-				return err
-			}
-			rows := make([][]string, 0, len(p.Items))
-			for _, it := range p.Items {
-				var gr grantView
-				if err := json.Unmarshal(it, &gr); err != nil {
-					return fmt.Errorf("list grants of tenant %s: decode grant: %w", args[0], err)
-				}
-				rows = append(rows, gr.row())
-			}
-			return writeTable(out, grantListHeader, rows)
+			return listing[grantView]{what: "list grants of tenant " + args[0], path: tenantPath(args[0]) + "/grants", header: grantListHeader,
+				empty: fmt.Sprintf("Tenant %s has no support grants.", cell(args[0]))}.run(cmd, g, cf)
 		},
 	}
 }

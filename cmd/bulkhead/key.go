@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -95,33 +94,8 @@ func newKeyListCommand(g *globals, cf *clientFlags) *cobra.Command {
 		Short: "List a tenant's API keys (never their tokens)",
 		Args:  exactArgs("TENANT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := newClient(g, cf.token)
-			if err != nil {
-				return err
-			}
-			var p page
-			raw, err := c.call(cmd.Context(), http.MethodGet, tenantPath(args[0])+"/keys", nil, nil, &p)
-			if err != nil {
-				return fmt.Errorf("list keys of tenant %s: %w", args[0], err)
-			}
-			out := cmd.OutOrStdout()
-			if cf.json {
-				return printJSON(out, raw)
-			}
-			if len(p.Items) == 0 {
-				_, err := fmt.Fprintf(out, "Tenant %s has no keys. Issue one with `bulkhead key create %s --role writer`.\n",
-					cell(args[0]), cell(args[0]))
-				return err
-			}
-			rows := make([][]string, 0, len(p.Items))
-			for _, it := range p.Items {
-				var k keyView
-				if err := json.Unmarshal(it, &k); err != nil {
-					return fmt.Errorf("list keys of tenant %s: decode key: %w", args[0], err)
-				}
-				rows = append(rows, k.row())
-			}
-			return writeTable(out, keyListHeader, rows)
+			return listing[keyView]{what: "list keys of tenant " + args[0], path: tenantPath(args[0]) + "/keys", header: keyListHeader,
+				empty: fmt.Sprintf("Tenant %s has no keys. Issue one with `bulkhead key create %s --role writer`.", cell(args[0]), cell(args[0]))}.run(cmd, g, cf)
 		},
 	}
 }

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 // printJSON writes a response body as indented JSON (the --json output);
@@ -158,4 +161,44 @@ func (k keyView) row() []string {
 type page struct {
 	Items      []json.RawMessage `json:"items"`
 	NextCursor string            `json:"next_cursor"`
+}
+
+// listing is what a list command prints of a page of items: a table of
+// rows (one per item, decoded as T), or the empty message when there are
+// none; --json prints the server's answer as it came.
+type listing[T interface{ row() []string }] struct {
+	what   string   // "list keys of tenant acme": the errors' prefix
+	path   string   // the collection's API path
+	header []string // the table's header
+	empty  string   // printed when there are no items
+}
+
+// run fetches the page and prints it.
+func (l listing[T]) run(cmd *cobra.Command, g *globals, cf *clientFlags) error {
+	c, err := newClient(g, cf.token)
+	if err != nil {
+		return err
+	}
+	var p page
+	raw, err := c.call(cmd.Context(), http.MethodGet, l.path, nil, nil, &p)
+	if err != nil {
+		return fmt.Errorf("%s: %w", l.what, err)
+	}
+	out := cmd.OutOrStdout()
+	if cf.json {
+		return printJSON(out, raw)
+	}
+	if len(p.Items) == 0 {
+		_, err := fmt.Fprintln(out, l.empty)
+		return err
+	}
+	rows := make([][]string, 0, len(p.Items))
+	for _, it := range p.Items {
+		var v T
+		if err := json.Unmarshal(it, &v); err != nil {
+			return fmt.Errorf("%s: decode an item: %w", l.what, err)
+		}
+		rows = append(rows, v.row())
+	}
+	return writeTable(out, l.header, rows)
 }
