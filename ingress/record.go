@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -139,4 +140,35 @@ func (f *failureLog) note(client string, now time.Time) (record bool, flush []fa
 	}
 	c.seen++
 	return c.seen <= failureBurst, flush
+}
+
+// drain returns the counts of the current window and starts a new one.
+func (f *failureLog) drain() []failureTotal {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var flush []failureTotal
+	for _, c := range f.clients {
+		if c.seen > failureBurst {
+			flush = append(flush, failureTotal{client: c.client, count: c.seen - failureBurst})
+		}
+	}
+	f.clients = nil
+	return flush
+}
+
+// FlushFailures records the counts of unauthenticated requests not yet
+// written (those of the current window), as a window's end does. Call it
+// when the gate stops serving, so that no count is lost at shutdown.
+func (g *Gate) FlushFailures(ctx context.Context) error {
+	if g.cfg.Audit == nil {
+		return nil
+	}
+	var errs []error
+	for _, f := range g.failures.drain() {
+		if err := g.Record(ctx, audit.ControlChain, Principal{}, FailuresAction, "client/"+f.client,
+			"suppressed:"+strconv.FormatInt(f.count, 10)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

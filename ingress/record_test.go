@@ -64,6 +64,28 @@ func TestUnauthenticatedRequestsCannotGrowTheLogWithoutBound(t *testing.T) {
 	}
 }
 
+// The count of the window still open is written by FlushFailures (at
+// shutdown), not lost.
+func TestFlushFailuresWritesTheOpenWindowsCount(t *testing.T) {
+	f := newFixture(t, nil)
+	const junk = 20
+	for i := range junk {
+		f.do("GET", "/v1/collections/notes/records/n1", "junk-"+strconv.Itoa(i))
+	}
+	recorded := len(f.entries(audit.ControlChain))
+	if err := f.gate.FlushFailures(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	es := f.entries(audit.ControlChain)
+	if len(es) != recorded+1 || es[len(es)-1].Action != ingress.FailuresAction ||
+		es[len(es)-1].Decision != "suppressed:"+strconv.Itoa(junk-recorded) {
+		t.Fatalf("after the flush: %+v", es[recorded:])
+	}
+	if err := f.gate.FlushFailures(context.Background()); err != nil || len(f.entries(audit.ControlChain)) != recorded+1 {
+		t.Fatalf("a second flush wrote again (%v)", err)
+	}
+}
+
 // flakyLog is an audit log whose appends fail while down is set.
 type flakyLog struct {
 	*audit.Log

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -45,4 +46,30 @@ func TestATenantsAuditBeginsWithItsCreation(t *testing.T) {
 	if rep, err := log.Verify(context.Background()); err != nil || !rep.OK() {
 		t.Fatalf("verify: %+v %v", rep, err)
 	}
+}
+
+// Closing the server writes the count of unauthenticated requests of the
+// window still open: a burst of junk just before a shutdown leaves its
+// trace.
+func TestCloseWritesTheOpenFailureCount(t *testing.T) {
+	e := newEnv(t)
+	for i := range 20 {
+		e.req("GET", "/v1/collections/notes/records/n1", "junk-"+strconv.Itoa(i), nil)
+	}
+	e.close()
+	log, err := audit.OpenSQLite(filepath.Join(e.dir, audit.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	es, err := log.List(context.Background(), audit.ControlChain, 0, audit.MaxListLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, en := range es {
+		if en.Action == "auth.failures" && strings.HasPrefix(en.Decision, "suppressed:") {
+			return
+		}
+	}
+	t.Fatalf("no auth.failures entry after Close: %+v", es)
 }

@@ -427,6 +427,11 @@ func (s *Server) Close() error {
 			_ = s.verifier.Close()
 		}
 		if s.audit != nil {
+			if s.gate != nil { // the counts of unauthenticated requests still open
+				if err := s.gate.FlushFailures(context.Background()); err != nil {
+					errs = append(errs, fmt.Errorf("audit: %w", err))
+				}
+			}
 			if err := s.audit.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("close audit log: %w", err))
 			}
