@@ -36,7 +36,7 @@ var placement = store.Placement{Mode: store.Database, Shard: "local"}
 // Directory is the service's tenants and the JWT issuers each one trusts,
 // from a small static file. It is what Bulkhead asks about tenants: their
 // issuers (identity.IssuerSource), their placement (store.Placements) and
-// whether they are active (catalogauth.TenantStates). A production service
+// whether they are active and since when (catalogauth.Incarnations). A production service
 // keeps tenants in Bulkhead's catalog instead, which implements all three
 // and can be changed while the service runs.
 type Directory map[tenant.ID][]identity.Issuer
@@ -72,13 +72,15 @@ func (d Directory) Placement(_ context.Context, id tenant.ID) (store.Placement, 
 	return placement, nil
 }
 
-// TenantState implements catalogauth.TenantStates: every tenant listed is
-// active.
-func (d Directory) TenantState(_ context.Context, id tenant.ID) (catalog.State, error) {
+// Incarnation implements catalogauth.Incarnations: every tenant listed is
+// active, and a static file keeps no history, so its one incarnation began
+// at the zero time (a tenant removed and listed again is the same tenant
+// to it; the catalog tells them apart).
+func (d Directory) Incarnation(_ context.Context, id tenant.ID) (catalog.State, time.Time, error) {
 	if _, ok := d[id]; !ok {
-		return "", catalog.ErrNotFound
+		return "", time.Time{}, catalog.ErrNotFound
 	}
-	return catalog.Active, nil
+	return catalog.Active, time.Time{}, nil
 }
 
 // App is the tasks service: tenant users' JWTs checked by a Bulkhead

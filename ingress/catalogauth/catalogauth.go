@@ -35,15 +35,10 @@ type AgentStore interface {
 	AuthenticateAgent(ctx context.Context, token string) (catalog.Agent, error)
 }
 
-// TenantStates tells a tenant's lifecycle state.
-type TenantStates interface {
-	TenantState(ctx context.Context, id tenant.ID) (catalog.State, error)
-}
-
 // Incarnations tells a tenant's state and when its current incarnation
-// began (the last creation of its id); *catalog.Catalog is one. A
-// TenantStates that also implements it has JWTs issued before that
-// instant refused (see JWT).
+// began (the last creation of its id); *catalog.Catalog is one. JWTs
+// issued before that instant are refused (see JWT). A source that keeps
+// no history (a static list of tenants) returns the zero time.
 type Incarnations interface {
 	Incarnation(ctx context.Context, id tenant.ID) (catalog.State, time.Time, error)
 }
@@ -52,7 +47,7 @@ type Incarnations interface {
 type Catalog interface {
 	KeyStore
 	AgentStore
-	TenantStates
+	Incarnations
 }
 
 // TokenVerifier verifies a tenant user's JWT; *identity.Verifier is one.
@@ -101,14 +96,13 @@ func Agents(as AgentStore) ingress.Authenticator {
 // the principal is the tenant_user issuer|subject of the tenant the token
 // names, if that tenant is active (a suspended one is refused as such).
 //
-// When ts also implements Incarnations (the catalog does), a token must
-// have been issued in the tenant's current incarnation: its iat must not
-// be before the second the tenant's id was last created, so a token minted
-// for a tenant that was deleted and created again is refused. A token
-// without iat cannot show when it was issued and is refused too (fail
-// closed).
-func JWT(v TokenVerifier, ts TenantStates) ingress.Authenticator {
-	inc, _ := ts.(Incarnations)
+// A token must have been issued in the tenant's current incarnation: its
+// iat must not be before the second the tenant's id was last created, so a
+// token minted for a tenant that was deleted and created again is refused.
+// A token without iat cannot show when it was issued and is refused too
+// (fail closed). The check is not optional: ts must say when each tenant
+// began.
+func JWT(v TokenVerifier, ts Incarnations) ingress.Authenticator {
 	return ingress.AuthenticatorFunc(func(ctx context.Context, token string) (ingress.Principal, error) {
 		if !identity.LooksLikeJWT(token) {
 			return ingress.Principal{}, ingress.ErrNotMine
@@ -117,16 +111,10 @@ func JWT(v TokenVerifier, ts TenantStates) ingress.Authenticator {
 		if err != nil {
 			return ingress.Principal{}, fmt.Errorf("%w: %w", ingress.ErrUnauthenticated, err)
 		}
-		var st catalog.State
-		if inc != nil {
-			var since time.Time
-			st, since, err = inc.Incarnation(ctx, u.Tenant)
-			if err == nil && !issuedIn(u.IssuedAt, since) {
-				return ingress.Principal{}, fmt.Errorf("%w: the token was not issued in the tenant's current incarnation (iat missing or before %s)",
-					ingress.ErrUnauthenticated, since.Format(time.RFC3339))
-			}
-		} else {
-			st, err = ts.TenantState(ctx, u.Tenant)
+		st, since, err := ts.Incarnation(ctx, u.Tenant)
+		if err == nil && !issuedIn(u.IssuedAt, since) {
+			return ingress.Principal{}, fmt.Errorf("%w: the token was not issued in the tenant's current incarnation (iat missing or before %s)",
+				ingress.ErrUnauthenticated, since.Format(time.RFC3339))
 		}
 		switch {
 		case errors.Is(err, catalog.ErrNotFound):

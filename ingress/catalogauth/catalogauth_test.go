@@ -25,11 +25,13 @@ func (f verifierFunc) Verify(ctx context.Context, token string) (identity.User, 
 	return f(ctx, token)
 }
 
-// statesFunc is a TenantStates implemented by a function.
+// statesFunc is an Incarnations implemented by a function (the tenant's
+// incarnation began at the zero time).
 type statesFunc func(ctx context.Context, id tenant.ID) (catalog.State, error)
 
-func (f statesFunc) TenantState(ctx context.Context, id tenant.ID) (catalog.State, error) {
-	return f(ctx, id)
+func (f statesFunc) Incarnation(ctx context.Context, id tenant.ID) (catalog.State, time.Time, error) {
+	st, err := f(ctx, id)
+	return st, time.Time{}, err
 }
 
 // keysFunc is a KeyStore implemented by a function.
