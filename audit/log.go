@@ -289,17 +289,25 @@ func (l *Log) List(ctx context.Context, chain string, after int64, limit int) ([
 	return out, nil
 }
 
-// Last returns the seq of the last entry of chain recording action, or 0
-// if there is none. The server finds where a tenant's current incarnation
-// begins on its chain this way (after its last OffboardAction).
-func (l *Log) Last(ctx context.Context, chain, action string) (int64, error) {
+// IncarnationStart returns the seq after which the entries of the
+// current incarnation of tenant chain begin: its last BeginAction entry is
+// the first of them, unless an OffboardAction came later (the tenant is
+// gone, and whatever follows belongs to no tenant yet). 0 means the whole
+// chain. One statement, both lookups on the (chain, action, seq) index.
+func (l *Log) IncarnationStart(ctx context.Context, chain string) (int64, error) {
 	if err := validChain(chain); err != nil {
 		return 0, err
 	}
-	var seq sql.NullInt64
-	err := l.db.QueryRowContext(ctx, l.q(`SELECT max(seq) FROM entries WHERE chain = ? AND action = ?`), chain, action).Scan(&seq)
+	var begin, offboard sql.NullInt64
+	err := l.db.QueryRowContext(ctx, l.q(`SELECT
+		(SELECT max(seq) FROM entries WHERE chain = ? AND action = ?),
+		(SELECT max(seq) FROM entries WHERE chain = ? AND action = ?)`),
+		chain, BeginAction, chain, OffboardAction).Scan(&begin, &offboard)
 	if err != nil {
-		return 0, fmt.Errorf("find the last %s entry of chain %s: %w", action, chain, err)
+		return 0, fmt.Errorf("find where chain %s's incarnation begins: %w", chain, err)
 	}
-	return seq.Int64, nil
+	if begin.Int64 > offboard.Int64 {
+		return begin.Int64 - 1, nil // the opening entry is shown
+	}
+	return offboard.Int64, nil
 }

@@ -63,16 +63,9 @@ func (s *Server) tenantAudit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	from, err := s.audit.Last(r.Context(), id.String(), audit.OffboardAction)
+	from, err := s.audit.IncarnationStart(r.Context(), id.String())
 	if err != nil {
 		return err
-	}
-	begin, err := s.audit.Last(r.Context(), id.String(), audit.BeginAction)
-	if err != nil {
-		return err
-	}
-	if begin > from { // show the opening entry itself
-		from = begin - 1
 	}
 	s.listAudit(w, r, id.String(), from)
 	return nil
