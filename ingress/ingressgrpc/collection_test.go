@@ -50,20 +50,7 @@ func TestMethodCollectionReachesThePolicy(t *testing.T) {
 		Action:     "record.read",
 		Collection: func(req any) string { return req.(*grpc_health_v1.HealthCheckRequest).GetService() },
 	}}
-	srv := grpc.NewServer(grpc.UnaryInterceptor(ingressgrpc.Unary(gate, methods)))
-	grpc_health_v1.RegisterHealthServer(srv, whoami{seen: make(chan tenant.ID, 10)})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	client := grpc_health_v1.NewHealthClient(conn)
+	client := serveHealth(t, gate, methods, whoami{seen: make(chan tenant.ID, 10)})
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer k")
 	if _, err := client.Check(ctx, &grpc_health_v1.HealthCheckRequest{Service: "notes"}); err != nil {
 		t.Fatalf("a read of notes: %v", err)
@@ -112,20 +99,7 @@ func TestMethodTenantReachesThePolicy(t *testing.T) {
 			return id
 		},
 	}}
-	srv := grpc.NewServer(grpc.UnaryInterceptor(ingressgrpc.Unary(gate, methods)))
-	grpc_health_v1.RegisterHealthServer(srv, operatorHealth{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	client := grpc_health_v1.NewHealthClient(conn)
+	client := serveHealth(t, gate, methods, operatorHealth{})
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer op")
 	if _, err := client.Check(ctx, &grpc_health_v1.HealthCheckRequest{Service: "acme"}); err != nil {
 		t.Fatalf("the operator on acme: %v", err)
@@ -148,4 +122,24 @@ type operatorHealth struct {
 
 func (operatorHealth) Check(context.Context, *grpc_health_v1.HealthCheckRequest) (*grpc_health_v1.HealthCheckResponse, error) {
 	return &grpc_health_v1.HealthCheckResponse{Status: grpc_health_v1.HealthCheckResponse_SERVING}, nil
+}
+
+// serveHealth serves svc behind gate's unary interceptor on a loopback
+// listener for the test and returns a client of it.
+func serveHealth(t *testing.T, gate *ingress.Gate, methods ingressgrpc.Methods, svc grpc_health_v1.HealthServer) grpc_health_v1.HealthClient {
+	t.Helper()
+	srv := grpc.NewServer(grpc.UnaryInterceptor(ingressgrpc.Unary(gate, methods)))
+	grpc_health_v1.RegisterHealthServer(srv, svc)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return grpc_health_v1.NewHealthClient(conn)
 }
