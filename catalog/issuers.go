@@ -177,80 +177,69 @@ func cloneIssuers(list []Issuer) []Issuer {
 	return out
 }
 
-// issuerCache holds Issuers results. An entry is served only while the
-// catalog cache's generation is the one it was loaded under (any
-// invalidation, local or announced by another instance, bumps it), the
-// cache is not bypassed, and the TTL has not passed.
+// issuerCache holds Issuers results by tenant and TenantClaims results by
+// issuer.
 type issuerCache struct {
-	mu     sync.Mutex // guards m and claims
-	m      map[tenant.ID]issuerEntry
-	claims map[string]claimsEntry // TenantClaims by issuer
+	byTenant genCache[tenant.ID, []Issuer]
+	claims   genCache[string, []string]
 }
 
-type claimsEntry struct {
-	gen    uint64
-	claims []string
-	at     int64 // unix nanoseconds
+func (ic *issuerCache) get(c *cache, id tenant.ID) ([]Issuer, bool) { return ic.byTenant.get(c, id) }
+
+func (ic *issuerCache) put(c *cache, gen uint64, id tenant.ID, list []Issuer) {
+	ic.byTenant.put(c, gen, id, list)
 }
 
 func (ic *issuerCache) getClaims(c *cache, issuer string) ([]string, bool) {
-	c.mu.Lock()
-	gen, bypass, now := c.gen, c.bypass, c.now()
-	c.mu.Unlock()
-	ic.mu.Lock()
-	defer ic.mu.Unlock()
-	e, ok := ic.claims[issuer]
-	if !ok || bypass || e.gen != gen || now.UnixNano()-e.at > int64(c.ttl) {
-		return nil, false
-	}
-	return e.claims, true
+	return ic.claims.get(c, issuer)
 }
 
 func (ic *issuerCache) putClaims(c *cache, gen uint64, issuer string, claims []string) {
-	c.mu.Lock()
-	cur, bypass, now := c.gen, c.bypass, c.now()
-	c.mu.Unlock()
-	if cur != gen || bypass {
-		return
-	}
-	ic.mu.Lock()
-	defer ic.mu.Unlock()
-	if ic.claims == nil || len(ic.claims) >= maxCacheEntries {
-		ic.claims = map[string]claimsEntry{}
-	}
-	ic.claims[issuer] = claimsEntry{gen: gen, claims: claims, at: now.UnixNano()}
+	ic.claims.put(c, gen, issuer, claims)
 }
 
-type issuerEntry struct {
-	gen  uint64
-	list []Issuer
-	at   int64 // unix nanoseconds
+// genCache is a map of results loaded under the catalog cache's
+// generation. An entry is served only while that generation is current
+// (any invalidation, local or announced by another instance, bumps it), the
+// cache is not bypassed, and the TTL has not passed.
+type genCache[K comparable, V any] struct {
+	mu sync.Mutex // guards m
+	m  map[K]genEntry[V]
 }
 
-func (ic *issuerCache) get(c *cache, id tenant.ID) ([]Issuer, bool) {
+type genEntry[V any] struct {
+	gen uint64
+	v   V
+	at  int64 // unix nanoseconds
+}
+
+func (g *genCache[K, V]) get(c *cache, k K) (V, bool) {
 	c.mu.Lock()
 	gen, bypass, now := c.gen, c.bypass, c.now()
 	c.mu.Unlock()
-	ic.mu.Lock()
-	defer ic.mu.Unlock()
-	e, ok := ic.m[id]
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	e, ok := g.m[k]
 	if !ok || bypass || e.gen != gen || now.UnixNano()-e.at > int64(c.ttl) {
-		return nil, false
+		var zero V
+		return zero, false
 	}
-	return e.list, true
+	return e.v, true
 }
 
-func (ic *issuerCache) put(c *cache, gen uint64, id tenant.ID, list []Issuer) {
+// put stores v, loaded under generation gen, unless an invalidation came
+// since.
+func (g *genCache[K, V]) put(c *cache, gen uint64, k K, v V) {
 	c.mu.Lock()
 	cur, bypass, now := c.gen, c.bypass, c.now()
 	c.mu.Unlock()
 	if cur != gen || bypass {
 		return
 	}
-	ic.mu.Lock()
-	defer ic.mu.Unlock()
-	if ic.m == nil || len(ic.m) >= maxCacheEntries {
-		ic.m = map[tenant.ID]issuerEntry{}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.m == nil || len(g.m) >= maxCacheEntries {
+		g.m = map[K]genEntry[V]{}
 	}
-	ic.m[id] = issuerEntry{gen: gen, list: list, at: now.UnixNano()}
+	g.m[k] = genEntry[V]{gen: gen, v: v, at: now.UnixNano()}
 }
