@@ -9,19 +9,13 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/bulkhead-dev/bulkhead/identity"
 )
 
 // issuerView is an identity provider a tenant trusts, as the server
-// returns it.
-type issuerView struct {
-	Issuer      string            `json:"issuer"`
-	Audience    string            `json:"audience"`
-	TenantClaim string            `json:"tenant_claim,omitempty"`
-	RoleClaim   string            `json:"role_claim,omitempty"`
-	JWKSURL     string            `json:"jwks_url,omitempty"`
-	RoleMap     map[string]string `json:"role_map,omitempty"`
-	Algorithms  []string          `json:"algorithms,omitempty"`
-}
+// returns it (identity.Issuer's JSON form).
+type issuerView identity.Issuer
 
 var issuerListHeader = []string{"ISSUER", "AUDIENCE", "TENANT CLAIM", "ROLE CLAIM", "JWKS", "ALGORITHMS"}
 
