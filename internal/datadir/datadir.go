@@ -93,9 +93,12 @@ const (
 )
 
 // Privatize makes dir and its entries for which own is true private:
-// directories 0700 (and everything under them), files 0600. A looser mode
-// is tightened with a warning naming the path and both modes. Symbolic
-// links are not followed; other entries are left alone.
+// directories 0700, files 0600. A looser mode is tightened with a warning
+// naming the path and both modes. It does not descend into directories: a
+// 0700 directory already keeps everyone else out of all that is under it,
+// and walking, say, a SQLite backend's tenants directory would cost a stat
+// per tenant file at every start (its files are created 0600 anyway).
+// Symbolic links are not followed; other entries are left alone.
 func Privatize(dir string, own func(name string) bool, log *slog.Logger) error {
 	if err := privatize(dir, log); err != nil {
 		return err
@@ -108,23 +111,7 @@ func Privatize(dir string, own func(name string) bool, log *slog.Logger) error {
 		if !own(e.Name()) || e.Type()&fs.ModeSymlink != 0 {
 			continue
 		}
-		path := filepath.Join(dir, e.Name())
-		if !e.IsDir() {
-			if err := privatize(path, log); err != nil {
-				return err
-			}
-			continue
-		}
-		err := filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.Type()&fs.ModeSymlink != 0 {
-				return nil
-			}
-			return privatize(p, log)
-		})
-		if err != nil {
+		if err := privatize(filepath.Join(dir, e.Name()), log); err != nil {
 			return err
 		}
 	}
