@@ -14,6 +14,7 @@ require (
 )
 
 require (
+	github.com/tink-crypto/tink-go/v2 v2.9.0 // indirect
 	golang.org/x/net v0.60.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
 )
