@@ -37,8 +37,13 @@ type Backend interface {
 type Query struct {
 	Collection string
 	Filters    []Filter
-	After      string
-	Limit      int
+	// Tokens, when not nil, has one entry per filter: a sealed record (its
+	// data an envelope, see SealedMarker) matches filter i when its
+	// SealedIndex array holds one of Tokens[i]; a record stored in the
+	// clear matches filter i as Filters[i].Matches says.
+	Tokens [][]string
+	After  string
+	Limit  int
 }
 
 // BackendTx is a tenant-scoped transaction of a backend. Inputs are already

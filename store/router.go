@@ -35,6 +35,9 @@ type Config struct {
 	// the write transaction on backends that keep usage (UsageTx). Nil: no
 	// quotas.
 	Quotas Quotas
+	// Sealer encrypts record data at rest with each tenant's own keys
+	// (package keys). Nil: data is stored in the clear.
+	Sealer Sealer
 }
 
 // ErrNoCursorKey reports a List on a Router made without a cursor key:
@@ -50,6 +53,7 @@ type Router struct {
 	cursors    *CursorCodec
 	now        func() time.Time
 	quotas     Quotas
+	sealer     Sealer
 }
 
 // NewRouter returns a Router for cfg.
@@ -75,7 +79,7 @@ func NewRouter(cfg Config) (*Router, error) {
 	for name, be := range cfg.Backends {
 		b[name] = be
 	}
-	return &Router{placements: cfg.Placements, backends: b, cursors: codec, now: now, quotas: cfg.Quotas}, nil
+	return &Router{placements: cfg.Placements, backends: b, cursors: codec, now: now, quotas: cfg.Quotas, sealer: cfg.Sealer}, nil
 }
 
 // Shards returns the names of the router's shards, sorted.
@@ -173,11 +177,17 @@ func (r *Router) Begin(ctx context.Context, opts TxOptions) (*Tx, error) {
 	if err != nil {
 		return nil, err
 	}
+	var seal TenantSealer
+	if r.sealer != nil {
+		if seal, err = r.sealer.ForTenant(ctx, sc.Tenant); err != nil {
+			return nil, fmt.Errorf("begin: tenant keys: %w", err)
+		}
+	}
 	btx, err := beginBackend(ctx, sc, opts)
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	return &Tx{r: r, tenant: sc.Tenant, btx: btx, readOnly: opts.ReadOnly}, nil
+	return &Tx{r: r, tenant: sc.Tenant, btx: btx, readOnly: opts.ReadOnly, seal: seal}, nil
 }
 
 // Tx runs fn in a read-write transaction for the tenant in ctx, committing

@@ -24,6 +24,8 @@ type Tx struct {
 	btx      BackendTx
 	readOnly bool
 	done     bool
+	// seal encrypts the tenant's record data (nil: stored in the clear).
+	seal TenantSealer
 	// after is the tenant's usage after this transaction's writes so far,
 	// known once a write has locked the usage row (afterKnown).
 	after      Usage
@@ -83,7 +85,11 @@ func (tx *Tx) Get(ctx context.Context, collection, id string) (Record, error) {
 	if err := ValidRecordID(id); err != nil {
 		return Record{}, err
 	}
-	return tx.btx.Get(ctx, collection, id)
+	rec, err := tx.btx.Get(ctx, collection, id)
+	if err != nil {
+		return Record{}, err
+	}
+	return tx.open(rec)
 }
 
 // Put creates the record (created = true, version 1) or replaces it
@@ -103,23 +109,30 @@ func (tx *Tx) Put(ctx context.Context, collection, id string, data []byte, cond 
 	if err != nil {
 		return Record{}, false, err
 	}
+	stored, err := tx.stored(collection, id, norm)
+	if err != nil {
+		return Record{}, false, err
+	}
 	now := tx.r.now().UTC().Truncate(1e3)
+	// cur is the record as stored (its data perhaps sealed): Put needs its
+	// version, creation time and stored size, never its data.
 	usage, tracked, cur, err := tx.lockUsageGet(ctx, collection, id)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		if cond.set() {
 			return Record{}, false, fmt.Errorf("%w: record does not exist", ErrPrecondition)
 		}
-		d := Usage{Records: 1, Bytes: int64(len(norm))}
+		d := Usage{Records: 1, Bytes: int64(len(stored))}
 		if tracked {
 			if err := tx.admit(ctx, usage, d); err != nil {
 				return Record{}, false, err
 			}
 		}
-		rec = Record{ID: id, Collection: collection, Data: norm, Version: 1, CreatedAt: now, UpdatedAt: now}
+		rec = Record{ID: id, Collection: collection, Data: stored, Version: 1, CreatedAt: now, UpdatedAt: now}
 		if err := tx.btx.Insert(ctx, rec); err != nil {
 			return Record{}, false, err
 		}
+		rec.Data = norm
 		if tracked {
 			if err := tx.addUsage(ctx, d); err != nil {
 				return Record{}, false, err
@@ -132,16 +145,17 @@ func (tx *Tx) Put(ctx context.Context, collection, id string, data []byte, cond 
 	if cond.Version != 0 && cond.Version != cur.Version {
 		return Record{}, false, fmt.Errorf("%w: record is at version %d", ErrPrecondition, cur.Version)
 	}
-	d := Usage{Bytes: int64(len(norm)) - int64(len(cur.Data))}
+	d := Usage{Bytes: int64(len(stored)) - int64(len(cur.Data))}
 	if tracked {
 		if err := tx.admit(ctx, usage, d); err != nil {
 			return Record{}, false, err
 		}
 	}
-	rec = Record{ID: id, Collection: collection, Data: norm, Version: cur.Version + 1, CreatedAt: cur.CreatedAt, UpdatedAt: now}
+	rec = Record{ID: id, Collection: collection, Data: stored, Version: cur.Version + 1, CreatedAt: cur.CreatedAt, UpdatedAt: now}
 	if err := tx.btx.Update(ctx, rec, cur.Version); err != nil {
 		return Record{}, false, err
 	}
+	rec.Data = norm
 	if tracked {
 		if err := tx.addUsage(ctx, d); err != nil {
 			return Record{}, false, err
@@ -162,21 +176,27 @@ func (tx *Tx) Create(ctx context.Context, collection string, data []byte) (Recor
 	if err != nil {
 		return Record{}, err
 	}
+	id := newRecordID()
+	stored, err := tx.stored(collection, id, norm)
+	if err != nil {
+		return Record{}, err
+	}
 	now := tx.r.now().UTC().Truncate(1e3)
 	usage, tracked, err := tx.lockUsage(ctx)
 	if err != nil {
 		return Record{}, err
 	}
-	d := Usage{Records: 1, Bytes: int64(len(norm))}
+	d := Usage{Records: 1, Bytes: int64(len(stored))}
 	if tracked {
 		if err := tx.admit(ctx, usage, d); err != nil {
 			return Record{}, err
 		}
 	}
-	rec := Record{ID: newRecordID(), Collection: collection, Data: norm, Version: 1, CreatedAt: now, UpdatedAt: now}
+	rec := Record{ID: id, Collection: collection, Data: stored, Version: 1, CreatedAt: now, UpdatedAt: now}
 	if err := tx.btx.Insert(ctx, rec); err != nil {
 		return Record{}, err
 	}
+	rec.Data = norm
 	if tracked {
 		if err := tx.addUsage(ctx, d); err != nil {
 			return Record{}, err
@@ -268,9 +288,18 @@ func (tx *Tx) List(ctx context.Context, collection string, opts ListOptions) (Pa
 		}
 		after = a
 	}
-	recs, err := tx.btx.List(ctx, Query{Collection: collection, Filters: opts.Filters, After: after, Limit: limit + 1})
+	toks, err := tx.tokens(collection, opts.Filters)
 	if err != nil {
 		return Page{}, err
+	}
+	recs, err := tx.btx.List(ctx, Query{Collection: collection, Filters: opts.Filters, Tokens: toks, After: after, Limit: limit + 1})
+	if err != nil {
+		return Page{}, err
+	}
+	for i := range recs {
+		if recs[i], err = tx.open(recs[i]); err != nil {
+			return Page{}, err
+		}
 	}
 	page := Page{Items: recs}
 	if len(recs) > limit {

@@ -1,0 +1,183 @@
+package keys
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/bulkhead-dev/bulkhead/internal/pgddl"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// Wrapped is a tenant's two keysets as stored: each encrypted (wrapped)
+// with the key-encryption key, bound to the tenant by associated data.
+// Generation counts the changes to the row (rotation, rewrap), for
+// optimistic concurrency between instances.
+type Wrapped struct {
+	Data       []byte // AEAD keyset (AES-256-GCM) that encrypts record data
+	Index      []byte // PRF keyset (HMAC-SHA256) that makes index tokens
+	Generation int64
+}
+
+// Store keeps the wrapped keysets. SQLStore implements it on SQLite and
+// PostgreSQL; a team can keep them elsewhere.
+type Store interface {
+	// Load returns the tenant's keysets, or an error wrapping ErrNoKeys.
+	Load(ctx context.Context, id tenant.ID) (Wrapped, error)
+	// Insert stores the tenant's first keysets, or fails wrapping
+	// ErrConflict if it has some.
+	Insert(ctx context.Context, id tenant.ID, w Wrapped) error
+	// Replace stores w if the stored generation is still prev, or fails
+	// wrapping ErrConflict.
+	Replace(ctx context.Context, id tenant.ID, w Wrapped, prev int64) error
+	// Delete removes the tenant's keysets; it reports whether there were any.
+	Delete(ctx context.Context, id tenant.ID) (bool, error)
+	// Tenants lists the tenants with keysets whose id sorts after after,
+	// in order, at most limit of them.
+	Tenants(ctx context.Context, after string, limit int) ([]tenant.ID, error)
+}
+
+// Sentinel errors.
+var (
+	// ErrNoKeys: the tenant has no keysets (never had, or shredded).
+	ErrNoKeys = errors.New("tenant has no encryption keys")
+	// ErrConflict: another writer changed the tenant's keysets first.
+	ErrConflict = errors.New("tenant keysets changed concurrently")
+	// ErrUndecryptable: a ciphertext does not open under the tenant's keys:
+	// another tenant's, another record's, tampered with, or sealed under a
+	// destroyed key.
+	ErrUndecryptable = errors.New("ciphertext does not decrypt under the tenant's keys")
+)
+
+// SQLStore keeps wrapped keysets in a table of a SQLite database or of a
+// PostgreSQL database (schema bulkhead_keys).
+type SQLStore struct {
+	db       *sql.DB
+	postgres bool
+}
+
+const sqliteKeysSQL = `CREATE TABLE IF NOT EXISTS tenant_keysets (
+	tenant_id  TEXT PRIMARY KEY,
+	data       BLOB NOT NULL,
+	idx        BLOB NOT NULL,
+	generation INTEGER NOT NULL
+) WITHOUT ROWID`
+
+const pgKeysSQL = `CREATE SCHEMA IF NOT EXISTS bulkhead_keys;
+REVOKE ALL ON SCHEMA bulkhead_keys FROM PUBLIC;
+CREATE TABLE IF NOT EXISTS bulkhead_keys.tenant_keysets (
+	tenant_id  text PRIMARY KEY,
+	data       bytea NOT NULL,
+	idx        bytea NOT NULL,
+	generation bigint NOT NULL
+)`
+
+// OpenSQLStore makes the keyset table in db if needed. postgres says which
+// engine db is (pgx's stdlib driver, connected as the role that owns the
+// database: the serving role must not read this table).
+func OpenSQLStore(ctx context.Context, db *sql.DB, postgres bool) (*SQLStore, error) {
+	var err error
+	if postgres {
+		err = pgddl.Apply(ctx, db, "bulkhead_keys", pgKeysSQL)
+	} else {
+		_, err = db.ExecContext(ctx, sqliteKeysSQL)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("keys: create keyset table: %w", err)
+	}
+	return &SQLStore{db: db, postgres: postgres}, nil
+}
+
+// q numbers placeholders and qualifies the table for PostgreSQL.
+func (s *SQLStore) q(query string) string {
+	if !s.postgres {
+		return query
+	}
+	query = strings.ReplaceAll(query, "tenant_keysets", "bulkhead_keys.tenant_keysets")
+	var b strings.Builder
+	n := 0
+	for _, c := range query {
+		if c == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// Load implements Store.
+func (s *SQLStore) Load(ctx context.Context, id tenant.ID) (Wrapped, error) {
+	var w Wrapped
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT data, idx, generation FROM tenant_keysets WHERE tenant_id = ?`),
+		id.String()).Scan(&w.Data, &w.Index, &w.Generation)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Wrapped{}, fmt.Errorf("%w: %s", ErrNoKeys, id)
+	}
+	if err != nil {
+		return Wrapped{}, fmt.Errorf("keys: load %s: %w", id, err)
+	}
+	return w, nil
+}
+
+// Insert implements Store.
+func (s *SQLStore) Insert(ctx context.Context, id tenant.ID, w Wrapped) error {
+	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO tenant_keysets (tenant_id, data, idx, generation)
+		VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id) DO NOTHING`), id.String(), w.Data, w.Index, w.Generation)
+	return s.one(res, err, id, "insert")
+}
+
+// Replace implements Store.
+func (s *SQLStore) Replace(ctx context.Context, id tenant.ID, w Wrapped, prev int64) error {
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE tenant_keysets SET data = ?, idx = ?, generation = ?
+		WHERE tenant_id = ? AND generation = ?`), w.Data, w.Index, w.Generation, id.String(), prev)
+	return s.one(res, err, id, "replace")
+}
+
+func (s *SQLStore) one(res sql.Result, err error, id tenant.ID, op string) error {
+	if err != nil {
+		return fmt.Errorf("keys: %s %s: %w", op, id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("keys: %s %s: %w", op, id, err)
+	} else if n != 1 {
+		return fmt.Errorf("%w: %s", ErrConflict, id)
+	}
+	return nil
+}
+
+// Delete implements Store.
+func (s *SQLStore) Delete(ctx context.Context, id tenant.ID) (bool, error) {
+	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM tenant_keysets WHERE tenant_id = ?`), id.String())
+	if err != nil {
+		return false, fmt.Errorf("keys: delete %s: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
+// Tenants implements Store.
+func (s *SQLStore) Tenants(ctx context.Context, after string, limit int) ([]tenant.ID, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT tenant_id FROM tenant_keysets WHERE tenant_id > ?
+		ORDER BY tenant_id LIMIT ?`), after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("keys: list tenants: %w", err)
+	}
+	defer rows.Close()
+	var ids []tenant.ID
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		id, err := tenant.Parse(s)
+		if err != nil {
+			return nil, fmt.Errorf("keys: stored tenant id %q: %w", s, err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
