@@ -44,6 +44,18 @@ func TestConformance(t *testing.T) {
 	}
 }
 
+// TestConformanceSealed: the same suite with record data encrypted with
+// per-tenant keys, and the attacks on sealed records, in every mode.
+func TestConformanceSealed(t *testing.T) {
+	for _, mode := range []store.Mode{store.Pooled, store.Schema, store.Database} {
+		t.Run(string(mode), func(t *testing.T) {
+			storetest.RunSealed(t, func(t *testing.T) store.Backend {
+				return open(t, pgtest.New(t), Options{})
+			}, mode)
+		})
+	}
+}
+
 // With room for one tenant database pool, a pool with a transaction in
 // flight stays open (the bound is exceeded meanwhile) and idle ones are
 // closed least recently used first.

@@ -32,6 +32,16 @@ func TestConformance(t *testing.T) {
 	}
 }
 
+// TestConformanceSealed: the same suite with record data encrypted with
+// per-tenant keys, and the attacks on sealed records.
+func TestConformanceSealed(t *testing.T) {
+	for _, mode := range []store.Mode{store.Pooled, store.Database} {
+		t.Run(string(mode), func(t *testing.T) {
+			storetest.RunSealed(t, func(t *testing.T) store.Backend { return open(t, t.TempDir(), Options{}) }, mode)
+		})
+	}
+}
+
 // A small LRU bound makes the suite open and close tenant files constantly.
 func TestConformanceDatabaseWithTinyLRU(t *testing.T) {
 	if testing.Short() {

@@ -40,6 +40,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/keys"
 	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
@@ -58,6 +59,22 @@ const Shard = "test"
 // concurrently (t.TempDir is). If the backend does not support mode, Run
 // fails.
 func Run(t *testing.T, newBackend func(t *testing.T) store.Backend, mode store.Mode) {
+	t.Helper()
+	run(t, func(t *testing.T) *Env { return NewEnv(t, newBackend(t), mode) })
+}
+
+// RunSealed runs the whole conformance suite on a Router that encrypts
+// record data with per-tenant keys (package keys), and the attacks on
+// sealed records: every backend must give the same answers with the data
+// sealed as in the clear.
+func RunSealed(t *testing.T, newBackend func(t *testing.T) store.Backend, mode store.Mode) {
+	t.Helper()
+	newEnv := func(t *testing.T) *Env { return NewSealedEnv(t, newBackend(t), mode) }
+	run(t, newEnv)
+	runSealedAttacks(t, newEnv)
+}
+
+func run(t *testing.T, newEnv func(t *testing.T) *Env) {
 	t.Helper()
 	tests := []struct {
 		name string
@@ -96,7 +113,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) store.Backend, mode store.M
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			tc.fn(t, NewEnv(t, newBackend(t), mode))
+			tc.fn(t, newEnv(t))
 		})
 	}
 }
@@ -110,6 +127,8 @@ type Env struct {
 	Backend    store.Backend // the backend under test; nil in a mixed Env
 	Mode       store.Mode    // the mode Tenant provisions in; empty in a mixed Env
 	Quotas     *Quotas       // the Router's store.Quotas; no quotas until set
+	// Keys seals record data in a sealed Env (NewSealedEnv); nil otherwise.
+	Keys *keys.Manager
 
 	// Shards maps shard names to backends: {Shard: Backend}, or every shard
 	// of a mixed Env.
@@ -157,6 +176,7 @@ func (e *Env) newRouter(tb testing.TB) {
 		CursorKey:  key,
 		Now:        e.now,
 		Quotas:     e.Quotas,
+		Sealer:     e.sealer(),
 	})
 	if err != nil {
 		for _, b := range e.Shards {
