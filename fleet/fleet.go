@@ -63,6 +63,15 @@ type Config struct {
 	// key (needed only to list records), the clock, quotas. Leave its
 	// Placements and Backends unset: they are Catalog and Backends.
 	Router store.Config
+	// Keys, if not nil, destroys an offboarded tenant's encryption keys
+	// before its data is dropped (crypto-shredding); *keys.Manager does.
+	Keys Shredder
+}
+
+// Shredder destroys a tenant's encryption keys and names the keys it
+// destroyed. It is idempotent.
+type Shredder interface {
+	Destroy(ctx context.Context, id tenant.ID) ([]string, error)
 }
 
 // Fleet creates, offboards, migrates and reports on tenants. It is safe
@@ -74,6 +83,7 @@ type Fleet struct {
 	shards   []string // sorted
 	ms       []migrate.Migration
 	rule     PlacementRule
+	keys     Shredder
 
 	catalog     *catalog.Catalog // Config.Catalog if it is one; nil otherwise
 	ownsCatalog bool             // OpenPostgres or OpenSQLite opened it: Close closes it
@@ -114,7 +124,7 @@ func New(cfg Config) (*Fleet, error) {
 		rule = FewestTenants
 	}
 	f := &Fleet{cat: cfg.Catalog, router: router, appliers: appliers, shards: router.Shards(),
-		ms: cfg.Migrations, rule: rule}
+		ms: cfg.Migrations, rule: rule, keys: cfg.Keys}
 	f.catalog, _ = cfg.Catalog.(*catalog.Catalog)
 	return f, nil
 }
@@ -188,12 +198,55 @@ func (f *Fleet) Offboard(ctx context.Context, id tenant.ID) error {
 	if id.IsZero() {
 		return tenant.ErrMissing
 	}
-	return f.cat.Offboard(ctx, id, f.router.Drop)
+	_, err := f.OffboardShredding(ctx, id)
+	return err
+}
+
+// OffboardShredding is Offboard, and returns the names of the encryption
+// keys it destroyed (Config.Keys).
+func (f *Fleet) OffboardShredding(ctx context.Context, id tenant.ID) ([]string, error) {
+	if id.IsZero() {
+		return nil, tenant.ErrMissing
+	}
+	var destroyed []string
+	err := f.cat.Offboard(ctx, id, func(ctx context.Context, id tenant.ID, p store.Placement) error {
+		names, err := f.drop(ctx, id, p)
+		destroyed = append(destroyed, names...)
+		return err
+	})
+	return destroyed, err
+}
+
+// drop shreds the tenant's keys, then drops its data, then shreds again
+// (keys a request in flight may have made meanwhile).
+func (f *Fleet) drop(ctx context.Context, id tenant.ID, p store.Placement) ([]string, error) {
+	var names []string
+	if f.keys != nil {
+		n, err := f.keys.Destroy(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("destroy the keys of %s: %w", id, err)
+		}
+		names = n
+	}
+	if err := f.router.Drop(ctx, id, p); err != nil {
+		return names, err
+	}
+	if f.keys != nil {
+		n, err := f.keys.Destroy(ctx, id)
+		if err != nil {
+			return names, fmt.Errorf("destroy the keys of %s: %w", id, err)
+		}
+		names = append(names, n...)
+	}
+	return names, nil
 }
 
 // ResumeOffboarding finishes every offboarding a crash or a failed drop
 // interrupted, and removes tenants whose creation was interrupted (with
 // whatever storage they got). A server calls it when it starts.
 func (f *Fleet) ResumeOffboarding(ctx context.Context) error {
-	return f.cat.ResumeOffboarding(ctx, f.router.Drop)
+	return f.cat.ResumeOffboarding(ctx, func(ctx context.Context, id tenant.ID, p store.Placement) error {
+		_, err := f.drop(ctx, id, p)
+		return err
+	})
 }

@@ -87,7 +87,11 @@ func OpenSQLStore(ctx context.Context, db *sql.DB, postgres bool) (*SQLStore, er
 	if err != nil {
 		return nil, fmt.Errorf("keys: create keyset table: %w", err)
 	}
-	return &SQLStore{db: db, postgres: postgres}, nil
+	s := &SQLStore{db: db, postgres: postgres}
+	if err := s.jobsTable(ctx); err != nil {
+		return nil, fmt.Errorf("keys: create job table: %w", err)
+	}
+	return s, nil
 }
 
 // q numbers placeholders and qualifies the table for PostgreSQL.

@@ -88,6 +88,8 @@ var Actions = map[string]string{
 	"issuer.manage":  GroupControlPlane,
 	"audit.read_all": GroupControlPlane,
 	"support.manage": GroupControlPlane,
+	"keys.manage":    GroupControlPlane,
+	"job.read":       GroupControlPlane,
 }
 
 // Cedar entity types of the model (see doc.go).

@@ -36,10 +36,10 @@ func lockDataDir(dir string) (*datadir.Lock, error) {
 // and the tenants directory. Anything else someone put there is left alone.
 func ownEntry(name string) bool {
 	switch name {
-	case operatorTokenFile, cursorKeyFile, serveLockFile, sqlite.LockFile, "tenants":
+	case operatorTokenFile, cursorKeyFile, serveLockFile, sqlite.LockFile, "tenants", keyringFile:
 		return true
 	}
-	for _, db := range []string{catalogFile, audit.FileName, "pooled.db"} {
+	for _, db := range []string{catalogFile, audit.FileName, "pooled.db", keysFile} {
 		if name == db || strings.HasPrefix(name, db+"-") {
 			return true
 		}

@@ -63,6 +63,9 @@ func (s *Server) table() []route {
 		{P, "/v1/admin/support-agents", control, "support.manage", s.createAgent},
 		{D, "/v1/admin/support-agents/{agent_id}", control, "support.manage", s.revokeAgent},
 		{G, "/v1/admin/audit", control, "audit.read_all", s.adminAudit},
+		{P, "/v1/admin/tenants/{id}/encryption/rotate", control, "keys.manage", s.rotateTenantKey},
+		{P, "/v1/admin/keyring/rotate", control, "keys.manage", s.rotateKeyring},
+		{G, "/v1/admin/jobs/{job}", control, "job.read", s.showJob},
 
 		{G, "/v1/keys", data, "key.manage", s.listOwnKeys},
 		{P, "/v1/keys", data, "key.manage", s.createOwnKey},

@@ -157,6 +157,19 @@ type Options struct {
 	// sweeper off: the gauges then show only tenants whose usage a request
 	// has written or read.
 	UsageSweepInterval time.Duration
+
+	// DisableEncryption stores record data in the clear. By default it is
+	// encrypted at rest with each tenant's own keys (package keys).
+	DisableEncryption bool
+	// KeyringPath is the key-encryption key's file; <DataDir>/keyring if
+	// empty. Keep it out of the databases' backups (docs/encryption.md).
+	KeyringPath string
+	// KeyCacheTTL is how long unwrapped tenant keys are used before they
+	// are read again (keys.Config.TTL); one minute if zero.
+	KeyCacheTTL time.Duration
+	// SkipSealJob does not start the job that encrypts records stored in
+	// the clear (tests that want to watch it).
+	SkipSealJob bool
 }
 
 // Server is a Bulkhead server: the v1 HTTP API over a catalog and a store
@@ -190,6 +203,7 @@ type Server struct {
 	// Storage usage gauges (usagegauges.go): the tracker the collector
 	// publishes and the sweeper that feeds it (stopped by Close).
 	tracked  *usageGauges
+	enc      *encryption // nil when DisableEncryption
 	closeOne sync.Once
 	closeErr error
 }
@@ -278,6 +292,14 @@ func Open(ctx context.Context, opts Options) (_ *Server, err error) {
 		}
 		return nil, fmt.Errorf("open server: open audit log: %w", err)
 	}
+	if s.enc, err = openEncryption(ctx, opts, backends); err != nil {
+		s.audit.Close()
+		cat.Close()
+		for _, b := range backends {
+			b.Close()
+		}
+		return nil, fmt.Errorf("open server: encryption: %w", err)
+	}
 	if opts.LimitsFile != "" {
 		if s.limitsFile, err = limits.OpenFile(opts.LimitsFile, s.log); err != nil {
 			err = fmt.Errorf("open server: %w", err)
@@ -287,9 +309,10 @@ func Open(ctx context.Context, opts Options) (_ *Server, err error) {
 	var fl *fleet.Fleet
 	if err == nil {
 		fl, err = fleet.New(fleet.Config{Catalog: cat, Backends: backends, Placement: opts.Placement,
-			Router: store.Config{CursorKey: cursorKey, Quotas: s.limits}})
+			Router: store.Config{CursorKey: cursorKey, Quotas: s.limits, Sealer: s.enc.sealer()}, Keys: s.enc.shredder()})
 	}
 	if err != nil {
+		_ = s.enc.close()
 		s.audit.Close()
 		cat.Close()
 		for _, b := range backends {
@@ -320,6 +343,10 @@ func Open(ctx context.Context, opts Options) (_ *Server, err error) {
 	}
 	s.handler = s.routes()
 	s.initUsageGauges()
+	if err := s.startEncryption(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open server: start the seal job: %w", err)
+	}
 	return s, nil
 }
 
@@ -417,6 +444,10 @@ func (s *Server) Close() error {
 		// The sweeper first: it reads the catalog and the stores.
 		s.stopUsageSweeper()
 		var errs []error
+		// The key jobs next: they write through the router.
+		if err := s.enc.close(); err != nil {
+			errs = append(errs, fmt.Errorf("close key store: %w", err))
+		}
 		// Then the catalog: on PostgreSQL it runs on a backend's pool.
 		if s.catalog != nil {
 			if err := s.catalog.Close(); err != nil {

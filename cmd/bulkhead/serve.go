@@ -31,6 +31,8 @@ func newServeCommand(g *globals) *cobra.Command {
 	var limitsFile string
 	var usageTop int
 	var usageSweep time.Duration
+	var encrypt bool
+	var keyring string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the Bulkhead server",
@@ -91,7 +93,8 @@ second; a negative interval turns it off).`,
 			}
 			opts := server.Options{MaxOpenDatabases: maxOpen, PolicyDir: policyDir,
 				LimitsFile: limitsFile, RedisURL: redisURL, Instances: instances, RateLimitFailClosed: failClosed,
-				UsageTopTenants: usageTop, UsageSweepInterval: usageSweep}
+				UsageTopTenants: usageTop, UsageSweepInterval: usageSweep,
+				DisableEncryption: !encrypt, KeyringPath: keyring}
 			shards, err := pg.parse()
 			if err != nil {
 				return &usageError{cmd: cmd.CommandPath(), err: err}
@@ -133,6 +136,10 @@ second; a negative interval turns it off).`,
 		"tenants named on the bulkhead_tenant_usage_* gauges, the biggest by bytes; the others are summed as _other")
 	cmd.Flags().DurationVar(&usageSweep, "usage-sweep-interval", server.DefaultUsageSweepInterval,
 		"pause between background sweeps of every tenant's storage usage for those gauges; negative: no sweep")
+	cmd.Flags().BoolVar(&encrypt, "encryption", true,
+		"encrypt record data at rest with each tenant's own keys (--encryption=false stores it in the clear)")
+	cmd.Flags().StringVar(&keyring, "keyring", "",
+		"the key-encryption key's file (default <data-dir>/keyring, 0600); keep it out of the databases' backups")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error (logs are JSON lines on stderr)")
 	return cmd
 }

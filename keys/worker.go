@@ -1,0 +1,248 @@
+package keys
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/store"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// TenantLister lists tenants in id order after after, at most limit (a
+// seal job visits them all).
+type TenantLister func(ctx context.Context, after string, limit int) ([]tenant.ID, error)
+
+// WorkerConfig configures a Worker.
+type WorkerConfig struct {
+	Keys    *Manager
+	Store   *SQLStore     // keeps the jobs
+	Router  *store.Router // whose Sealer is Keys
+	Tenants TenantLister
+	// Batch is how many records one step re-seals per job; 0 means 200.
+	Batch int
+	// Logger gets failed steps; none if nil.
+	Logger *slog.Logger
+}
+
+// Worker runs re-encryption jobs in the background: each round does one
+// bounded batch of every running job, so tenants take turns and a big
+// tenant's rotation does not hold back a small one's. Progress is saved
+// after every batch; a restarted worker picks up where it stopped.
+type Worker struct {
+	cfg  WorkerConfig
+	wake chan struct{}
+	mu   sync.Mutex // one round at a time
+}
+
+// maxAttempts is how many failed steps in a row fail a job.
+const maxAttempts = 20
+
+// NewWorker returns a Worker for cfg.
+func NewWorker(cfg WorkerConfig) *Worker {
+	if cfg.Batch <= 0 {
+		cfg.Batch = 200
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Worker{cfg: cfg, wake: make(chan struct{}, 1)}
+}
+
+func (w *Worker) now() time.Time { return w.cfg.Keys.now() }
+
+func (w *Worker) poke() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// StartRotation rotates the tenant's keys (Manager.Rotate) and starts the
+// job that re-seals its records and then retires the old keys.
+func (w *Worker) StartRotation(ctx context.Context, id tenant.ID) (Job, error) {
+	if _, err := w.cfg.Keys.Rotate(ctx, id); err != nil {
+		return Job{}, err
+	}
+	now := w.now()
+	j := Job{ID: newJobID(), Kind: JobRotate, State: JobRunning, Tenant: id.String(), Pass: 1, CreatedAt: now, UpdatedAt: now}
+	if err := w.cfg.Store.SaveJob(ctx, j); err != nil {
+		return Job{}, err
+	}
+	w.poke()
+	return j, nil
+}
+
+// StartSeal starts the job that re-seals every tenant's records stored in
+// the clear, unless one is running (then it returns that one).
+func (w *Worker) StartSeal(ctx context.Context) (Job, error) {
+	running, err := w.cfg.Store.RunningJobs(ctx)
+	if err != nil {
+		return Job{}, err
+	}
+	for _, j := range running {
+		if j.Kind == JobSeal {
+			return j, nil
+		}
+	}
+	now := w.now()
+	j := Job{ID: newJobID(), Kind: JobSeal, State: JobRunning, CreatedAt: now, UpdatedAt: now}
+	if err := w.cfg.Store.SaveJob(ctx, j); err != nil {
+		return Job{}, err
+	}
+	w.poke()
+	return j, nil
+}
+
+// Job returns a job by id, or an error wrapping ErrNoJob.
+func (w *Worker) Job(ctx context.Context, id string) (Job, error) { return w.cfg.Store.Job(ctx, id) }
+
+// Run runs rounds until ctx is done, waiting interval (or a new job)
+// between rounds that had nothing to do.
+func (w *Worker) Run(ctx context.Context, interval time.Duration) {
+	for {
+		busy, err := w.Round(ctx)
+		if err != nil && ctx.Err() == nil {
+			w.cfg.Logger.Warn("key jobs", slog.String("error", err.Error()))
+		}
+		if busy && err == nil {
+			continue
+		}
+		t := time.NewTimer(interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-w.wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// Round does one batch of every running job and reports whether any job
+// made progress.
+func (w *Worker) Round(ctx context.Context) (busy bool, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	jobs, err := w.cfg.Store.RunningJobs(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, j := range jobs {
+		progressed, serr := w.step(ctx, &j)
+		if serr != nil {
+			j.Attempts++
+			j.Error = serr.Error()
+			if j.Attempts >= maxAttempts {
+				j.State = JobFailed
+			}
+			w.cfg.Logger.Warn("key job step failed", slog.String("job", j.ID), slog.String("tenant", j.Tenant),
+				slog.String("error", serr.Error()))
+		} else if progressed {
+			j.Attempts, j.Error = 0, ""
+		}
+		if serr == nil && !progressed {
+			continue
+		}
+		j.UpdatedAt = w.now()
+		if err := w.cfg.Store.SaveJob(ctx, j); err != nil {
+			return busy, err
+		}
+		busy = busy || progressed
+	}
+	return busy, nil
+}
+
+// step does one batch of j.
+func (w *Worker) step(ctx context.Context, j *Job) (bool, error) {
+	if j.Kind == JobSeal && j.Tenant == "" {
+		return w.nextTenant(ctx, j)
+	}
+	id, err := tenant.Parse(j.Tenant)
+	if err != nil {
+		j.State, j.Error = JobFailed, err.Error()
+		return true, nil
+	}
+	if j.Pass == 2 && w.now().Before(j.NotBefore) {
+		return false, nil // waiting for every instance's cache to expire
+	}
+	tctx := tenant.WithID(ctx, id)
+	err = w.cfg.Router.Tx(tctx, func(tx *store.Tx) error {
+		if !j.Listed {
+			cs, err := tx.Collections(tctx)
+			if err != nil {
+				return err
+			}
+			j.Collections = j.Collections[:0]
+			for _, c := range cs {
+				j.Collections = append(j.Collections, c.Name)
+			}
+			j.Listed, j.After = true, ""
+			return nil
+		}
+		if len(j.Collections) == 0 {
+			return nil
+		}
+		res, err := tx.Reseal(tctx, j.Collections[0], j.After, w.cfg.Batch)
+		if err != nil {
+			return err
+		}
+		j.Scanned += int64(res.Scanned)
+		j.Resealed += int64(res.Resealed)
+		if res.Next == "" {
+			j.Collections, j.After = j.Collections[1:], ""
+		} else {
+			j.After = res.Next
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrUnknownTenant) {
+		if j.Kind == JobSeal { // deleted meanwhile: on to the next
+			return w.nextTenant(ctx, j)
+		}
+		j.State, j.Error = JobFailed, fmt.Sprintf("tenant %s is gone", id)
+		return true, nil
+	}
+	if err != nil || !j.Listed || len(j.Collections) > 0 {
+		return err == nil, err
+	}
+	return true, w.endPass(ctx, j, id)
+}
+
+// endPass moves j on once its tenant's collections are done.
+func (w *Worker) endPass(ctx context.Context, j *Job, id tenant.ID) error {
+	if j.Kind == JobSeal {
+		_, err := w.nextTenant(ctx, j)
+		return err
+	}
+	if j.Pass == 1 {
+		j.Pass, j.Listed = 2, false
+		j.NotBefore = j.CreatedAt.Add(w.cfg.Keys.TTL())
+		return nil
+	}
+	gone, err := w.cfg.Keys.Retire(ctx, id)
+	if err != nil {
+		return err
+	}
+	j.Destroyed, j.State = gone, JobDone
+	return nil
+}
+
+// nextTenant moves a seal job to the tenant after j.Tenant, or ends it.
+func (w *Worker) nextTenant(ctx context.Context, j *Job) (bool, error) {
+	ids, err := w.cfg.Tenants(ctx, j.Tenant, 1)
+	if err != nil {
+		return false, err
+	}
+	j.Listed, j.Collections, j.After = false, nil, ""
+	if len(ids) == 0 {
+		j.State = JobDone
+		return true, nil
+	}
+	j.Tenant = ids[0].String()
+	return true, nil
+}
