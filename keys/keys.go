@@ -87,6 +87,52 @@ func New(cfg Config) (*Manager, error) {
 	return m, nil
 }
 
+// canaryAD is the associated data of the keyring canary.
+var canaryAD = []byte("bulkhead/keyring-canary/v1")
+
+// ErrWrongKeyring: the key-encryption key does not open the keysets in
+// the key store (another instance's keyring, or a lost one).
+var ErrWrongKeyring = errors.New("the keyring does not open the tenant keys in the key store")
+
+// canaryStore is a Store that keeps a keyring canary (SQLStore does).
+type canaryStore interface {
+	Canary(ctx context.Context) ([]byte, error)
+	SetCanary(ctx context.Context, wrapped []byte) error
+}
+
+// CheckKeyring verifies that the key-encryption key is the one the key
+// store's keysets were wrapped with, by a canary it wraps the first time:
+// a server given another keyring than its store's fails at start, not at
+// its tenants' first requests.
+func (m *Manager) CheckKeyring(ctx context.Context) error {
+	cs, ok := m.store.(canaryStore)
+	if !ok {
+		return nil
+	}
+	b, err := cs.Canary(ctx)
+	if err != nil {
+		return fmt.Errorf("keys: keyring check: %w", err)
+	}
+	if b != nil {
+		if _, err := m.kek.Decrypt(b, canaryAD); err != nil {
+			return fmt.Errorf("%w: give every instance the same keyring file (--keyring) or KMS key", ErrWrongKeyring)
+		}
+		return nil
+	}
+	return m.setCanary(ctx, cs)
+}
+
+func (m *Manager) setCanary(ctx context.Context, cs canaryStore) error {
+	w, err := m.kek.Encrypt([]byte("bulkhead"), canaryAD)
+	if err == nil {
+		err = cs.SetCanary(ctx, w)
+	}
+	if err != nil {
+		return fmt.Errorf("keys: keyring check: %w", err)
+	}
+	return nil
+}
+
 // TTL returns how long cached keys are used before they are read again.
 func (m *Manager) TTL() time.Duration { return m.ttl }
 
@@ -389,6 +435,11 @@ func (m *Manager) Retire(ctx context.Context, id tenant.ID) ([]string, error) {
 // key) rotation, so that the old key-encryption key can be retired.
 // progress, if not nil, is called after each tenant with the count so far.
 func (m *Manager) Rewrap(ctx context.Context, progress func(done int)) (int, error) {
+	if cs, ok := m.store.(canaryStore); ok {
+		if err := m.setCanary(ctx, cs); err != nil {
+			return 0, err
+		}
+	}
 	done, after := 0, ""
 	for {
 		ids, err := m.store.Tenants(ctx, after, 500)

@@ -65,6 +65,16 @@ const sqliteKeysSQL = `CREATE TABLE IF NOT EXISTS tenant_keysets (
 	generation INTEGER NOT NULL
 ) WITHOUT ROWID`
 
+const sqliteCanarySQL = `CREATE TABLE IF NOT EXISTS keyring_canary (
+	id      INTEGER PRIMARY KEY CHECK (id = 1),
+	wrapped BLOB NOT NULL
+)`
+
+const pgCanarySQL = `CREATE TABLE IF NOT EXISTS bulkhead_keys.keyring_canary (
+	id      integer PRIMARY KEY CHECK (id = 1),
+	wrapped bytea NOT NULL
+)`
+
 const pgKeysSQL = `CREATE SCHEMA IF NOT EXISTS bulkhead_keys;
 REVOKE ALL ON SCHEMA bulkhead_keys FROM PUBLIC;
 CREATE TABLE IF NOT EXISTS bulkhead_keys.tenant_keysets (
@@ -91,6 +101,13 @@ func OpenSQLStore(ctx context.Context, db *sql.DB, postgres bool) (*SQLStore, er
 	if err := s.jobsTable(ctx); err != nil {
 		return nil, fmt.Errorf("keys: create job table: %w", err)
 	}
+	canary := sqliteCanarySQL
+	if postgres {
+		canary = pgCanarySQL
+	}
+	if _, err := db.ExecContext(ctx, canary); err != nil {
+		return nil, fmt.Errorf("keys: create keyring check table: %w", err)
+	}
 	return s, nil
 }
 
@@ -100,6 +117,7 @@ func (s *SQLStore) q(query string) string {
 		return query
 	}
 	query = strings.ReplaceAll(query, "tenant_keysets", "bulkhead_keys.tenant_keysets")
+	query = strings.ReplaceAll(query, "keyring_canary", "bulkhead_keys.keyring_canary")
 	var b strings.Builder
 	n := 0
 	for _, c := range query {
@@ -184,4 +202,23 @@ func (s *SQLStore) Tenants(ctx context.Context, after string, limit int) ([]tena
 		ids = append(ids, id)
 	}
 	return ids, rows.Err()
+}
+
+// Canary returns the value wrapped by the key-encryption key that tells
+// whether a keyring is the one the stored keysets were wrapped with; nil
+// if there is none yet.
+func (s *SQLStore) Canary(ctx context.Context) ([]byte, error) {
+	var b []byte
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT wrapped FROM keyring_canary WHERE id = 1`)).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	return b, err
+}
+
+// SetCanary stores the canary (replacing it: after a rewrap).
+func (s *SQLStore) SetCanary(ctx context.Context, wrapped []byte) error {
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO keyring_canary (id, wrapped) VALUES (1, ?)
+		ON CONFLICT (id) DO UPDATE SET wrapped = excluded.wrapped`), wrapped)
+	return err
 }

@@ -73,6 +73,9 @@ func openEncryption(ctx context.Context, opts Options, backends map[string]store
 	if e.store, err = keys.OpenSQLStore(ctx, e.db, opts.PostgresURL != ""); err == nil {
 		e.keys, err = keys.New(keys.Config{KMS: ring, KEKURI: ring.URI(), Store: e.store, TTL: opts.KeyCacheTTL, Now: opts.Now})
 	}
+	if err == nil {
+		err = e.keys.CheckKeyring(ctx)
+	}
 	if err != nil {
 		e.db.Close()
 		return nil, fmt.Errorf("key store: %w", err)

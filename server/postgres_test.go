@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/bulkhead-dev/bulkhead/keys"
 	"github.com/bulkhead-dev/bulkhead/server"
 	"github.com/bulkhead-dev/bulkhead/store/postgres"
 	"github.com/bulkhead-dev/bulkhead/store/postgres/pgtest"
@@ -96,15 +97,33 @@ func TestShardIsRefusedOnSQLiteUnlessLocal(t *testing.T) {
 	want(t, r, 201, "")
 }
 
+// TestAnInstanceWithAnotherKeyringDoesNotStart: instances on one
+// PostgreSQL must share the keyring that wraps the tenants' keys; one with
+// a keyring of its own would fail every tenant's requests, so it fails at
+// start, saying so.
+func TestAnInstanceWithAnotherKeyringDoesNotStart(t *testing.T) {
+	opts, _ := pgOptions(t)
+	newEnvIn(t, t.TempDir(), opts)
+	opts.DataDir = t.TempDir()
+	s, err := server.Open(context.Background(), opts)
+	if err == nil {
+		s.Close()
+		t.Fatal("an instance with another keyring started")
+	}
+	if !errors.Is(err, keys.ErrWrongKeyring) || !strings.Contains(err.Error(), "--keyring") {
+		t.Fatalf("error %v, want keys.ErrWrongKeyring naming --keyring", err)
+	}
+}
+
 // TestInstancesShareChanges runs two servers on one PostgreSQL (each with
-// a data dir of its own holding the same operator token and cursor key, as
-// instances behind a load balancer do): what the control plane changes
+// a data dir of its own holding the same operator token, cursor key and
+// keyring, as instances behind a load balancer do): what the control plane changes
 // through one is enforced by the other within one second.
 func TestInstancesShareChanges(t *testing.T) {
 	opts, _ := pgOptions(t)
 	dir, dirB := t.TempDir(), t.TempDir()
 	a := newEnvIn(t, dir, opts)
-	for _, f := range []string{"operator.token", "cursor.key"} {
+	for _, f := range []string{"operator.token", "cursor.key", "keyring"} {
 		b, err := os.ReadFile(filepath.Join(dir, f))
 		if err == nil {
 			err = os.WriteFile(filepath.Join(dirB, f), b, 0o600)

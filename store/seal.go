@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
@@ -16,9 +17,10 @@ import (
 // A Router with a Sealer (Config.Sealer; package keys implements it with
 // Tink) stores every record's data as an envelope,
 //
-//	{"$sealed":"v1","c":"<base64url ciphertext>","i":["<token>",...]}
+//	{"$sealed":"v1","n":<length>,"c":"<base64url ciphertext>","i":["<token>",...]}
 //
-// where the ciphertext is the data encrypted under the tenant's key and
+// where n is the data's length in the clear (what quotas count; the
+// ciphertext's length tells it anyway), the ciphertext is the data encrypted under the tenant's key and
 // bound to tenant, collection and record id, and the tokens are keyed
 // hashes of the data's top-level fields and values (TenantSealer.Index), so
 // that equality filters run in the database without decrypting
@@ -30,6 +32,7 @@ import (
 // The envelope's keys.
 const (
 	SealedMarker = "$sealed" // its value is the envelope's version, "v1"
+	SealedLength = "n"
 	SealedCipher = "c"
 	SealedIndex  = "i"
 )
@@ -67,6 +70,7 @@ type TenantSealer interface {
 // envelope is the stored form of a sealed record's data.
 type envelope struct {
 	Version string   `json:"$sealed"`
+	Length  int64    `json:"n"`
 	Cipher  string   `json:"c"`
 	Index   []string `json:"i"`
 }
@@ -85,7 +89,9 @@ func sealData(ts TenantSealer, collection, id string, data []byte) ([]byte, erro
 	}
 	n := base64.RawURLEncoding.EncodedLen(len(ct))
 	out := make([]byte, 0, 40+n+len(idx)*26)
-	out = append(out, `{"$sealed":"v1","c":"`...)
+	out = append(out, `{"$sealed":"v1","n":`...)
+	out = strconv.AppendInt(out, int64(len(data)), 10)
+	out = append(out, `,"c":"`...)
 	out = base64.RawURLEncoding.AppendEncode(out, ct)
 	out = append(out, `","i":[`...)
 	for i, t := range idx {
@@ -102,12 +108,9 @@ func sealData(ts TenantSealer, collection, id string, data []byte) ([]byte, erro
 // parseSealed returns the ciphertext of stored data if it is an envelope
 // (sealed), or sealed = false for data stored in the clear.
 func parseSealed(data []byte) (ct []byte, sealed bool, err error) {
-	if !bytes.Contains(data, sealedKey) {
+	e, sealed := parseEnvelope(data)
+	if !sealed {
 		return nil, false, nil
-	}
-	var e envelope
-	if err := json.Unmarshal(data, &e); err != nil || e.Version == "" {
-		return nil, false, nil // the key is nested, or not a string: plain data
 	}
 	if e.Version != "v1" {
 		return nil, true, fmt.Errorf("%w: unknown envelope version %q", ErrSealed, e.Version)
@@ -117,6 +120,26 @@ func parseSealed(data []byte) (ct []byte, sealed bool, err error) {
 		return nil, true, fmt.Errorf("%w: ciphertext is not base64url", ErrSealed)
 	}
 	return ct, true, nil
+}
+
+// parseEnvelope returns the envelope of stored data, sealed = false for
+// data stored in the clear.
+func parseEnvelope(data []byte) (e envelope, sealed bool) {
+	if !bytes.Contains(data, sealedKey) {
+		return envelope{}, false
+	}
+	if err := json.Unmarshal(data, &e); err != nil || e.Version == "" {
+		return envelope{}, false // the key is nested, or not a string: plain data
+	}
+	return e, true
+}
+
+// plainSize is the length in the clear of stored data: what quotas count.
+func plainSize(data []byte) int64 {
+	if e, sealed := parseEnvelope(data); sealed {
+		return e.Length
+	}
+	return int64(len(data))
 }
 
 // open returns rec with its data decrypted, if it was sealed.
@@ -180,8 +203,7 @@ type ResealResult struct {
 // clear or under keys that are no longer current (after a rotation),
 // keeping their versions and times. It is how records written before
 // encryption, or before a key rotation, come under the current keys.
-// Usage moves by the change in stored bytes; quotas are not checked (the
-// tenant did not write).
+// Usage does not change: it counts the data in the clear.
 func (tx *Tx) Reseal(ctx context.Context, collection, after string, max int) (ResealResult, error) {
 	if err := tx.checkWrite(ctx); err != nil {
 		return ResealResult{}, err
@@ -192,18 +214,11 @@ func (tx *Tx) Reseal(ctx context.Context, collection, after string, max int) (Re
 	if tx.seal == nil {
 		return ResealResult{}, fmt.Errorf("store: reseal: the router has no sealer (Config.Sealer)")
 	}
-	// The usage row first, as writes take it, so that a reseal and a write
-	// never wait on each other in opposite orders.
-	_, tracked, err := tx.lockUsage(ctx)
-	if err != nil {
-		return ResealResult{}, err
-	}
 	recs, err := tx.btx.List(ctx, Query{Collection: collection, After: after, Limit: max})
 	if err != nil {
 		return ResealResult{}, err
 	}
 	var res ResealResult
-	var delta int64
 	for _, rec := range recs {
 		res.Scanned++
 		ct, sealed, err := parseSealed(rec.Data)
@@ -223,7 +238,6 @@ func (tx *Tx) Reseal(ctx context.Context, collection, after string, max int) (Re
 		if err != nil {
 			return res, err
 		}
-		delta += int64(len(data)) - int64(len(rec.Data))
 		next := rec
 		next.Data = data
 		if err := tx.btx.Update(ctx, next, rec.Version); err != nil {
@@ -233,11 +247,6 @@ func (tx *Tx) Reseal(ctx context.Context, collection, after string, max int) (Re
 	}
 	if len(recs) == max {
 		res.Next = recs[len(recs)-1].ID
-	}
-	if delta != 0 && tracked {
-		if err := tx.addUsage(ctx, Usage{Bytes: delta}); err != nil {
-			return res, err
-		}
 	}
 	return res, nil
 }

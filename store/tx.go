@@ -115,14 +115,14 @@ func (tx *Tx) Put(ctx context.Context, collection, id string, data []byte, cond 
 	}
 	now := tx.r.now().UTC().Truncate(1e3)
 	// cur is the record as stored (its data perhaps sealed): Put needs its
-	// version, creation time and stored size, never its data.
+	// version, creation time and size in the clear, never its data.
 	usage, tracked, cur, err := tx.lockUsageGet(ctx, collection, id)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		if cond.set() {
 			return Record{}, false, fmt.Errorf("%w: record does not exist", ErrPrecondition)
 		}
-		d := Usage{Records: 1, Bytes: int64(len(stored))}
+		d := Usage{Records: 1, Bytes: int64(len(norm))}
 		if tracked {
 			if err := tx.admit(ctx, usage, d); err != nil {
 				return Record{}, false, err
@@ -145,7 +145,7 @@ func (tx *Tx) Put(ctx context.Context, collection, id string, data []byte, cond 
 	if cond.Version != 0 && cond.Version != cur.Version {
 		return Record{}, false, fmt.Errorf("%w: record is at version %d", ErrPrecondition, cur.Version)
 	}
-	d := Usage{Bytes: int64(len(stored)) - int64(len(cur.Data))}
+	d := Usage{Bytes: int64(len(norm)) - plainSize(cur.Data)}
 	if tracked {
 		if err := tx.admit(ctx, usage, d); err != nil {
 			return Record{}, false, err
@@ -186,7 +186,7 @@ func (tx *Tx) Create(ctx context.Context, collection string, data []byte) (Recor
 	if err != nil {
 		return Record{}, err
 	}
-	d := Usage{Records: 1, Bytes: int64(len(stored))}
+	d := Usage{Records: 1, Bytes: int64(len(norm))}
 	if tracked {
 		if err := tx.admit(ctx, usage, d); err != nil {
 			return Record{}, err
@@ -251,7 +251,7 @@ func (tx *Tx) deleteRecord(ctx context.Context, collection, id string, cond IfMa
 	if err := tx.btx.Delete(ctx, collection, id); err != nil || !tracked {
 		return err
 	}
-	return tx.addUsage(ctx, Usage{Records: -1, Bytes: -int64(len(cur.Data))})
+	return tx.addUsage(ctx, Usage{Records: -1, Bytes: -plainSize(cur.Data)})
 }
 
 // List returns one page of the collection in ascending id order.

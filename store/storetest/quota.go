@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -134,16 +133,13 @@ func countRecords(t *testing.T, e *Env, ctx context.Context) int64 {
 // testQuotaBytes checks byte accounting through inserts, growing and
 // shrinking updates and deletes, and that a refused write stores nothing.
 func testQuotaBytes(t *testing.T, e *Env) {
-	small := `{"s":"` + strings.Repeat("a", 30) + `"}` // 38 bytes in the clear
-	big := `{"s":"` + strings.Repeat("b", 200) + `"}`
-	sSmall, sBig, sEmpty := e.storedSize(t, small), e.storedSize(t, big), e.storedSize(t, `{}`)
 	ctx := e.Tenant(t, "acme")
 	id, _ := tenant.FromContext(ctx)
-	limit := 2*sSmall + sSmall/2 // room for two small records, not three
-	e.Quotas.Set(id, 0, limit)
+	e.Quotas.Set(id, 0, 100)
+	small := `{"s":"` + strings.Repeat("a", 30) + `"}` // 38 bytes
 	e.mustPut(t, ctx, "c", "a", small)
 	e.mustPut(t, ctx, "c", "b", small)
-	if u := usageOf(t, e, ctx); u != (store.Usage{Records: 2, Bytes: 2 * sSmall}) {
+	if u := usageOf(t, e, ctx); u != (store.Usage{Records: 2, Bytes: 76}) {
 		t.Fatalf("usage %+v", u)
 	}
 	err := e.Router.Tx(ctx, func(tx *store.Tx) error {
@@ -151,13 +147,14 @@ func testQuotaBytes(t *testing.T, e *Env) {
 		return err
 	})
 	var qe *store.QuotaError
-	if !errors.As(err, &qe) || qe.Resource != "bytes" || qe.Limit != limit || qe.Usage.Bytes != 2*sSmall || qe.Requested != sSmall {
+	if !errors.As(err, &qe) || qe.Resource != "bytes" || qe.Limit != 100 || qe.Usage.Bytes != 76 || qe.Requested != 38 {
 		t.Fatalf("over byte quota: %v", err)
 	}
 	if _, err := e.get(ctx, "c", "c"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("refused record was stored: %v", err)
 	}
 	// Growing an existing record past the quota is refused; shrinking is fine.
+	big := `{"s":"` + strings.Repeat("b", 60) + `"}`
 	if err := e.Router.Tx(ctx, func(tx *store.Tx) error {
 		_, _, err := tx.Put(ctx, "c", "a", []byte(big), store.IfMatch{})
 		return err
@@ -165,16 +162,15 @@ func testQuotaBytes(t *testing.T, e *Env) {
 		t.Fatalf("growing past quota: %v", err)
 	}
 	e.mustPut(t, ctx, "c", "a", `{}`)
-	if u := usageOf(t, e, ctx); u != (store.Usage{Records: 2, Bytes: sSmall + sEmpty}) {
+	if u := usageOf(t, e, ctx); u != (store.Usage{Records: 2, Bytes: 40}) {
 		t.Fatalf("after shrink: %+v", u)
 	}
 	if err := e.Router.Tx(ctx, func(tx *store.Tx) error { return tx.Delete(ctx, "c", "b", store.IfMatch{}) }); err != nil {
 		t.Fatal(err)
 	}
-	if u := usageOf(t, e, ctx); u != (store.Usage{Records: 1, Bytes: sEmpty}) {
+	if u := usageOf(t, e, ctx); u != (store.Usage{Records: 1, Bytes: 2}) {
 		t.Fatalf("after delete: %+v", u)
 	}
-	e.Quotas.Set(id, 0, sEmpty+sBig)
 	e.mustPut(t, ctx, "c", "c", big)
 	// Dropping the tenant drops its usage.
 	e.Offboard(t, "acme")
@@ -182,21 +178,6 @@ func testQuotaBytes(t *testing.T, e *Env) {
 	if u := usageOf(t, e, ctx); u != (store.Usage{}) {
 		t.Fatalf("after drop: %+v", u)
 	}
-}
-
-// storedSize is how many bytes of usage a record with data takes: its
-// length in the clear, or its sealed envelope's in a sealed Env (measured
-// by storing it for a scratch tenant).
-func (e *Env) storedSize(t *testing.T, data string) int64 {
-	t.Helper()
-	if e.Keys == nil {
-		return int64(len(data))
-	}
-	ctx := e.Tenant(t, "sizer-"+strconv.Itoa(len(data)))
-	e.mustPut(t, ctx, "c", "x", data)
-	u := usageOf(t, e, ctx)
-	e.Offboard(t, "sizer-"+strconv.Itoa(len(data)))
-	return u.Bytes
 }
 
 // testUsageAfterWrites: the usage a write transaction reports without a
@@ -236,7 +217,7 @@ func testUsageAfterWrites(t *testing.T, e *Env) {
 	if !known {
 		t.Fatalf("the write transaction did not report its usage (stored: %+v)", u)
 	}
-	want := store.Usage{Records: 2, Bytes: e.storedSize(t, `{"v":333}`) + e.storedSize(t, `{"w":4444}`)}
+	want := store.Usage{Records: 2, Bytes: int64(len(`{"v":333}`) + len(`{"w":4444}`))}
 	if after != want || u != want {
 		t.Fatalf("usage after writes %+v, stored %+v, want %+v", after, u, want)
 	}
