@@ -118,7 +118,9 @@ func testAnalyticsQuery(t *testing.T, e *env) {
 	// The audit names the analyst, the query's shape and ε, not the answer.
 	r = e.req("GET", "/v1/admin/audit", e.op, nil)
 	want(t, r, 200, "")
-	var audit struct{ Items []struct{ Principal, Action, Resource, Decision string } }
+	var audit struct {
+		Items []struct{ Principal, Action, Resource, Decision string }
+	}
 	if err := json.Unmarshal(r.body, &audit); err != nil {
 		t.Fatal(err)
 	}
