@@ -26,7 +26,7 @@ type world struct {
 	router *store.Router
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	dir := t.TempDir()
 	b, err := sqlite.Open(dir, sqlite.Options{})
@@ -48,7 +48,7 @@ func newWorld(t *testing.T) *world {
 
 // tenant creates a tenant of tier holding the records (JSON objects) in
 // collection.
-func (w *world) tenant(t *testing.T, id, tier, collection string, records ...string) {
+func (w *world) tenant(t testing.TB, id, tier, collection string, records ...string) {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := w.fleet.Create(ctx, fleet.Spec{ID: id, Tier: &tier}); err != nil {
@@ -77,7 +77,7 @@ func (w *world) engine(t *testing.T, seed byte) *analytics.Engine {
 	return e
 }
 
-func (w *world) analyst(t *testing.T, budget analytics.Epsilon) string {
+func (w *world) analyst(t testing.TB, budget analytics.Epsilon) string {
 	t.Helper()
 	a, _, err := w.cat.CreateAnalyst(context.Background(), "ann", budget)
 	if err != nil {
