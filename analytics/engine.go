@@ -122,6 +122,9 @@ func Describe(q Query) string {
 	if q.Agg == Sum {
 		fmt.Fprintf(&b, "&lower=%g&upper=%g&decimals=%d", q.Lower, q.Upper, q.Decimals)
 	}
+	if q.MaxRecords == 0 {
+		q.MaxRecords = DefaultMaxRecords
+	}
 	fmt.Fprintf(&b, "&max_records_per_tenant=%d&epsilon=%g", q.MaxRecords, q.Epsilon)
 	return b.String()
 }
