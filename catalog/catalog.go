@@ -108,6 +108,15 @@ CREATE TABLE IF NOT EXISTS tenant_limits (
 	tenant_id TEXT PRIMARY KEY,
 	spec      TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS analysts (
+	id          TEXT PRIMARY KEY,
+	name        TEXT NOT NULL,
+	secret_hash BLOB NOT NULL,
+	budget      INTEGER NOT NULL CHECK (budget >= 0),
+	spent       INTEGER NOT NULL CHECK (spent >= 0 AND spent <= budget),
+	created_at  INTEGER NOT NULL,
+	revoked_at  INTEGER
+) WITHOUT ROWID;
 `
 
 // Open opens (creating if needed) the catalog database at path.

@@ -70,6 +70,15 @@ CREATE TABLE IF NOT EXISTS bulkhead_catalog.tenant_limits (
 	tenant_id TEXT PRIMARY KEY,
 	spec      TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS bulkhead_catalog.analysts (
+	id          TEXT PRIMARY KEY,
+	name        TEXT NOT NULL,
+	secret_hash BYTEA NOT NULL,
+	budget      BIGINT NOT NULL CHECK (budget >= 0),
+	spent       BIGINT NOT NULL CHECK (spent >= 0 AND spent <= budget),
+	created_at  BIGINT NOT NULL,
+	revoked_at  BIGINT
+);
 `
 
 // OpenPostgres opens the catalog in the schema bulkhead_catalog of the

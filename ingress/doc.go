@@ -35,6 +35,10 @@
 //	gate, err := ingress.New(ingress.Config{Authenticator: auth, Policy: engine})
 //	mux.Handle("GET /notes", gate.Data("record.read", listNotes))
 //
+// Analytics guards the third plane: analysts (KindAnalyst) only, who reach
+// nothing else, with no tenant in the context and every request audited
+// (package analytics answers there).
+//
 // For gRPC, package ingress/ingressgrpc turns the same Gate into unary and
 // stream interceptors. Bulkhead's own server is built from exactly these
 // parts (server/gate.go).

@@ -34,6 +34,7 @@ const (
 	noTenant     = "tok-no-tenant"   // a buggy identity service: a tenant key without a tenant
 	controlChars = "tok-ctl-chars"   // a tenant user whose issuer and subject hold C1 controls
 	operator     = "tok-operator-42" // the operator token
+	analystAnn   = "tok-analyst-ann" // an analyst
 )
 
 var (
@@ -49,6 +50,7 @@ func teamAuth() ingress.Authenticator {
 		acmeReader:   {Kind: ingress.KindTenantKey, ID: "k-acme-r", Tenant: acme, Role: "reader"},
 		betaWriter:   {Kind: ingress.KindTenantKey, ID: "k-beta-w", Tenant: beta, Role: "writer"},
 		agentSam:     {Kind: ingress.KindSupport, ID: "sam", Role: "support"},
+		analystAnn:   {Kind: ingress.KindAnalyst, ID: "ann", Role: "analyst"},
 		noTenant:     {Kind: ingress.KindTenantKey, ID: "k-lost", Role: "writer"},
 		controlChars: {Kind: ingress.KindTenantUser, ID: "https://idp\u0085.example|eve\u009b2J\x1b[31m", Tenant: acme, Role: "reader"},
 	}
@@ -116,6 +118,7 @@ type fixture struct {
 //	GET  /v1/tenants/{tenant}/collections/{c} collection.list (a path that names a tenant)
 //	GET  /v1/admin/tenants/{id}               tenant.read (control plane)
 //	POST /v1/admin/tenants/{id}/suspend       tenant.suspend (control plane)
+//	GET  /v1/analytics/query                  analytics.query (analytics plane)
 func newFixture(t *testing.T, edit func(*ingress.Config)) *fixture {
 	t.Helper()
 	log, err := audit.OpenSQLite(filepath.Join(t.TempDir(), audit.FileName))
@@ -167,6 +170,7 @@ func newFixture(t *testing.T, edit func(*ingress.Config)) *fixture {
 	mux.Handle("GET /v1/tenants/{tenant}/collections/{c}", g.Data("collection.list", h))
 	mux.Handle("GET /v1/admin/tenants/{id}", g.Control("tenant.read", h))
 	mux.Handle("POST /v1/admin/tenants/{id}/suspend", g.Control("tenant.suspend", h))
+	mux.Handle("GET /v1/analytics/query", g.Analytics("analytics.query", h))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	f.url = srv.URL

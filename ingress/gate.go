@@ -134,6 +134,9 @@ type Request struct {
 	// then the tenant it acts on (zero for fleet-wide actions).
 	Control bool
 	Tenant  tenant.ID
+	// Analytics marks an analytics request (analysts only, fleet-wide, no
+	// tenant; audited on the control chain). Control must be false.
+	Analytics bool
 	// Write marks a request that may change something (audited on the
 	// control plane).
 	Write bool
@@ -198,8 +201,13 @@ func (p *Pass) Done(outcome string) error {
 // served with the returned Pass; otherwise the error is a *Denial (answer
 // it as such) or an internal failure.
 func (g *Gate) Enter(ctx context.Context, req Request) (*Pass, error) {
-	if req.Control {
+	switch {
+	case req.Control && req.Analytics:
+		return nil, errors.New("ingress: a request is on the control or the analytics plane, not both")
+	case req.Control:
 		return g.control(ctx, req)
+	case req.Analytics:
+		return g.analytics(ctx, req)
 	}
 	return g.data(ctx, req)
 }
@@ -292,6 +300,9 @@ func (g *Gate) data(ctx context.Context, req Request) (*Pass, error) {
 			return nil, g.deny(ctx, id.String(), p, req.Action, ResourceName(id, req.Collection),
 				forbidden("support access needs a live grant for this tenant and is read-only"))
 		}
+	case p.Kind == KindAnalyst:
+		return nil, g.deny(ctx, audit.ControlChain, p, req.Action, "",
+			forbidden("analyst credentials reach only the analytics API, never a tenant's data"))
 	default:
 		return nil, g.deny(ctx, audit.ControlChain, p, req.Action, "",
 			forbidden("the operator token cannot use the data plane; use a tenant credential"))

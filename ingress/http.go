@@ -67,26 +67,41 @@ func (g *Gate) SetHTTPOptions(o HTTPOptions) { g.http = o }
 // tenant in the request's context (FromContext, tenant.FromContext) if the
 // gate lets the request in for action; the gate answers otherwise.
 func (g *Gate) Data(action string, h http.Handler) http.Handler {
-	return g.guard(action, false, h)
+	return g.guard(action, planeData, h)
 }
 
 // Control guards a control-plane handler (operators only) for action.
 func (g *Gate) Control(action string, h http.Handler) http.Handler {
-	return g.guard(action, true, h)
+	return g.guard(action, planeControl, h)
 }
+
+// Analytics guards an analytics handler (analysts only; no tenant in the
+// context) for action. Every request is audited: the handler names what
+// it asked with SetResource, never the answer.
+func (g *Gate) Analytics(action string, h http.Handler) http.Handler {
+	return g.guard(action, planeAnalytics, h)
+}
+
+// The planes a guard serves.
+const (
+	planeData = iota
+	planeControl
+	planeAnalytics
+)
 
 // Middleware returns Data as middleware for action.
 func (g *Gate) Middleware(action string) func(http.Handler) http.Handler {
 	return func(h http.Handler) http.Handler { return g.Data(action, h) }
 }
 
-func (g *Gate) guard(action string, control bool, h http.Handler) http.Handler {
+func (g *Gate) guard(action string, plane int, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		req := Request{Token: BearerToken(r), Action: action, Control: control,
+		req := Request{Token: BearerToken(r), Action: action, Control: plane == planeControl, Analytics: plane == planeAnalytics,
 			Write: r.Method != http.MethodGet && r.Method != http.MethodHead, Client: clientHost(r.RemoteAddr)}
-		if control {
+		switch plane {
+		case planeControl:
 			req.Tenant = g.pathTenant(r)
-		} else {
+		case planeData:
 			req.ActAs = r.Header.Values(ActAsHeader)
 			req.Collection = g.collection(r)
 		}

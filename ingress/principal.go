@@ -11,13 +11,15 @@ import (
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
-// Principal kinds, as the policy names them. The gate knows these four: a
-// principal of any other kind is refused on both planes (fail closed).
+// Principal kinds, as the policy names them. The gate knows these five: a
+// principal of any other kind is refused on every plane (fail closed).
+// Analysts reach only the analytics plane (Gate.Analytics).
 const (
 	KindOperator   = policy.KindOperator
 	KindSupport    = policy.KindSupport
 	KindTenantKey  = policy.KindTenantKey
 	KindTenantUser = policy.KindTenantUser
+	KindAnalyst    = policy.KindAnalyst
 )
 
 // Principal is who a request's credential speaks for. Tenant is set for

@@ -23,14 +23,15 @@
 //   - principal: TenantKey::"<key id>" or TenantUser::"<issuer>|<subject>"
 //     with attributes kind, role and tenant (a Tenant entity), and the Role
 //     groups of its role as parents (Role::"admin" ⊃ "writer" ⊃ "reader":
-//     an admin is in all three); Operator::"<id>" or Support::"<id>" with
-//     kind and role.
+//     an admin is in all three); Operator::"<id>", Support::"<id>" or
+//     Analyst::"<id>" with kind and role.
 //   - resource: Collection::"<tenant>/<name>" (attributes tenant and name,
 //     parent its Tenant) when the request names a collection, else
 //     Tenant::"<id>" (attribute tenant, itself), else Fleet::"fleet" for
 //     fleet-wide control-plane actions such as tenant.list and tenant.create.
 //   - action: Action::"<name>" from Actions, a member of its plane group
-//     (Action::"data_plane", "tenant_admin" or "control_plane") and, for
+//     (Action::"data_plane", "tenant_admin", "control_plane" or
+//     "analytics") and, for
 //     tenant-role actions, of its capability group (Action::"read",
 //     "write" or "admin").
 //   - context: {act_as: Bool, grant_live: Bool}.
@@ -64,6 +65,12 @@
 //     both act_as and grant_live.
 //   - act-as-support-only (forbid): an act-as request from anyone but a
 //     support agent (a tenant key sending Bulkhead-Act-As-Tenant) is denied.
+//   - analyst-analytics (permit): analysts run analytics.query (aggregate,
+//     noisy, k-thresholded queries across tenants; package analytics).
+//   - analyst-only-analytics (forbid): analysts can do nothing else — no
+//     tenant's data, no control plane.
+//   - analytics-analysts-only (forbid): no one but an analyst runs
+//     analytics: not tenants, support agents or the operator.
 //
 // The embedded default.cases.json holds the test cases of this set; they
 // run in this package's tests and with "bulkhead policy check".

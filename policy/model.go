@@ -23,14 +23,17 @@ const (
 	KindTenantUser = "tenant_user"
 	KindOperator   = "operator"
 	KindSupport    = "support"
+	// KindAnalyst is an analyst: aggregate, noisy queries across tenants
+	// (package analytics) and nothing else.
+	KindAnalyst = "analyst"
 )
 
 // Principal is the authenticated caller of a request.
 type Principal struct {
-	Kind   string    // "tenant_key", "tenant_user", "operator", "support"
+	Kind   string    // "tenant_key", "tenant_user", "operator", "support", "analyst"
 	ID     string    // key id, "iss|sub" for users, operator/support agent id
-	Tenant tenant.ID // zero for operator and support
-	Role   string    // tenant principals: "admin"|"writer"|"reader"; operators: "operator"; support: "support"
+	Tenant tenant.ID // zero for operator, support and analysts
+	Role   string    // tenant principals: "admin"|"writer"|"reader"; operators: "operator"; support: "support"; analysts: "analyst"
 }
 
 // Request is one authorization question: may Principal do Action on Tenant
@@ -59,6 +62,7 @@ const (
 	GroupDataPlane    = "data_plane"
 	GroupTenantAdmin  = "tenant_admin"
 	GroupControlPlane = "control_plane"
+	GroupAnalytics    = "analytics"
 )
 
 // Actions maps every action Bulkhead authorizes to its group.
@@ -90,6 +94,9 @@ var Actions = map[string]string{
 	"support.manage": GroupControlPlane,
 	"keys.manage":    GroupControlPlane,
 	"job.read":       GroupControlPlane,
+	"analyst.manage": GroupControlPlane,
+
+	"analytics.query": GroupAnalytics,
 }
 
 // Cedar entity types of the model (see doc.go).
@@ -98,6 +105,7 @@ const (
 	typeTenantUser = types.EntityType("TenantUser")
 	typeOperator   = types.EntityType("Operator")
 	typeSupport    = types.EntityType("Support")
+	typeAnalyst    = types.EntityType("Analyst")
 	typeTenant     = types.EntityType("Tenant")
 	typeCollection = types.EntityType("Collection")
 	typeFleet      = types.EntityType("Fleet")
@@ -221,8 +229,11 @@ func (c *entityCache) build(r Request) (types.Request, *entities, error) {
 	case KindSupport:
 		p.Tenant = tenant.ID{}
 		puid = cedar.NewEntityUID(typeSupport, types.String(p.ID))
+	case KindAnalyst:
+		p.Tenant = tenant.ID{}
+		puid = cedar.NewEntityUID(typeAnalyst, types.String(p.ID))
 	default:
-		return types.Request{}, nil, fmt.Errorf("%w: unknown principal kind %q (want tenant_key, tenant_user, operator or support)",
+		return types.Request{}, nil, fmt.Errorf("%w: unknown principal kind %q (want tenant_key, tenant_user, operator, support or analyst)",
 			ErrInvalidRequest, p.Kind)
 	}
 	es.add(types.Entity{UID: puid, Parents: parents, Attributes: c.principalAttrs(p)})

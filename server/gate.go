@@ -17,7 +17,7 @@ import (
 // read or manage credentials, grants or exports.
 var alwaysAudited = map[string]bool{
 	"key.list": true, "grant.list": true, "issuer.manage": true, "support.manage": true,
-	"key.manage": true, "record.export": true,
+	"key.manage": true, "record.export": true, "analyst.manage": true,
 }
 
 // newGate builds the server's ingress from its parts, as a team would:

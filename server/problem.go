@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/bulkhead-dev/bulkhead/analytics"
 	"github.com/bulkhead-dev/bulkhead/catalog"
 	"github.com/bulkhead-dev/bulkhead/ingress"
 	"github.com/bulkhead-dev/bulkhead/problem"
@@ -48,6 +49,14 @@ var sentinels = []problem.Sentinel{
 	{Err: catalog.ErrInvalidGrant, Status: 400, Code: "invalid_grant", Keep: true},
 	{Err: catalog.ErrGrantNotFound, Status: 404, Code: "grant_not_found", Detail: "no such grant for this tenant"},
 	{Err: catalog.ErrAgentNotFound, Status: 404, Code: "agent_not_found", Detail: "no such support agent (or it is revoked)"},
+	{Err: catalog.ErrAnalystNotFound, Status: 404, Code: "analyst_not_found", Detail: "no such analyst (or it is revoked)"},
+	{Err: analytics.ErrInvalidField, Status: 400, Code: "invalid_field", Keep: true},
+	{Err: analytics.ErrInvalidAgg, Status: 400, Code: "invalid_agg", Keep: true},
+	{Err: analytics.ErrInvalidGroupBy, Status: 400, Code: "invalid_group_by", Keep: true},
+	{Err: analytics.ErrInvalidBounds, Status: 400, Code: "invalid_bounds", Keep: true},
+	{Err: analytics.ErrInvalidEpsilon, Status: 400, Code: "invalid_epsilon", Keep: true},
+	{Err: analytics.ErrInvalidMaxRecords, Status: 400, Code: "invalid_max_records", Keep: true},
+	{Err: analytics.ErrBudgetExhausted, Status: 400, Code: "budget_exhausted", Keep: true},
 }
 
 // toAPIError maps err to its answer: recordapi.Problem's (problem errors,

@@ -18,6 +18,7 @@ const (
 	ops     plane = iota // no credential: health, readiness, metrics
 	control              // operators only (the control plane)
 	data                 // tenant credentials, and support agents acting as a tenant
+	analyst              // analysts only: aggregates across tenants (package analytics)
 )
 
 // route is one entry of the API: a method and a path, who may reach it
@@ -66,6 +67,10 @@ func (s *Server) table() []route {
 		{P, "/v1/admin/tenants/{id}/encryption/rotate", control, "keys.manage", s.rotateTenantKey},
 		{P, "/v1/admin/keyring/rotate", control, "keys.manage", s.rotateKeyring},
 		{G, "/v1/admin/jobs/{job}", control, "job.read", s.showJob},
+		{G, "/v1/admin/analysts", control, "analyst.manage", s.listAnalysts},
+		{P, "/v1/admin/analysts", control, "analyst.manage", s.createAnalyst},
+		{D, "/v1/admin/analysts/{analyst_id}", control, "analyst.manage", s.revokeAnalyst},
+		{P, "/v1/analytics/query", analyst, "analytics.query", s.analyticsQuery},
 
 		{G, "/v1/keys", data, "key.manage", s.listOwnKeys},
 		{P, "/v1/keys", data, "key.manage", s.createOwnKey},
@@ -101,6 +106,8 @@ func (s *Server) routes() http.Handler {
 			h = s.gate.Control(rt.action, h)
 		case data:
 			h = s.gate.Data(rt.action, h)
+		case analyst:
+			h = s.gate.Analytics(rt.action, h)
 		}
 		if paths[rt.pattern] == nil {
 			paths[rt.pattern] = methods{}

@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/bulkhead-dev/bulkhead/admission"
+	"github.com/bulkhead-dev/bulkhead/analytics"
 	"github.com/bulkhead-dev/bulkhead/audit"
 	"github.com/bulkhead-dev/bulkhead/catalog"
 	"github.com/bulkhead-dev/bulkhead/fleet"
@@ -170,6 +171,10 @@ type Options struct {
 	// SkipSealJob does not start the job that encrypts records stored in
 	// the clear (tests that want to watch it).
 	SkipSealJob bool
+	// AnalyticsMinTenants is the k-threshold of POST /v1/analytics/query:
+	// a group backed by fewer tenants is never shown (default
+	// analytics.DefaultK).
+	AnalyticsMinTenants int
 }
 
 // Server is a Bulkhead server: the v1 HTTP API over a catalog and a store
@@ -190,6 +195,7 @@ type Server struct {
 	gate      *ingress.Gate
 	handler   http.Handler
 	records   *recordapi.API // the data plane's records
+	analytics *analytics.Engine
 	admission *admission.Controller
 	// Rate limiting (ratelimit.go); redis is closed by Close.
 	limiter    ratelimit.Limiter
@@ -338,6 +344,10 @@ func Open(ctx context.Context, opts Options) (_ *Server, err error) {
 		return nil, fmt.Errorf("open server: %w", err)
 	}
 	if s.records, err = s.newRecordAPI(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open server: %w", err)
+	}
+	if s.analytics, err = s.newAnalytics(); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open server: %w", err)
 	}

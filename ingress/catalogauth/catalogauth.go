@@ -35,6 +35,11 @@ type AgentStore interface {
 	AuthenticateAgent(ctx context.Context, token string) (catalog.Agent, error)
 }
 
+// AnalystStore resolves analyst tokens.
+type AnalystStore interface {
+	AuthenticateAnalyst(ctx context.Context, token string) (catalog.Analyst, error)
+}
+
 // Incarnations tells a tenant's state and when its current incarnation
 // began (the last creation of its id); *catalog.Catalog is one. JWTs
 // issued before that instant are refused (see JWT). A source that keeps
@@ -47,6 +52,7 @@ type Incarnations interface {
 type Catalog interface {
 	KeyStore
 	AgentStore
+	AnalystStore
 	Incarnations
 }
 
@@ -56,10 +62,11 @@ type TokenVerifier interface {
 }
 
 // All authenticates, in this order, the operator token whose SHA-256 is
-// operatorHash, support agents (bks_…), tenant users' JWTs (when v is not
-// nil) and tenant API keys (bk_…); anything else is unauthenticated.
+// operatorHash, support agents (bks_…), analysts (bka_…), tenant users'
+// JWTs (when v is not nil) and tenant API keys (bk_…); anything else is
+// unauthenticated.
 func All(cat Catalog, operatorHash [32]byte, v TokenVerifier) ingress.Authenticator {
-	auths := []ingress.Authenticator{ingress.OperatorToken(operatorHash), Agents(cat)}
+	auths := []ingress.Authenticator{ingress.OperatorToken(operatorHash), Agents(cat), Analysts(cat)}
 	if v != nil {
 		auths = append(auths, JWT(v, cat))
 	}
@@ -89,6 +96,21 @@ func Agents(as AgentStore) ingress.Authenticator {
 			return ingress.Principal{}, translate(err)
 		}
 		return ingress.Principal{Kind: ingress.KindSupport, ID: a.ID, Role: "support"}, nil
+	})
+}
+
+// Analysts authenticates analysts' tokens (bka_…): principals of kind
+// analyst, who reach only the analytics plane.
+func Analysts(as AnalystStore) ingress.Authenticator {
+	return ingress.AuthenticatorFunc(func(ctx context.Context, token string) (ingress.Principal, error) {
+		if !catalog.IsAnalystToken(token) {
+			return ingress.Principal{}, ingress.ErrNotMine
+		}
+		a, err := as.AuthenticateAnalyst(ctx, token)
+		if err != nil {
+			return ingress.Principal{}, translate(err)
+		}
+		return ingress.Principal{Kind: ingress.KindAnalyst, ID: a.ID, Role: "analyst"}, nil
 	})
 }
 

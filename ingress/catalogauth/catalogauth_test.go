@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/analytics"
 	"github.com/bulkhead-dev/bulkhead/catalog"
 	"github.com/bulkhead-dev/bulkhead/identity"
 	"github.com/bulkhead-dev/bulkhead/ingress"
@@ -119,6 +120,17 @@ func TestAll(t *testing.T) {
 	if err := cat.RevokeAgent(ctx, gone.ID); err != nil {
 		t.Fatal(err)
 	}
+	ann, annTok, err := cat.CreateAnalyst(ctx, "ann", analytics.EpsilonUnit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, bobTok, err := cat.CreateAnalyst(ctx, "bob", analytics.EpsilonUnit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cat.RevokeAnalyst(ctx, bob.ID); err != nil {
+		t.Fatal(err)
+	}
 	const operator = "op-0123456789"
 	all := catalogauth.All(cat, sha256.Sum256([]byte(operator)), verifier)
 
@@ -129,6 +141,7 @@ func TestAll(t *testing.T) {
 		{"the operator token", operator, ingress.Principal{Kind: ingress.KindOperator, ID: "operator", Role: "operator"}},
 		{"a tenant's API key", acmeTok, ingress.Principal{Kind: ingress.KindTenantKey, ID: acmeKey.ID, Tenant: acme, Role: "reader"}},
 		{"a support agent", samTok, ingress.Principal{Kind: ingress.KindSupport, ID: sam.ID, Role: "support"}},
+		{"an analyst", annTok, ingress.Principal{Kind: ingress.KindAnalyst, ID: ann.ID, Role: "analyst"}},
 		{"a tenant user's JWT", jwtAcme, ingress.Principal{Kind: ingress.KindTenantUser, ID: "https://idp.example|alice", Tenant: acme, Role: "writer"}},
 	}
 	for _, tc := range ok {
@@ -155,6 +168,10 @@ func TestAll(t *testing.T) {
 		{"a revoked agent", goneTok, ingress.ErrUnauthenticated},
 		{"an agent token with a wrong secret", flip(samTok), ingress.ErrUnauthenticated},
 		{"an agent token as a key", strings.Replace(samTok, "bks_", "bk_", 1), ingress.ErrUnauthenticated},
+		{"a revoked analyst", bobTok, ingress.ErrUnauthenticated},
+		{"an analyst token with a wrong secret", flip(annTok), ingress.ErrUnauthenticated},
+		{"an analyst token as an agent's", strings.Replace(annTok, "bka_", "bks_", 1), ingress.ErrUnauthenticated},
+		{"an analyst token as a key", strings.Replace(annTok, "bka_", "bk_", 1), ingress.ErrUnauthenticated},
 		{"a JWT that does not verify", jwtInvalid, ingress.ErrUnauthenticated},
 		{"a JWT of a suspended tenant", jwtBeta, ingress.ErrSuspended},
 		{"a JWT of a tenant the catalog does not know", jwtGone, ingress.ErrUnauthenticated},
