@@ -50,3 +50,7 @@ func (s *Server) AuthorizeForBench(ctx context.Context, r policy.Request) (polic
 func (s *Server) HoldAdmission(ctx context.Context, id tenant.ID) (release func(), err error) {
 	return s.admission.Acquire(ctx, id)
 }
+
+// SetShred sets the hook that destroys a tenant's keys when it is
+// deleted (see Server.shred).
+func (s *Server) SetShred(f func(ctx context.Context, id tenant.ID) ([]string, error)) { s.shred = f }
