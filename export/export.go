@@ -1,9 +1,7 @@
 package export
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"runtime"
 	"slices"
@@ -56,8 +54,7 @@ func Write(ctx context.Context, router *store.Router, w io.Writer, opts Options)
 		return Stats{}, err
 	}
 	var st Stats
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf) // escapes HTML and ends lines like the record API's json.Marshal+"\n"
+	var buf []byte
 	for _, c := range names {
 		cursor := ""
 		for first := true; first || cursor != ""; first = false {
@@ -75,16 +72,16 @@ func Write(ctx context.Context, router *store.Router, w io.Writer, opts Options)
 			if err != nil {
 				return st, err
 			}
-			buf.Reset()
+			buf = buf[:0]
 			for i := range page.Items {
-				if err := enc.Encode(&page.Items[i]); err != nil {
+				if buf, err = appendRecord(buf, &page.Items[i]); err != nil {
 					return st, err
 				}
 				if i%store.YieldEvery == store.YieldEvery-1 {
 					runtime.Gosched()
 				}
 			}
-			n, err := w.Write(buf.Bytes())
+			n, err := w.Write(buf)
 			st.Bytes += int64(n)
 			if err != nil {
 				return st, err // the last line may be cut: Last is the one before
