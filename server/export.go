@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -51,11 +52,16 @@ func (s *Server) exporter(action string) *export.Handler {
 				res += " after " + after.String()
 			}
 			if p.Kind == ingress.KindOperator {
-				if err := s.record(r, controlChain, p, action, res, "allow"); err != nil {
-					return err
-				}
+				err = s.record(r, controlChain, p, action, res, "allow")
 			}
-			return s.record(r, id.String(), p, action, res, "allow")
+			if err == nil {
+				err = s.record(r, id.String(), p, action, res, "allow")
+			}
+			var d *ingress.Denial
+			if errors.As(err, &d) { // 503 audit_unavailable: nothing is sent without its entry
+				return ingress.DenialProblem(d)
+			}
+			return err
 		}}
 }
 
