@@ -12,8 +12,8 @@ import (
 // "<collection>/<id>" with a valid collection name and record id.
 var ErrInvalidPosition = errors.New("invalid export position")
 
-// Position is where an export resumes: after the record Collection/ID.
-// The zero Position is the start.
+// Position is where an export resumes: after the record Collection/ID
+// (which need not exist any more). The zero Position is the start.
 type Position struct {
 	Collection string
 	ID         string

@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -198,5 +200,42 @@ func TestTenantOffboardAndReceiptVerify(t *testing.T) {
 		mustFail(t, verify(rcpt), 2, "exactly one of --public-key and --server")
 		mustFail(t, verify(rcpt, "--public-key", "nonsense"), 1, "invalid public key")
 		mustFail(t, verify(file, "--public-key", k.PublicKey), 1, "is not a receipt")
+	})
+}
+
+// cutServer answers an export with three whole records and half of a
+// fourth, then breaks the connection (as a server whose store fails
+// mid-export does), or, without abort, ends cleanly without the
+// trailers of a complete export.
+func cutServer(t *testing.T, abort bool) string {
+	t.Helper()
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		for i := range 3 {
+			fmt.Fprintf(w, `{"id":"r%d","collection":"notes","data":{}}`+"\n", i)
+		}
+		if abort {
+			fmt.Fprint(w, `{"id":"r3","coll`)
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler)
+		}
+	}))
+	t.Cleanup(hs.Close)
+	return hs.URL
+}
+
+func TestTenantExportCutShort(t *testing.T) {
+	t.Run("a broken stream keeps the whole records and names the resume position", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "acme.ndjson")
+		r := runCLI(t, nil, "tenant", "export", "acme", "--output", file, "--addr", cutServer(t, true), "--token", "bko_x")
+		mustFail(t, r, 1, "cut short after 3 complete records", "resume with --after notes/r2")
+		b, _ := os.ReadFile(file)
+		if strings.Count(string(b), "\n") != 3 || !strings.HasSuffix(string(b), "\n") {
+			t.Fatalf("the file keeps more or less than the 3 whole records:\n%s", b)
+		}
+	})
+	t.Run("a stream without the trailers of a complete export is refused", func(t *testing.T) {
+		r := runCLI(t, nil, "tenant", "export", "acme", "--addr", cutServer(t, false), "--token", "bko_x")
+		mustFail(t, r, 1, "incomplete")
 	})
 }
