@@ -87,11 +87,11 @@ func seedBench(b *testing.B, r *store.Router, id string, n int) {
 
 // exportRun sums up exports.
 type exportRun struct {
-	runs       int
-	bytes      int64
-	elapsed    time.Duration
-	cpu        time.Duration
-	rssGrowth  int64 // the largest, bytes
+	runs      int
+	bytes     int64
+	elapsed   time.Duration
+	cpu       time.Duration
+	rssGrowth int64 // the largest, bytes
 }
 
 func (r *exportRun) add(o exportRun) {
