@@ -83,6 +83,8 @@ var Actions = map[string]string{
 	"tenant.suspend": GroupControlPlane,
 	"tenant.resume":  GroupControlPlane,
 	"tenant.delete":  GroupControlPlane,
+	"tenant.export":  GroupControlPlane,
+	"receipt.key":    GroupControlPlane,
 	"key.create":     GroupControlPlane,
 	"key.revoke":     GroupControlPlane,
 	"key.list":       GroupControlPlane,

@@ -313,14 +313,9 @@ func (s *Server) deleteTenant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	p, _ := ingress.FromContext(r.Context())
-	if err := s.record(r, id.String(), p, audit.OffboardAction, ingress.ResourceName(id, ""), "allow"); err != nil {
+	if _, err := s.offboard(r, id); err != nil {
 		return err
 	}
-	if err := s.fleet.Offboard(r.Context(), id); err != nil {
-		return err
-	}
-	s.tracked.remove(id) // its usage gauges go at once, not at the next sweep
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/ingress"
 	"github.com/bulkhead-dev/bulkhead/ingress/catalogauth"
 	"github.com/bulkhead-dev/bulkhead/policy"
+	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
@@ -50,3 +51,17 @@ func (s *Server) AuthorizeForBench(ctx context.Context, r policy.Request) (polic
 func (s *Server) HoldAdmission(ctx context.Context, id tenant.ID) (release func(), err error) {
 	return s.admission.Acquire(ctx, id)
 }
+
+// KeyNames returns the names of tenant id's encryption keys ("data:<id>",
+// "index:<id>"), none if it has none.
+func (s *Server) KeyNames(ctx context.Context, id tenant.ID) []string {
+	info, err := s.enc.keys.Info(ctx, id)
+	if err != nil {
+		return nil
+	}
+	return info.Names()
+}
+
+// RouterForBench returns the server's store router, for benchmarks that
+// load data faster than the HTTP API would.
+func (s *Server) RouterForBench() *store.Router { return s.router }

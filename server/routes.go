@@ -52,6 +52,9 @@ func (s *Server) table() []route {
 		{D, "/v1/admin/tenants/{id}", control, "tenant.delete", s.deleteTenant},
 		{P, "/v1/admin/tenants/{id}/suspend", control, "tenant.suspend", s.suspendTenant},
 		{P, "/v1/admin/tenants/{id}/resume", control, "tenant.resume", s.resumeTenant},
+		{G, "/v1/admin/tenants/{id}/export", control, "tenant.export", s.exportTenant},
+		{P, "/v1/admin/tenants/{id}/offboard", control, "tenant.delete", s.offboardTenant},
+		{G, "/v1/admin/receipt-key", control, "receipt.key", s.receiptKey},
 		{G, "/v1/admin/tenants/{id}/keys", control, "key.list", s.listKeys},
 		{P, "/v1/admin/tenants/{id}/keys", control, "key.create", s.createKey},
 		{D, "/v1/admin/tenants/{id}/keys/{key_id}", control, "key.revoke", s.revokeKey},
@@ -77,6 +80,7 @@ func (s *Server) table() []route {
 		{D, "/v1/keys/{key_id}", data, "key.manage", s.revokeOwnKey},
 		{G, "/v1/audit", data, "audit.read", s.tenantAudit},
 		{G, "/v1/usage", data, "collection.list", s.usage},
+		{G, "/v1/export", data, "record.export", s.exportOwn},
 	}
 	// The records: /v1/collections and below (package recordapi).
 	for _, rt := range s.records.Routes() {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,6 +27,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/limits"
 	"github.com/bulkhead-dev/bulkhead/policy"
 	"github.com/bulkhead-dev/bulkhead/ratelimit"
+	"github.com/bulkhead-dev/bulkhead/receipt"
 	"github.com/bulkhead-dev/bulkhead/recordapi"
 	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/store/postgres"
@@ -208,8 +210,10 @@ type Server struct {
 	limitsFile *limits.File
 	// Storage usage gauges (usagegauges.go): the tracker the collector
 	// publishes and the sweeper that feeds it (stopped by Close).
-	tracked  *usageGauges
-	enc      *encryption // nil when DisableEncryption
+	tracked *usageGauges
+	enc     *encryption // nil when DisableEncryption
+	// receiptSigner signs offboarding receipts (<data-dir>/receipt.key).
+	receiptSigner ed25519.PrivateKey
 	closeOne sync.Once
 	closeErr error
 }
@@ -270,13 +274,18 @@ func Open(ctx context.Context, opts Options) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open server: %w", err)
 	}
+	receiptSigner, err := receipt.LoadKey(filepath.Join(dir, receiptKeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("open server: %w", err)
+	}
 	s := &Server{
-		opts:    opts,
-		log:     opts.Logger,
-		opHash:  opHash,
-		lock:    lock,
-		opPath:  filepath.Join(dir, operatorTokenFile),
-		metrics: telemetry.NewMetrics(telemetry.MetricsOptions{MaxTenants: opts.MaxTenantLabels}),
+		opts:          opts,
+		log:           opts.Logger,
+		opHash:        opHash,
+		receiptSigner: receiptSigner,
+		lock:          lock,
+		opPath:        filepath.Join(dir, operatorTokenFile),
+		metrics:       telemetry.NewMetrics(telemetry.MetricsOptions{MaxTenants: opts.MaxTenantLabels}),
 	}
 	if created {
 		s.log.Info("operator token created; pass it as 'Authorization: Bearer <token>' to /v1/admin", slog.String("path", s.opPath))
