@@ -214,8 +214,8 @@ type Server struct {
 	enc     *encryption // nil when DisableEncryption
 	// receiptSigner signs offboarding receipts (<data-dir>/receipt.key).
 	receiptSigner ed25519.PrivateKey
-	closeOne sync.Once
-	closeErr error
+	closeOne      sync.Once
+	closeErr      error
 }
 
 // Open opens the server's state in opts.DataDir: it creates the directory
