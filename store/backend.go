@@ -39,6 +39,11 @@ type Query struct {
 	Filters    []Filter
 	After      string
 	Limit      int
+	// Tokens, when not nil, has one entry per filter (len(Tokens) == len(Filters)): a sealed record
+	// (its data is an object holding the key SealedMarker) matches filter i when its data's SealedIndex
+	// array holds at least one of Tokens[i]; a record that is not sealed (written before encryption was
+	// turned on, not yet re-encrypted) matches filter i as Filters[i].Matches says. All filters must match.
+	Tokens [][]string
 }
 
 // BackendTx is a tenant-scoped transaction of a backend. Inputs are already
