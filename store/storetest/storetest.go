@@ -77,6 +77,8 @@ func Run(t *testing.T, newBackend func(t *testing.T) store.Backend, mode store.M
 		{"ListRefusesBadLimitsAndFilters", testListLimits},
 		{"FiltersAgreeWithFilterMatches", testFilters},
 		{"FilteredListsPage", testFilteredPaging},
+		{"TokenFiltersAgreeWithQueryMatches", testTokenFilters},
+		{"TokenCountMismatchIsRefused", testTokenCountMismatch},
 		{"CursorsAreBoundToTenantCollectionAndFilter", testCursorBinding},
 		{"TamperedCursorsAreRefused", testCursorTamper},
 		{"CollectionsCountRecords", testCollections},
