@@ -152,7 +152,7 @@ func (q Query) Matches(data json.RawMessage) bool {
 	if q.CheckTokens() != nil {
 		return false
 	}
-	index, sealed := sealedIndex(data)
+	index, sealed := EnvelopeIndex(data)
 	for i, f := range q.Filters {
 		if sealed && !holdsAny(index, q.Tokens[i]) || !sealed && !f.Matches(data) {
 			return false
@@ -171,9 +171,11 @@ func (q Query) CheckTokens() error {
 	return nil
 }
 
-// sealedIndex reports whether data is a sealed envelope, and if so returns
-// the strings of its SealedIndex array (none if it is not an array).
-func sealedIndex(data json.RawMessage) (index []string, sealed bool) {
+// EnvelopeIndex reports whether data is a sealed envelope (an object
+// holding the key SealedMarker), and if so returns the strings of its
+// SealedIndex member: none if that is not an array, and only the elements
+// that are strings.
+func EnvelopeIndex(data []byte) (index []string, sealed bool) {
 	var obj map[string]json.RawMessage
 	if json.Unmarshal(data, &obj) != nil {
 		return nil, false
@@ -194,6 +196,7 @@ func sealedIndex(data json.RawMessage) (index []string, sealed bool) {
 	return index, true
 }
 
+// holdsAny reports whether index holds one of tokens.
 func holdsAny(index, tokens []string) bool {
 	for _, s := range index {
 		if slices.Contains(tokens, s) {

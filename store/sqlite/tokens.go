@@ -1,10 +1,13 @@
 package sqlite
 
 import (
-	"encoding/json"
+	"database/sql/driver"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"modernc.org/sqlite"
 
 	"github.com/bulkhead-dev/bulkhead/store"
 )
@@ -13,20 +16,95 @@ import (
 //
 // A sealed record's data is an envelope holding the key store.SealedMarker
 // and, in store.SealedIndex, the keyed tokens of its fields; an equality
-// filter matches it when that array holds one of the filter's tokens, and
-// matches a record that is not sealed as before (store.Query.Matches).
+// filter matches it when that array holds one of the filter's tokens as a
+// string, and matches a record that is not sealed as before
+// (store.Query.Matches).
+//
+// SQLite's own JSON functions made a token filter over a tenant's 100,000
+// records three times slower than the plaintext filter (an envelope's text
+// is some four times the plaintext's, and each is parsed), and instr() is
+// slower still. The SQL function fnSealedMatch decides the sealed branch in
+// Go: it asks the text cheap questions whose "no" is exact, and parses only
+// where they say "maybe" (sealedMatch).
 
-// Paths of the envelope's members. The constants need no escaping inside
-// the quotes.
-const (
-	pathSealed = `'$."` + store.SealedMarker + `"'`
-	pathIndex  = `'$."` + store.SealedIndex + `"'`
-)
+// fnSealedMatch is the SQL function (data, tokens) that returns NULL if
+// data is not a sealed envelope, 1 if its index holds one of tokens, and 0
+// otherwise. tokens is tokensArg's encoding.
+const fnSealedMatch = "bulkhead_sealed_match"
+
+// sealedPrefix begins the text of an envelope as the sealing layer writes
+// it: the marker is its first key.
+const sealedPrefix = `{"` + store.SealedMarker + `":`
+
+// sealedMatch implements fnSealedMatch. Without a backslash in the text no
+// string in it is escaped, so a key or string's text is the key or string
+// in quotes: text that neither begins with sealedPrefix nor contains
+// "$sealed" is not sealed, and an envelope whose text contains no token
+// holds none. Only what remains is parsed (store.EnvelopeIndex).
+func sealedMatch(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+	data, tokens := text(args[0]), text(args[1])
+	escaped := strings.IndexByte(data, '\\') >= 0
+	switch {
+	case strings.HasPrefix(data, sealedPrefix): // the first key is the marker
+	case !escaped && !strings.Contains(data, `"`+store.SealedMarker+`"`):
+		return nil, nil
+	default:
+		if _, sealed := store.EnvelopeIndex([]byte(data)); !sealed {
+			return nil, nil
+		}
+	}
+	in := func(t string) bool { return strings.Contains(data, t) }
+	if !escaped && !anyToken(tokens, in) {
+		return int64(0), nil
+	}
+	index, _ := store.EnvelopeIndex([]byte(data))
+	if anyToken(tokens, func(t string) bool { return slices.Contains(index, t) }) {
+		return int64(1), nil
+	}
+	return int64(0), nil
+}
+
+// text returns a TEXT or BLOB argument as a string ("" for anything else).
+func text(v driver.Value) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case []byte:
+		return string(v)
+	}
+	return ""
+}
+
+// tokensArg encodes tokens for fnSealedMatch: a BLOB (a TEXT argument
+// would end at its first NUL) of the tokens, each followed by a NUL. A
+// token that is not valid UTF-8 or holds a NUL equals no stored string
+// (stored data is valid UTF-8 without \u0000) and is left out.
+func tokensArg(tokens []string) []byte {
+	b := []byte{} // not nil: nil would be NULL
+	for _, t := range tokens {
+		if utf8.ValidString(t) && !strings.ContainsRune(t, 0) {
+			b = append(append(b, t...), 0)
+		}
+	}
+	return b
+}
+
+// anyToken reports whether f holds for one of the tokens of tokensArg's
+// encoding.
+func anyToken(tokens string, f func(string) bool) bool {
+	for tokens != "" {
+		var t string
+		t, tokens, _ = strings.Cut(tokens, "\x00")
+		if f(t) {
+			return true
+		}
+	}
+	return false
+}
 
 // tokenListSQL is listSQL(n) for a query with tokens: each filter has a
-// fifth parameter, after its four, the JSON array of its tokens. A sealed
-// record matches the filter when its index is an array holding one of the
-// tokens as a string; any other record as in listSQL.
+// fifth parameter, after its four, its tokens (tokensArg). A sealed record
+// matches the filter as fnSealedMatch says; any other as in listSQL.
 func tokenListSQL(n int) string {
 	var b strings.Builder
 	b.WriteString(`SELECT id, data, version, created_at, updated_at FROM records
@@ -34,10 +112,7 @@ func tokenListSQL(n int) string {
 	p := 4
 	for range n {
 		fmt.Fprintf(&b, `
-		AND CASE WHEN json_type(data, %[1]s) IS NOT NULL
-			THEN json_type(data, %[2]s) = 'array' AND EXISTS (SELECT 1 FROM json_each(data, %[2]s) e
-				WHERE e.type = 'text' AND e.value IN (SELECT value FROM json_each(?%[3]d)))
-			ELSE %[4]s END`, pathSealed, pathIndex, p+4, plainCond(p))
+		AND CASE %s(data, ?%d) WHEN 1 THEN 1 WHEN 0 THEN 0 ELSE %s END`, fnSealedMatch, p+4, plainCond(p))
 		p += 5
 	}
 	fmt.Fprintf(&b, `
@@ -67,25 +142,11 @@ func listStatement(tenant string, q store.Query) (string, []any) {
 		}
 	}
 	args = append(args, q.Limit)
-	if q.Tokens == nil {
+	switch {
+	case q.Tokens == nil:
 		return listQuery(n), args
-	}
-	if n < len(tokenListQueries) {
+	case n < len(tokenListQueries):
 		return tokenListQueries[n], args
 	}
 	return tokenListSQL(n), args
-}
-
-// tokensArg is the JSON array of tokens. A token that is not valid UTF-8
-// can equal no stored string (stored data is valid UTF-8), and json.Marshal
-// would replace its invalid bytes: it is left out.
-func tokensArg(tokens []string) string {
-	valid := make([]string, 0, len(tokens))
-	for _, t := range tokens {
-		if utf8.ValidString(t) {
-			valid = append(valid, t)
-		}
-	}
-	b, _ := json.Marshal(valid) // strings always marshal
-	return string(b)
 }
