@@ -37,13 +37,15 @@ type Backend interface {
 type Query struct {
 	Collection string
 	Filters    []Filter
-	// Tokens, when not nil, has one entry per filter: a sealed record (its
-	// data an envelope, see SealedMarker) matches filter i when its
-	// SealedIndex array holds one of Tokens[i]; a record stored in the
-	// clear matches filter i as Filters[i].Matches says.
+	After      string
+	Limit      int
+	// Tokens, when not nil, has one entry per filter (len(Tokens) ==
+	// len(Filters)): a sealed record (its data an object holding the key
+	// SealedMarker) matches filter i when its data's SealedIndex array
+	// holds at least one of Tokens[i]; a record that is not sealed (written
+	// before encryption was turned on, not yet re-encrypted) matches filter
+	// i as Filters[i].Matches says. All filters must match.
 	Tokens [][]string
-	After  string
-	Limit  int
 }
 
 // BackendTx is a tenant-scoped transaction of a backend. Inputs are already

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -110,6 +111,100 @@ func (f Filter) Matches(data json.RawMessage) bool {
 		got, err := strconv.ParseFloat(string(raw), 64)
 		return err == nil && got == want
 	}
+}
+
+// The sealed envelope: a record whose data is encrypted is stored as
+//
+//	{"$sealed":"v1","n":<length>,"c":"<ciphertext>","i":["<token>",...]}
+//
+// SealedMarker marks it (any value: the key's presence is what counts),
+// SealedLength holds the data's length in the clear (seal.go),
+// SealedCipher holds the ciphertext and SealedIndex the keyed index tokens
+// of the record's top-level scalar fields, which equality filters match
+// without decrypting (Query.Tokens).
+const (
+	SealedMarker = "$sealed"
+	SealedCipher = "c"
+	SealedIndex  = "i"
+)
+
+// Matches reports whether a record's data matches every filter of the
+// query: the reference semantics every backend's List must agree with
+// (store/storetest checks this).
+//
+// With Tokens nil, data must match each of Filters (Filter.Matches). With
+// Tokens set, a sealed record (data is an object holding the key
+// SealedMarker) matches filter i when its SealedIndex member is an array
+// holding, as a JSON string, at least one of Tokens[i]; its other members
+// are never compared with the filter, so a filter on a field named like an
+// envelope member ("c", "i") does not match an envelope by them. A record
+// that is not sealed matches filter i as Filters[i].Matches says. A query
+// whose Tokens do not have one entry per filter (CheckTokens) matches
+// nothing.
+func (q Query) Matches(data json.RawMessage) bool {
+	if q.Tokens == nil {
+		for _, f := range q.Filters {
+			if !f.Matches(data) {
+				return false
+			}
+		}
+		return true
+	}
+	if q.CheckTokens() != nil {
+		return false
+	}
+	index, sealed := EnvelopeIndex(data)
+	for i, f := range q.Filters {
+		if sealed && !holdsAny(index, q.Tokens[i]) || !sealed && !f.Matches(data) {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckTokens returns nil if q.Tokens is nil or has one entry per filter,
+// and an error wrapping ErrInvalidFilter otherwise. Backends refuse such a
+// query rather than guess.
+func (q Query) CheckTokens() error {
+	if q.Tokens != nil && len(q.Tokens) != len(q.Filters) {
+		return fmt.Errorf("%w: %d token sets for %d filters", ErrInvalidFilter, len(q.Tokens), len(q.Filters))
+	}
+	return nil
+}
+
+// EnvelopeIndex reports whether data is a sealed envelope (an object
+// holding the key SealedMarker), and if so returns the strings of its
+// SealedIndex member: none if that is not an array, and only the elements
+// that are strings.
+func EnvelopeIndex(data []byte) (index []string, sealed bool) {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(data, &obj) != nil {
+		return nil, false
+	}
+	if _, sealed = obj[SealedMarker]; !sealed {
+		return nil, false
+	}
+	var elems []json.RawMessage
+	if json.Unmarshal(obj[SealedIndex], &elems) != nil {
+		return nil, true
+	}
+	for _, e := range elems {
+		var s string
+		if len(e) > 0 && e[0] == '"' && json.Unmarshal(e, &s) == nil {
+			index = append(index, s)
+		}
+	}
+	return index, true
+}
+
+// holdsAny reports whether index holds one of tokens.
+func holdsAny(index, tokens []string) bool {
+	for _, s := range index {
+		if slices.Contains(tokens, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // canonicalFilters is the filter set in a fixed order, for cursor binding.

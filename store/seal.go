@@ -29,13 +29,9 @@ import (
 // before encryption was turned on stay readable as they are until Reseal
 // encrypts them.
 
-// The envelope's keys.
-const (
-	SealedMarker = "$sealed" // its value is the envelope's version, "v1"
-	SealedLength = "n"
-	SealedCipher = "c"
-	SealedIndex  = "i"
-)
+// SealedLength is the envelope's member that holds the data's length in
+// the clear (SealedMarker, SealedCipher and SealedIndex are in filter.go).
+const SealedLength = "n"
 
 // ErrSealed: a record's envelope does not open under the tenant's keys
 // (moved from another row or tenant, tampered with, or sealed under a
@@ -124,13 +120,24 @@ func parseSealed(data []byte) (ct []byte, sealed bool, err error) {
 
 // parseEnvelope returns the envelope of stored data, sealed = false for
 // data stored in the clear.
+//
+// As for the backends' filters (Query.Matches), an object is sealed when
+// it holds the key SealedMarker at the top, whatever its value; Put and
+// Create refuse data that does.
 func parseEnvelope(data []byte) (e envelope, sealed bool) {
 	if !bytes.Contains(data, sealedKey) {
 		return envelope{}, false
 	}
-	if err := json.Unmarshal(data, &e); err != nil || e.Version == "" {
-		return envelope{}, false // the key is nested, or not a string: plain data
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(data, &obj) != nil {
+		return envelope{}, false
 	}
+	if _, sealed = obj[SealedMarker]; !sealed {
+		return envelope{}, false // the key is nested: plain data
+	}
+	_ = json.Unmarshal(obj[SealedMarker], &e.Version)
+	_ = json.Unmarshal(obj[SealedLength], &e.Length)
+	_ = json.Unmarshal(obj[SealedCipher], &e.Cipher)
 	return e, true
 }
 

@@ -125,6 +125,9 @@ func TestNormalizeData(t *testing.T) {
 		{"two values", `{} {}`, false},
 		{"nothing", ``, false},
 		{"an escaped NUL", `{"a":"x\u0000y"}`, false},
+		{"the envelope's reserved field", `{"$sealed":"v1","c":"x"}`, false},
+		{"the reserved field escaped", `{"\u0024sealed":null}`, false},
+		{"the reserved field nested", `{"a":{"$sealed":1}}`, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

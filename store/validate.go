@@ -60,6 +60,14 @@ func NormalizeData(data []byte) (json.RawMessage, error) {
 	if err := portable(out); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidData, err)
 	}
+	if bytes.Contains(out, []byte("sealed")) {
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(out, &obj) == nil {
+			if _, ok := obj[SealedMarker]; ok {
+				return nil, fmt.Errorf("%w: the top-level field %q is reserved for encrypted records", ErrInvalidData, SealedMarker)
+			}
+		}
+	}
 	return json.RawMessage(out), nil
 }
 

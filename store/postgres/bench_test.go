@@ -266,3 +266,14 @@ func BenchmarkProvision(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkTokenFilter compares an equality filter on sealed records,
+// matched by their index tokens, with the same filter on the plaintext
+// records (storetest.BenchTokenFilter): sealed/plain.
+func BenchmarkTokenFilter(b *testing.B) {
+	for _, mode := range []store.Mode{store.Pooled, store.Schema, store.Database} {
+		b.Run(string(mode), func(b *testing.B) {
+			storetest.BenchTokenFilter(b, open(b, pgtest.New(b), Options{MaxConns: 4}), mode)
+		})
+	}
+}

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"regexp"
+	"slices"
 	"strconv"
 )
 
@@ -24,7 +25,7 @@ import (
 // foldedReads are the statements that have a folded form.
 var foldedReads = func() map[string]bool {
 	m := map[string]bool{sqlGet: true, sqlCollections: true, sqlUsageGet: true, sqlUsageCount: true}
-	for _, q := range listQueries {
+	for _, q := range slices.Concat(listQueries, tokenListQueries) {
 		m[q] = true
 	}
 	return m

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"sync"
 	"time"
 
@@ -201,7 +202,7 @@ func prepareStatements(ctx context.Context, conn *pgx.Conn) error {
 
 // ownStatements are the statements every serving connection prepares.
 var ownStatements = append([]string{sqlGet, sqlInsert, sqlUpdateOne, sqlDelete, sqlCollections, sqlSeal, sqlSealStore,
-	sqlBeginRW, sqlCommit, sqlUsageLock, sqlUsageGet, sqlUsageCount, sqlUsageInit, sqlUsageAdd}, listQueries...)
+	sqlBeginRW, sqlCommit, sqlUsageLock, sqlUsageGet, sqlUsageCount, sqlUsageInit, sqlUsageAdd}, slices.Concat(listQueries, tokenListQueries)...)
 
 func validPrefix(p string) error {
 	if len(p) > 20 {

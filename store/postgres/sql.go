@@ -142,19 +142,25 @@ func listSQL(n int) string {
 		WHERE tenant_id = $1 AND collection = $2 AND id > $3`)
 	p := 4
 	for range n {
-		field := fmt.Sprintf("$%d::text", p)
-		text := "(data ->> " + field + ")"
-		fmt.Fprintf(&b, `
-		AND CASE json_typeof(data -> %[1]s)
-			WHEN 'string' THEN %[2]s = $%[3]d::text
-			WHEN 'number' THEN $%[4]d::float8 IS NOT NULL AND %[6]s = $%[4]d::float8
-			WHEN 'boolean' THEN %[2]s = $%[5]d::text
-			ELSE false END`, field, text, p+1, p+2, p+3, numberSQL(text))
+		b.WriteString(`
+		AND ` + plainCond(p))
 		p += 4
 	}
 	fmt.Fprintf(&b, `
 		ORDER BY id LIMIT $%d`, p)
 	return b.String()
+}
+
+// plainCond is the condition of one filter whose four parameters start at
+// $p (see listSQL).
+func plainCond(p int) string {
+	field := fmt.Sprintf("$%d::text", p)
+	text := "(data ->> " + field + ")"
+	return fmt.Sprintf(`CASE json_typeof(data -> %[1]s)
+			WHEN 'string' THEN %[2]s = $%[3]d::text
+			WHEN 'number' THEN $%[4]d::float8 IS NOT NULL AND %[6]s = $%[4]d::float8
+			WHEN 'boolean' THEN %[2]s = $%[5]d::text
+			ELSE false END`, field, text, p+1, p+2, p+3, numberSQL(text))
 }
 
 // listQueries holds listSQL(n) for n up to store.MaxFilters.

@@ -330,13 +330,11 @@ func (t *tx) Delete(ctx context.Context, collection, id string) error {
 
 // List implements store.BackendTx.
 func (t *tx) List(ctx context.Context, q store.Query) ([]store.Record, error) {
-	args := make([]any, 0, 4+4*len(q.Filters))
-	args = append(args, t.tenant, q.Collection, q.After)
-	for _, f := range q.Filters {
-		args = append(args, filterArgs(f)...)
+	if err := q.CheckTokens(); err != nil {
+		return nil, fmt.Errorf("postgres: list records: %w", err)
 	}
-	args = append(args, q.Limit)
-	br, err := t.send(ctx, listQuery(len(q.Filters)), args...)
+	query, args := listStatement(t.tenant, q)
+	br, err := t.send(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list records: %w", err)
 	}

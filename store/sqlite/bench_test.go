@@ -197,3 +197,18 @@ func benchRawPools(b *testing.B, be *Backend, mode store.Mode) map[string]*sql.D
 	}
 	return pools
 }
+
+// BenchmarkTokenFilter compares an equality filter on sealed records,
+// matched by their index tokens, with the same filter on the plaintext
+// records (storetest.BenchTokenFilter): sealed/plain.
+func BenchmarkTokenFilter(b *testing.B) {
+	for _, mode := range []store.Mode{store.Pooled, store.Database} {
+		b.Run(string(mode), func(b *testing.B) {
+			be, err := Open(b.TempDir(), Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			storetest.BenchTokenFilter(b, be, mode)
+		})
+	}
+}

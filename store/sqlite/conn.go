@@ -15,6 +15,7 @@ import (
 var drv = func() *sqlite.Driver {
 	d := &sqlite.Driver{}
 	d.MustRegisterDeterministicScalarFunction(fnJSONNumber, 1, jsonNumber)
+	d.MustRegisterDeterministicScalarFunction(fnSealedMatch, 2, sealedMatch)
 	return d
 }()
 

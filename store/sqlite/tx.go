@@ -82,19 +82,25 @@ func listSQL(n int) string {
 		WHERE tenant_id = ?1 AND collection = ?2 AND id > ?3`)
 	p := 4
 	for range n {
-		fmt.Fprintf(&b, `
-		AND CASE json_type(data, ?%[1]d)
+		b.WriteString(`
+		AND ` + plainCond(p))
+		p += 4
+	}
+	fmt.Fprintf(&b, `
+		ORDER BY id LIMIT ?%d`, p)
+	return b.String()
+}
+
+// plainCond is the condition of one filter whose four parameters start at
+// ?p (see listSQL).
+func plainCond(p int) string {
+	return fmt.Sprintf(`CASE json_type(data, ?%[1]d)
 			WHEN 'text' THEN json_extract(data, ?%[1]d) = ?%[2]d
 			WHEN 'integer' THEN %[5]s(data -> ?%[1]d) = ?%[3]d
 			WHEN 'real' THEN %[5]s(data -> ?%[1]d) = ?%[3]d
 			WHEN 'true' THEN ?%[4]d = 'true'
 			WHEN 'false' THEN ?%[4]d = 'false'
 			ELSE 0 END`, p, p+1, p+2, p+3, fnJSONNumber)
-		p += 4
-	}
-	fmt.Fprintf(&b, `
-		ORDER BY id LIMIT ?%d`, p)
-	return b.String()
 }
 
 // listQueries holds listSQL(n) for n up to store.MaxFilters.
@@ -213,13 +219,11 @@ func (t *tx) Delete(ctx context.Context, collection, id string) error {
 
 // List implements store.BackendTx.
 func (t *tx) List(ctx context.Context, q store.Query) ([]store.Record, error) {
-	args := make([]any, 0, 4+4*len(q.Filters))
-	args = append(args, t.tenant, q.Collection, q.After)
-	for _, f := range q.Filters {
-		args = append(args, filterArgs(f)...)
+	if err := q.CheckTokens(); err != nil {
+		return nil, fmt.Errorf("sqlite: list records: %w", err)
 	}
-	args = append(args, q.Limit)
-	rows, err := t.tx.QueryContext(own(ctx), listQuery(len(q.Filters)), args...)
+	query, args := listStatement(t.tenant, q)
+	rows, err := t.tx.QueryContext(own(ctx), query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list records: %w", err)
 	}

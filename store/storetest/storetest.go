@@ -94,6 +94,8 @@ func run(t *testing.T, newEnv func(t *testing.T) *Env) {
 		{"ListRefusesBadLimitsAndFilters", testListLimits},
 		{"FiltersAgreeWithFilterMatches", testFilters},
 		{"FilteredListsPage", testFilteredPaging},
+		{"TokenFiltersAgreeWithQueryMatches", testTokenFilters},
+		{"TokenCountMismatchIsRefused", testTokenCountMismatch},
 		{"CursorsAreBoundToTenantCollectionAndFilter", testCursorBinding},
 		{"TamperedCursorsAreRefused", testCursorTamper},
 		{"CollectionsCountRecords", testCollections},
