@@ -92,6 +92,9 @@ func Run(t *testing.T, newBackend func(t *testing.T) store.Backend, mode store.M
 		{"QuotasHoldUnderConcurrentWriters", testQuotaConcurrent},
 		{"QuotasCountBytesAndFreeOnDelete", testQuotaBytes},
 		{"UsageAfterWritesMatchesStoredUsage", testUsageAfterWrites},
+		{"PurgeDeletesOldestFirstAndFreesUsage", testPurgeOldestFirst},
+		{"PurgeStaysInItsTenant", testPurgeStaysInTenant},
+		{"PurgeRefusesBadInput", testPurgeRefusesBadInput},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
