@@ -15,10 +15,16 @@ var _ store.PurgeTx = (*tx)(nil)
 // sum of their stored lengths as tenant_usage counts them. It reads the
 // plaintext columns only. Like every statement of a tenant transaction it
 // runs sealed for the tenant, so row-level security confines it as well.
-const sqlPurge = `WITH d AS (DELETE FROM records WHERE tenant_id = $1 AND collection = $2 AND id IN (
-		SELECT id FROM records WHERE tenant_id = $1 AND collection = $2 AND updated_at < $3
-		ORDER BY updated_at, id LIMIT $4 FOR UPDATE)
-	RETURNING octet_length(data::text) AS n)
+//
+// The victims are chosen once, in a CTE (one that locks rows is always
+// evaluated once): as "id IN (SELECT … LIMIT … FOR UPDATE)" PostgreSQL may
+// rescan the subquery for each row of the DELETE, and each rescan skips
+// the rows the DELETE already removed and returns the next ones, so the
+// LIMIT would not bound it.
+const sqlPurge = `WITH o AS (SELECT id FROM records WHERE tenant_id = $1 AND collection = $2 AND updated_at < $3
+		ORDER BY updated_at, id LIMIT $4 FOR UPDATE),
+	d AS (DELETE FROM records r USING o WHERE r.tenant_id = $1 AND r.collection = $2 AND r.id = o.id
+		RETURNING octet_length(r.data::text) AS n)
 	SELECT count(*), coalesce(sum(n), 0)::bigint FROM d`
 
 // Purge implements store.PurgeTx.

@@ -106,6 +106,41 @@ func testPurgeOldestFirst(t *testing.T, e *Env) {
 	e.usageMatchesRecords(t, ctx, "logs", "other")
 }
 
+// testPurgeStopsAtMax: a purge deletes exactly max of many expired
+// records, the oldest, whatever order their ids sort in.
+func testPurgeStopsAtMax(t *testing.T, e *Env) {
+	ctx := e.Tenant(t, "acme")
+	var last store.Record
+	for _, id := range []string{"z", "y", "x", "w", "v", "u"} { // z is the oldest
+		last = e.mustPut(t, ctx, "logs", id, `{}`)
+	}
+	far := last.UpdatedAt.Add(time.Hour)
+	for _, step := range []struct {
+		max  int
+		left string
+	}{{2, "[u v w x]"}, {1, "[u v w]"}, {3, "[]"}} {
+		res := e.mustPurge(t, ctx, "logs", far, step.max)
+		if res.Records != int64(step.max) {
+			t.Fatalf("purge of %d deleted %d", step.max, res.Records)
+		}
+		if got := fmt.Sprint(e.ids(t, ctx, "logs")); got != step.left {
+			t.Fatalf("after a purge of %d: %s, want %s", step.max, got, step.left)
+		}
+	}
+	// Ids in the order of age too (a PostgreSQL plan that rescans the
+	// victims per deleted row went past max only in this order).
+	for _, id := range []string{"a1", "a2", "a3", "a4", "a5"} {
+		last = e.mustPut(t, ctx, "logs", id, `{}`)
+	}
+	if res := e.mustPurge(t, ctx, "logs", last.UpdatedAt.Add(time.Hour), 2); res.Records != 2 {
+		t.Fatalf("purge of 2 deleted %d", res.Records)
+	}
+	if got := fmt.Sprint(e.ids(t, ctx, "logs")); got != "[a3 a4 a5]" {
+		t.Fatalf("after a purge of 2: %s, want [a3 a4 a5]", got)
+	}
+	e.usageMatchesRecords(t, ctx, "logs")
+}
+
 // testPurgeStaysInTenant: tenant A's purge, with a cutoff after every
 // record, never touches tenant B's records of the same collection, ids and
 // ages, nor B's usage.

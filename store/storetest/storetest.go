@@ -93,6 +93,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) store.Backend, mode store.M
 		{"QuotasCountBytesAndFreeOnDelete", testQuotaBytes},
 		{"UsageAfterWritesMatchesStoredUsage", testUsageAfterWrites},
 		{"PurgeDeletesOldestFirstAndFreesUsage", testPurgeOldestFirst},
+		{"PurgeStopsAtMax", testPurgeStopsAtMax},
 		{"PurgeStaysInItsTenant", testPurgeStaysInTenant},
 		{"PurgeRefusesBadInput", testPurgeRefusesBadInput},
 	}
