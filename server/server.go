@@ -93,8 +93,9 @@ type Options struct {
 	// added to the embedded default set; Serve reloads it on change and
 	// keeps the last good set if a new one does not parse.
 	PolicyDir string
-	// Now is the clock for credentials, grants and caches (time.Now if
-	// nil); tests move it to expire grants and tokens.
+	// Now is the clock for credentials, grants, caches, record timestamps
+	// and retention cutoffs (time.Now if nil); tests move it to expire
+	// grants, tokens and records.
 	Now func() time.Time
 	// JWKSClient fetches identity providers' JWKS (nil: a default client
 	// with timeouts).
@@ -157,6 +158,11 @@ type Options struct {
 	// sweeper off: the gauges then show only tenants whose usage a request
 	// has written or read.
 	UsageSweepInterval time.Duration
+
+	// RetentionInterval is the pause between two background sweeps that
+	// purge the records tenants' retention rules let expire (default
+	// DefaultRetentionInterval; negative: no sweeps). See package retention.
+	RetentionInterval time.Duration
 }
 
 // Server is a Bulkhead server: the v1 HTTP API over a catalog and a store
@@ -189,9 +195,11 @@ type Server struct {
 	limitsFile *limits.File
 	// Storage usage gauges (usagegauges.go): the tracker the collector
 	// publishes and the sweeper that feeds it (stopped by Close).
-	tracked  *usageGauges
-	closeOne sync.Once
-	closeErr error
+	tracked *usageGauges
+	// retention purges expired records in the background (retention.go).
+	retention *retentionSweep
+	closeOne  sync.Once
+	closeErr  error
 }
 
 // Open opens the server's state in opts.DataDir: it creates the directory
@@ -287,7 +295,7 @@ func Open(ctx context.Context, opts Options) (_ *Server, err error) {
 	var fl *fleet.Fleet
 	if err == nil {
 		fl, err = fleet.New(fleet.Config{Catalog: cat, Backends: backends, Placement: opts.Placement,
-			Router: store.Config{CursorKey: cursorKey, Quotas: s.limits}})
+			Router: store.Config{CursorKey: cursorKey, Quotas: s.limits, Now: opts.Now}})
 	}
 	if err != nil {
 		s.audit.Close()
@@ -320,6 +328,10 @@ func Open(ctx context.Context, opts Options) (_ *Server, err error) {
 	}
 	s.handler = s.routes()
 	s.initUsageGauges()
+	if err := s.initRetention(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open server: %w", err)
+	}
 	return s, nil
 }
 
@@ -397,6 +409,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer endServing()
 	stopHook := context.AfterFunc(ctx, func() {
 		s.stopUsageSweeper()
+		s.stopRetention()
 		s.log.Info("shutting down; waiting for in-flight requests", slog.Duration("timeout", s.opts.ShutdownTimeout))
 		endServing()
 	})
@@ -414,8 +427,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // once.
 func (s *Server) Close() error {
 	s.closeOne.Do(func() {
-		// The sweeper first: it reads the catalog and the stores.
+		// The sweepers first: they use the catalog and the stores.
 		s.stopUsageSweeper()
+		s.stopRetention()
 		var errs []error
 		// Then the catalog: on PostgreSQL it runs on a backend's pool.
 		if s.catalog != nil {
