@@ -117,6 +117,14 @@ CREATE TABLE IF NOT EXISTS analysts (
 	created_at  INTEGER NOT NULL,
 	revoked_at  INTEGER
 ) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS tenant_retention (
+	tenant_id  TEXT NOT NULL,
+	collection TEXT NOT NULL,
+	max_age    INTEGER NOT NULL,
+	set_at     INTEGER NOT NULL,
+	PRIMARY KEY (tenant_id, collection)
+) WITHOUT ROWID;
 `
 
 // Open opens (creating if needed) the catalog database at path.
@@ -311,9 +319,22 @@ func (c *Catalog) UpdateTenant(ctx context.Context, id tenant.ID, u TenantUpdate
 			return Tenant{}, err
 		}
 	}
+	if err := u.Retention.validChange(); err != nil {
+		return Tenant{}, err
+	}
 	var also func(*sql.Tx) error
-	if u.Limits != nil {
-		also = func(tx *sql.Tx) error { return c.writeLimits(ctx, tx, id, *u.Limits) }
+	if u.Limits != nil || u.Retention != nil {
+		also = func(tx *sql.Tx) error {
+			if u.Limits != nil {
+				if err := c.writeLimits(ctx, tx, id, *u.Limits); err != nil {
+					return err
+				}
+			}
+			if u.Retention != nil {
+				return c.writeRetention(ctx, tx, id, u.Retention)
+			}
+			return nil
+		}
 	}
 	return c.changeWith(ctx, id, func(t *Tenant) error {
 		if t.State == Deleting || t.State == Provisioning {

@@ -3,11 +3,13 @@ package catalog_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/hex"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bulkhead-dev/bulkhead/catalog"
@@ -20,6 +22,9 @@ type fixture struct {
 	open func(t *testing.T, opts ...catalog.Options) *catalog.Catalog
 	raw  func(t *testing.T) []byte // everything stored about keys, for leak checks
 	url  string                    // PostgreSQL only: the database's superuser URL
+	// exec runs one statement on the catalog's tables as their owner,
+	// behind the Catalog's back (an older version's catalog, say).
+	exec func(t *testing.T, query string)
 }
 
 // engine makes fresh catalog storage.
@@ -59,6 +64,17 @@ func newSQLite(t *testing.T) *fixture {
 			t.Cleanup(func() { c.Close() })
 			return c
 		},
+		exec: func(t *testing.T, query string) {
+			t.Helper()
+			db, err := sql.Open("sqlite", "file:"+path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.Exec(query); err != nil {
+				t.Fatalf("%s: %v", query, err)
+			}
+		},
 		raw: func(t *testing.T) []byte {
 			var all []byte
 			for _, suffix := range []string{"", "-wal"} {
@@ -88,6 +104,17 @@ func newPostgres(t *testing.T) *fixture {
 		}
 		t.Cleanup(func() { c.Close() })
 		return c
+	}
+	f.exec = func(t *testing.T, query string) {
+		t.Helper()
+		conn, err := pgx.Connect(context.Background(), dbURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(context.Background(), `SET search_path TO bulkhead_catalog; `+query); err != nil {
+			t.Fatalf("%s: %v", query, err)
+		}
 	}
 	f.raw = func(t *testing.T) []byte {
 		pool := newPool(t, dbURL)

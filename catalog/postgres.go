@@ -79,6 +79,14 @@ CREATE TABLE IF NOT EXISTS bulkhead_catalog.analysts (
 	created_at  BIGINT NOT NULL,
 	revoked_at  BIGINT
 );
+
+CREATE TABLE IF NOT EXISTS bulkhead_catalog.tenant_retention (
+	tenant_id  TEXT NOT NULL,
+	collection TEXT NOT NULL,
+	max_age    BIGINT NOT NULL,
+	set_at     BIGINT NOT NULL,
+	PRIMARY KEY (tenant_id, collection)
+);
 `
 
 // OpenPostgres opens the catalog in the schema bulkhead_catalog of the

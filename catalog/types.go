@@ -110,6 +110,10 @@ type TenantUpdate struct {
 	// Limits replaces the tenant's stored limit overrides as a whole (an
 	// empty set removes them).
 	Limits *limits.Overrides
+	// Retention changes the tenant's retention rules: each collection it
+	// names gets its age, or loses its rule for a zero age; the others
+	// keep theirs (nil: no change).
+	Retention Retention
 }
 
 // Key is a tenant API key's metadata. The secret is never stored; only its

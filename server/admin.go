@@ -35,6 +35,9 @@ type TenantView struct {
 	Limits *limits.Limits `json:"limits,omitempty"`
 	// Overrides are the tenant's overrides stored in the catalog.
 	Overrides *limits.Overrides `json:"overrides,omitempty"`
+	// Retention is the tenant's retention rules, collection → maximum age
+	// (show, and update when it changed them).
+	Retention catalog.Retention `json:"retention,omitempty"`
 }
 
 // Usage is what a tenant stores.
@@ -192,6 +195,9 @@ func (s *Server) showTenant(w http.ResponseWriter, r *http.Request) error {
 	if err := s.addLimits(r.Context(), &view); err != nil {
 		return err
 	}
+	if view.Retention, err = s.catalog.Retention(r.Context(), id); err != nil {
+		return err
+	}
 	ctx := tenant.WithID(r.Context(), id)
 	u, err := s.tenantUsage(ctx)
 	switch {
@@ -206,22 +212,31 @@ func (s *Server) showTenant(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// updateTenant: PATCH /v1/admin/tenants/{id} {"name"?, "tier"?, "limits"?}.
-// "limits" replaces the tenant's stored overrides as a whole ({} removes
-// them); invalid ones are refused with 400 invalid_limits before anything
-// changes.
+// updateTenant: PATCH /v1/admin/tenants/{id} {"name"?, "tier"?, "limits"?,
+// "retention"?}. "limits" replaces the tenant's stored overrides as a whole
+// ({} removes them); invalid ones are refused with 400 invalid_limits
+// before anything changes. "retention" changes the rules of the
+// collections it names ({"<collection>": "<duration>"}, "" or null removes
+// one; 400 invalid_retention for a bad one, and nothing changes).
 func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathTenant(r)
 	if err != nil {
 		return err
 	}
 	var req struct {
-		Name   *string         `json:"name"`
-		Tier   *string         `json:"tier"`
-		Limits json.RawMessage `json:"limits"`
+		Name      *string         `json:"name"`
+		Tier      *string         `json:"tier"`
+		Limits    json.RawMessage `json:"limits"`
+		Retention json.RawMessage `json:"retention"`
 	}
 	if err := decodeJSON(r, &req); err != nil {
 		return err
+	}
+	var rules catalog.Retention
+	if req.Retention != nil {
+		if rules, err = catalog.ParseRetention(req.Retention); err != nil {
+			return err
+		}
 	}
 	var overrides *limits.Overrides
 	if req.Limits != nil {
@@ -243,11 +258,16 @@ func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) error {
 	}
 	// One transaction: a tier and limits sent together change together
 	// or not at all.
-	t, err := s.catalog.UpdateTenant(r.Context(), id, catalog.TenantUpdate{Name: req.Name, Tier: req.Tier, Limits: overrides})
+	t, err := s.catalog.UpdateTenant(r.Context(), id, catalog.TenantUpdate{Name: req.Name, Tier: req.Tier, Limits: overrides, Retention: rules})
 	if err != nil {
 		return err
 	}
 	view := TenantView{Tenant: t}
+	if rules != nil {
+		if view.Retention, err = s.catalog.Retention(r.Context(), id); err != nil {
+			return err
+		}
+	}
 	if overrides != nil {
 		if err := s.addLimits(r.Context(), &view); err != nil {
 			return err

@@ -96,8 +96,9 @@ type Options struct {
 	// added to the embedded default set; Serve reloads it on change and
 	// keeps the last good set if a new one does not parse.
 	PolicyDir string
-	// Now is the clock for credentials, grants and caches (time.Now if
-	// nil); tests move it to expire grants and tokens.
+	// Now is the clock for credentials, grants, caches, record timestamps
+	// and retention cutoffs (time.Now if nil); tests move it to expire
+	// grants, tokens and records.
 	Now func() time.Time
 	// JWKSClient fetches identity providers' JWKS (nil: a default client
 	// with timeouts).
@@ -177,6 +178,10 @@ type Options struct {
 	// a group backed by fewer tenants is never shown (default
 	// analytics.DefaultK).
 	AnalyticsMinTenants int
+	// RetentionInterval is the pause between two background sweeps that
+	// purge the records tenants' retention rules let expire (default
+	// DefaultRetentionInterval; negative: no sweeps). See package retention.
+	RetentionInterval time.Duration
 }
 
 // Server is a Bulkhead server: the v1 HTTP API over a catalog and a store
@@ -214,8 +219,10 @@ type Server struct {
 	enc     *encryption // nil when DisableEncryption
 	// receiptSigner signs offboarding receipts (<data-dir>/receipt.key).
 	receiptSigner ed25519.PrivateKey
-	closeOne      sync.Once
-	closeErr      error
+	// retention purges expired records in the background (retention.go).
+	retention *retentionSweep
+	closeOne  sync.Once
+	closeErr  error
 }
 
 // Open opens the server's state in opts.DataDir: it creates the directory
@@ -324,7 +331,7 @@ func Open(ctx context.Context, opts Options) (_ *Server, err error) {
 	var fl *fleet.Fleet
 	if err == nil {
 		fl, err = fleet.New(fleet.Config{Catalog: cat, Backends: backends, Placement: opts.Placement,
-			Router: store.Config{CursorKey: cursorKey, Quotas: s.limits, Sealer: s.enc.sealer()}, Keys: s.enc.shredder()})
+			Router: store.Config{CursorKey: cursorKey, Quotas: s.limits, Now: opts.Now, Sealer: s.enc.sealer()}, Keys: s.enc.shredder()})
 	}
 	if err != nil {
 		_ = s.enc.close()
@@ -362,6 +369,10 @@ func Open(ctx context.Context, opts Options) (_ *Server, err error) {
 	}
 	s.handler = s.routes()
 	s.initUsageGauges()
+	if err := s.initRetention(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open server: %w", err)
+	}
 	if err := s.startEncryption(); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open server: start the seal job: %w", err)
@@ -443,6 +454,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer endServing()
 	stopHook := context.AfterFunc(ctx, func() {
 		s.stopUsageSweeper()
+		s.stopRetention()
 		s.log.Info("shutting down; waiting for in-flight requests", slog.Duration("timeout", s.opts.ShutdownTimeout))
 		endServing()
 	})
@@ -460,8 +472,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // once.
 func (s *Server) Close() error {
 	s.closeOne.Do(func() {
-		// The sweeper first: it reads the catalog and the stores.
+		// The sweepers first: they use the catalog and the stores.
 		s.stopUsageSweeper()
+		s.stopRetention()
 		var errs []error
 		// The key jobs next: they write through the router.
 		if err := s.enc.close(); err != nil {

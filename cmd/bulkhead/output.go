@@ -107,6 +107,7 @@ type tenantView struct {
 	} `json:"usage,omitempty"`
 	Limits    map[string]json.RawMessage `json:"limits,omitempty"`    // effective
 	Overrides map[string]json.RawMessage `json:"overrides,omitempty"` // stored
+	Retention map[string]string          `json:"retention,omitempty"` // collection → max age
 }
 
 // tenantListHeader and row print tenants as a table.

@@ -30,7 +30,7 @@ func newServeCommand(g *globals) *cobra.Command {
 	var failClosed bool
 	var limitsFile string
 	var usageTop int
-	var usageSweep time.Duration
+	var usageSweep, retention time.Duration
 	var encrypt bool
 	var keyring string
 	cmd := &cobra.Command{
@@ -67,7 +67,12 @@ all instances; if Redis is unreachable each instance limits locally at
 /metrics shows the storage usage of the --usage-top-tenants biggest tenants
 by name and sums the others under tenant="_other"; a background sweep reads
 every tenant's usage every --usage-sweep-interval (at most 100 tenants a
-second; a negative interval turns it off).`,
+second; a negative interval turns it off).
+
+Every --retention-interval (default 1m; 0 turns it off) a background sweep
+purges the records that tenants' retention rules let expire (see
+` + "`bulkhead tenant retention --help`" + `), round-robin across tenants in
+bounded batches, each tenant's purge audited on its chain.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if maxOpen < 1 {
@@ -87,14 +92,21 @@ second; a negative interval turns it off).`,
 				return &usageError{cmd: cmd.CommandPath(),
 					err: errors.New("--usage-sweep-interval must not be 0 (use a negative value to turn the sweep off)")}
 			}
+			if retention < 0 {
+				return &usageError{cmd: cmd.CommandPath(),
+					err: fmt.Errorf("--retention-interval must not be negative (0 turns the retention sweep off), got %s", retention)}
+			}
 			if instances < 1 {
 				return &usageError{cmd: cmd.CommandPath(),
 					err: fmt.Errorf("--instances must be at least 1, got %d", instances)}
 			}
 			opts := server.Options{MaxOpenDatabases: maxOpen, PolicyDir: policyDir,
 				LimitsFile: limitsFile, RedisURL: redisURL, Instances: instances, RateLimitFailClosed: failClosed,
-				UsageTopTenants: usageTop, UsageSweepInterval: usageSweep,
+				UsageTopTenants: usageTop, UsageSweepInterval: usageSweep, RetentionInterval: retention,
 				DisableEncryption: !encrypt, KeyringPath: keyring}
+			if retention == 0 {
+				opts.RetentionInterval = -1 // off
+			}
 			shards, err := pg.parse()
 			if err != nil {
 				return &usageError{cmd: cmd.CommandPath(), err: err}
@@ -140,6 +152,8 @@ second; a negative interval turns it off).`,
 		"encrypt record data at rest with each tenant's own keys (--encryption=false stores it in the clear)")
 	cmd.Flags().StringVar(&keyring, "keyring", "",
 		"the key-encryption key's file (default <data-dir>/keyring, 0600); keep it out of the databases' backups")
+	cmd.Flags().DurationVar(&retention, "retention-interval", server.DefaultRetentionInterval,
+		"pause between background sweeps that purge records past their tenant's retention rules; 0: no sweep")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error (logs are JSON lines on stderr)")
 	return cmd
 }

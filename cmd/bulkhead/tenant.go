@@ -30,13 +30,14 @@ func addClientFlags(cmd *cobra.Command) *clientFlags {
 func tenantPath(id string) string { return "/v1/admin/tenants/" + url.PathEscape(id) }
 
 func newTenantCommand(g *globals) *cobra.Command {
-	cmd := groupCommand("tenant", "Create, list, show, suspend, resume, export and delete tenants, and set their limits")
+	cmd := groupCommand("tenant", "Create, list, show, suspend, resume, export and delete tenants, and set their limits and retention")
 	cf := addClientFlags(cmd)
 	cmd.AddCommand(
 		newTenantCreateCommand(g, cf),
 		newTenantListCommand(g, cf),
 		newTenantShowCommand(g, cf),
 		newTenantLimitsCommand(g, cf),
+		newTenantRetentionCommand(g, cf),
 		newTenantStateCommand(g, cf, "suspend"),
 		newTenantStateCommand(g, cf, "resume"),
 		newTenantDeleteCommand(g, cf),

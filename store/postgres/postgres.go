@@ -202,7 +202,8 @@ func prepareStatements(ctx context.Context, conn *pgx.Conn) error {
 
 // ownStatements are the statements every serving connection prepares.
 var ownStatements = append([]string{sqlGet, sqlInsert, sqlUpdateOne, sqlDelete, sqlCollections, sqlSeal, sqlSealStore,
-	sqlBeginRW, sqlCommit, sqlUsageLock, sqlUsageGet, sqlUsageCount, sqlUsageInit, sqlUsageAdd}, slices.Concat(listQueries, tokenListQueries)...)
+	sqlBeginRW, sqlCommit, sqlUsageLock, sqlUsageGet, sqlUsageCount, sqlUsageInit, sqlUsageAdd,
+	sqlPurge}, slices.Concat(listQueries, tokenListQueries)...)
 
 func validPrefix(p string) error {
 	if len(p) > 20 {

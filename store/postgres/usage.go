@@ -24,15 +24,24 @@ func usageDDL(s string) string {
 )`
 }
 
-// Usage statements; each binds the transaction's tenant as $1. data is
-// json, stored byte for byte, so octet_length(data::text) is the length
-// the store counted when it wrote the record.
+// usageSizeData (and usageSizeRData, for alias r) is the SQL for the
+// bytes usage counts for a record: data is json, stored byte for byte, so
+// octet_length(col::text) is the length the store counted when it wrote
+// the record; a sealed record's envelope (store/seal.go, always written
+// with its marker first) carries the length in the clear in "n".
+const (
+	usageSizeData  = `CASE WHEN left(data::text, 11) = '{"$sealed":' THEN coalesce((data->>'n')::bigint, 0) ELSE octet_length(data::text) END`
+	usageSizeRData = `CASE WHEN left(r.data::text, 11) = '{"$sealed":' THEN coalesce((r.data->>'n')::bigint, 0) ELSE octet_length(r.data::text) END`
+)
+
+// Usage statements; each binds the transaction's tenant as $1 (sizes:
+// usageSizeData).
 const (
 	sqlUsageLock  = `SELECT records, bytes FROM tenant_usage WHERE tenant_id = $1 FOR UPDATE`
 	sqlUsageGet   = `SELECT records, bytes FROM tenant_usage WHERE tenant_id = $1`
-	sqlUsageCount = `SELECT count(*), coalesce(sum(octet_length(data::text)), 0)::bigint FROM records WHERE tenant_id = $1`
+	sqlUsageCount = `SELECT count(*), coalesce(sum(` + usageSizeData + `), 0)::bigint FROM records WHERE tenant_id = $1`
 	sqlUsageInit  = `INSERT INTO tenant_usage (tenant_id, records, bytes)
-		SELECT $1, count(*), coalesce(sum(octet_length(data::text)), 0) FROM records WHERE tenant_id = $1
+		SELECT $1, count(*), coalesce(sum(` + usageSizeData + `), 0) FROM records WHERE tenant_id = $1
 		ON CONFLICT (tenant_id) DO NOTHING`
 	// sqlUsageAdd fails with division_by_zero if the row is missing, so
 	// that a held-back AddUsage (deferWrite) fails its batch.

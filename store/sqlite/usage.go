@@ -24,9 +24,9 @@ const sqlUsageSchema = `CREATE TABLE IF NOT EXISTS tenant_usage (
 // Usage statements; each binds the transaction's tenant as ?1.
 const (
 	sqlUsageGet   = `SELECT records, bytes FROM tenant_usage WHERE tenant_id = ?1`
-	sqlUsageCount = `SELECT count(*), coalesce(sum(length(CAST(data AS BLOB))), 0) FROM records WHERE tenant_id = ?1`
+	sqlUsageCount = `SELECT count(*), coalesce(sum(` + usageSize + `), 0) FROM records WHERE tenant_id = ?1`
 	sqlUsageInit  = `INSERT INTO tenant_usage (tenant_id, records, bytes)
-		SELECT ?1, count(*), coalesce(sum(length(CAST(data AS BLOB))), 0) FROM records WHERE tenant_id = ?1
+		SELECT ?1, count(*), coalesce(sum(` + usageSize + `), 0) FROM records WHERE tenant_id = ?1
 		ON CONFLICT (tenant_id) DO NOTHING`
 	sqlUsageAdd  = `UPDATE tenant_usage SET records = records + ?2, bytes = bytes + ?3 WHERE tenant_id = ?1`
 	sqlDropUsage = `DELETE FROM tenant_usage WHERE tenant_id = ?1`
@@ -90,3 +90,9 @@ func (t *tx) Usage(ctx context.Context) (store.Usage, error) {
 	}
 	return u, nil
 }
+
+// usageSize is the SQL for the bytes usage counts for a record: the
+// length of its data as stored, or, for a sealed record's envelope
+// (store/seal.go, always written with its marker first), the length in the
+// clear it carries in "n".
+const usageSize = `CASE WHEN substr(data, 1, 11) = '{"$sealed":' THEN coalesce(json_extract(data, '$.n'), 0) ELSE length(CAST(data AS BLOB)) END`

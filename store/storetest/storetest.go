@@ -111,6 +111,10 @@ func run(t *testing.T, newEnv func(t *testing.T) *Env) {
 		{"QuotasHoldUnderConcurrentWriters", testQuotaConcurrent},
 		{"QuotasCountBytesAndFreeOnDelete", testQuotaBytes},
 		{"UsageAfterWritesMatchesStoredUsage", testUsageAfterWrites},
+		{"PurgeDeletesOldestFirstAndFreesUsage", testPurgeOldestFirst},
+		{"PurgeStopsAtMax", testPurgeStopsAtMax},
+		{"PurgeStaysInItsTenant", testPurgeStaysInTenant},
+		{"PurgeRefusesBadInput", testPurgeRefusesBadInput},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
