@@ -267,3 +267,30 @@ func TestTenantKeyRotationResumesAfterRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestOneRotationOfATenantAtATime: while a tenant's rotation job runs
+// (here for the default key cache TTL, a minute), a second rotation of it
+// is refused with 409 rotation_in_progress naming the running job: the
+// first job's Retire would destroy the key the second made old before
+// every instance's cache let go of it. Another tenant rotates meanwhile.
+func TestOneRotationOfATenantAtATime(t *testing.T) {
+	e := newEnv(t)
+	for _, id := range []string{"one", "two"} {
+		tok := e.tenantWithKey(id, "pooled")
+		want(t, e.req("PUT", "/v1/collections/c/records/r1", tok, `{"a":1}`), 201, "")
+	}
+	r := e.req("POST", "/v1/admin/tenants/one/encryption/rotate", e.op, nil)
+	want(t, r, 202, "")
+	first := r.header.Get("Location")
+	r = e.req("POST", "/v1/admin/tenants/one/encryption/rotate", e.op, nil)
+	want(t, r, 409, "rotation_in_progress")
+	if !strings.Contains(string(r.body), strings.TrimPrefix(first, "/v1/admin/jobs/")) {
+		t.Errorf("409 does not name the running job %s: %s", first, r.body)
+	}
+	want(t, e.req("POST", "/v1/admin/tenants/two/encryption/rotate", e.op, nil), 202, "")
+	j := e.req("GET", first, e.op, nil)
+	want(t, j, 200, "")
+	if j.json(t)["state"] != "running" {
+		t.Errorf("first job: %s", j.body)
+	}
+}

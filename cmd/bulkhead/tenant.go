@@ -30,7 +30,7 @@ func addClientFlags(cmd *cobra.Command) *clientFlags {
 func tenantPath(id string) string { return "/v1/admin/tenants/" + url.PathEscape(id) }
 
 func newTenantCommand(g *globals) *cobra.Command {
-	cmd := groupCommand("tenant", "Create, list, show, suspend, resume and delete tenants, and set their limits")
+	cmd := groupCommand("tenant", "Create, list, show, suspend, resume and delete tenants, set their limits and rotate their keys")
 	cf := addClientFlags(cmd)
 	cmd.AddCommand(
 		newTenantCreateCommand(g, cf),
@@ -40,6 +40,7 @@ func newTenantCommand(g *globals) *cobra.Command {
 		newTenantStateCommand(g, cf, "suspend"),
 		newTenantStateCommand(g, cf, "resume"),
 		newTenantDeleteCommand(g, cf),
+		newTenantRotateKeyCommand(g, cf),
 	)
 	return cmd
 }
