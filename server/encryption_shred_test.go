@@ -177,3 +177,43 @@ func TestShreddingMakesBackupsUndecryptable(t *testing.T) {
 		}
 	})
 }
+
+// TestMovedEnvelopeDoesNotOpen: whoever can write the database moves a
+// sealed record's stored data to another tenant's row, or to another
+// record of the same tenant. Neither opens (the ciphertext is bound to
+// tenant, collection and record id): the read fails and returns nothing
+// of it.
+func TestMovedEnvelopeDoesNotOpen(t *testing.T) {
+	dir := t.TempDir()
+	e := newEnvIn(t, dir, server.Options{})
+	toks := map[string]string{}
+	for _, id := range []string{"mover-a", "mover-b"} {
+		toks[id] = e.tenantWithKey(id, "pooled")
+		writeNeedles(e, toks[id], id)
+	}
+	db := openSQLite(t, filepath.Join(dir, "pooled.db"))
+	move := func(fromTenant, fromID, toTenant, toID string) {
+		t.Helper()
+		res, err := db.Exec(`UPDATE records SET data = (SELECT data FROM records WHERE tenant_id = ? AND collection = 'notes' AND id = ?)
+			WHERE tenant_id = ? AND collection = 'notes' AND id = ?`, fromTenant, fromID, toTenant, toID)
+		if n, _ := res.RowsAffected(); err != nil || n != 1 {
+			t.Fatalf("move: %v (%d rows)", err, n)
+		}
+	}
+	r1, r3 := visibleID+"-1", visibleID+"-3"
+	// Across tenants: A's record 1 put in B's row of the same id.
+	move("mover-a", r1, "mover-b", r1)
+	got := e.req("GET", "/v1/collections/notes/records/"+r1, toks["mover-b"], nil)
+	if got.status == 200 || strings.Contains(string(got.body), "zq") {
+		t.Errorf("another tenant's envelope opens: %d %s", got.status, got.body)
+	}
+	// Within one tenant: record 3's envelope put in record 5's row.
+	move("mover-a", r3, "mover-a", visibleID+"-5")
+	got = e.req("GET", "/v1/collections/notes/records/"+visibleID+"-5", toks["mover-a"], nil)
+	if got.status == 200 || strings.Contains(string(got.body), "zq") {
+		t.Errorf("a record's envelope moved to another record opens: %d %s", got.status, got.body)
+	}
+	// The rows not touched still read.
+	want(t, e.req("GET", "/v1/collections/notes/records/"+visibleID+"-7", toks["mover-b"], nil), 200, "")
+	want(t, e.req("GET", "/v1/collections/notes/records/"+r3, toks["mover-a"], nil), 200, "")
+}
