@@ -61,9 +61,25 @@ func (w *Worker) poke() {
 	}
 }
 
+// ErrRotationRunning: the tenant's keys are being rotated already. A second
+// rotation would let the first job's Retire destroy the key the second one
+// made old before every instance's cache has let go of it.
+var ErrRotationRunning = errors.New("a key rotation of the tenant is running")
+
 // StartRotation rotates the tenant's keys (Manager.Rotate) and starts the
-// job that re-seals its records and then retires the old keys.
+// job that re-seals its records and then retires the old keys. While a
+// rotation of the tenant runs it returns that job and an error wrapping
+// ErrRotationRunning.
 func (w *Worker) StartRotation(ctx context.Context, id tenant.ID) (Job, error) {
+	running, err := w.cfg.Store.RunningJobs(ctx)
+	if err != nil {
+		return Job{}, err
+	}
+	for _, j := range running {
+		if j.Kind == JobRotate && j.Tenant == id.String() {
+			return j, fmt.Errorf("%w: %s (job %s)", ErrRotationRunning, id, j.ID)
+		}
+	}
 	if _, err := w.cfg.Keys.Rotate(ctx, id); err != nil {
 		return Job{}, err
 	}

@@ -148,6 +148,9 @@ func (s *Server) rotateTenantKey(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	j, err := s.enc.worker.StartRotation(r.Context(), id)
+	if errors.Is(err, keys.ErrRotationRunning) {
+		return newError(http.StatusConflict, "rotation_in_progress", "a key rotation of this tenant is running: job "+j.ID)
+	}
 	if err != nil {
 		return err
 	}

@@ -211,6 +211,12 @@ func (e *apiError) hint() string {
 		return "see it with `bulkhead tenant show " + e.tenantOr("ID") + "`"
 	case "key_not_found":
 		return "see the tenant's keys with `bulkhead key list " + e.tenantOr("TENANT") + "`"
+	case "job_not_found":
+		return "a job id is what `bulkhead tenant rotate-key` printed (job_...)"
+	case "rotation_in_progress":
+		return "wait for that job with `bulkhead job show JOB` (or `rotate-key --wait`), then rotate again if you need another new key"
+	case "encryption_disabled":
+		return "the server runs with --encryption=false; restart it without that flag to encrypt records and rotate keys"
 	case "route_not_found", "method_not_allowed":
 		return "is --addr pointing at a bulkhead server of the same version?"
 	case "internal", "unavailable":

@@ -124,6 +124,7 @@ BULKHEAD_TOKEN); flags on the command line win.`,
 	root.AddCommand(newServeCommand(g), newTenantCommand(g), newKeyCommand(g), newMigrateCommand(g), newPolicyCommand())
 	root.AddCommand(newAgentCommand(g), newGrantCommand(g), newIssuerCommand(g), newAnalystCommand(g))
 	root.AddCommand(newAuditCommand(g), newVersionCommand(), newReceiptCommand(g))
+	root.AddCommand(newJobCommand(g), newKeyringCommand(g))
 	annotateEnv(root)
 	return root
 }

@@ -138,9 +138,9 @@ func TestASecondServeOnADataDirIsRefusedOnPostgres(t *testing.T) {
 	secondServeFails(t, first, dir, pg...)
 
 	// Another instance on the same PostgreSQL with a data dir of its own
-	// (holding copies of the same secrets) serves beside it.
+	// (holding copies of the same secrets and keyring) serves beside it.
 	other := t.TempDir()
-	for _, f := range []string{"operator.token", "cursor.key"} {
+	for _, f := range []string{"operator.token", "cursor.key", "keyring"} {
 		copyFile(t, filepath.Join(dir, f), filepath.Join(other, f))
 	}
 	startServeProcess(t, other, pg...)

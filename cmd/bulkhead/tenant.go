@@ -30,7 +30,7 @@ func addClientFlags(cmd *cobra.Command) *clientFlags {
 func tenantPath(id string) string { return "/v1/admin/tenants/" + url.PathEscape(id) }
 
 func newTenantCommand(g *globals) *cobra.Command {
-	cmd := groupCommand("tenant", "Create, list, show, suspend, resume, export and delete tenants, and set their limits and retention")
+	cmd := groupCommand("tenant", "Create, list, show, suspend, resume, export and delete tenants, set their limits and retention, rotate their keys")
 	cf := addClientFlags(cmd)
 	cmd.AddCommand(
 		newTenantCreateCommand(g, cf),
@@ -43,6 +43,7 @@ func newTenantCommand(g *globals) *cobra.Command {
 		newTenantDeleteCommand(g, cf),
 		newTenantExportCommand(g, cf),
 		newTenantOffboardCommand(g, cf),
+		newTenantRotateKeyCommand(g, cf),
 	)
 	return cmd
 }
