@@ -33,16 +33,23 @@ func (e *env) fill(tok string, n int, collections ...string) {
 			defer wg.Done()
 			for i := range jobs {
 				path := fmt.Sprintf("%s/v1/collections/%s/records/r%05d", e.http.URL, collections[i%len(collections)], i)
-				req, _ := http.NewRequest("PUT", path, strings.NewReader(fmt.Sprintf(`{"n":%d,"secret":"s-%d","tags":["a","b"]}`, i, i)))
-				req.Header.Set("Authorization", "Bearer "+tok)
-				res, err := e.http.Client().Do(req)
-				if err != nil {
-					e.t.Errorf("PUT %s: %v", path, err)
-					continue
-				}
-				res.Body.Close()
-				if res.StatusCode != 201 {
-					e.t.Errorf("PUT %s: %d", path, res.StatusCode)
+				for {
+					req, _ := http.NewRequest("PUT", path, strings.NewReader(fmt.Sprintf(`{"n":%d,"secret":"s-%d","tags":["a","b"]}`, i, i)))
+					req.Header.Set("Authorization", "Bearer "+tok)
+					res, err := e.http.Client().Do(req)
+					if err != nil {
+						e.t.Errorf("PUT %s: %v", path, err)
+						break
+					}
+					res.Body.Close()
+					if res.StatusCode == http.StatusTooManyRequests { // the tenant's rate limit: wait and retry
+						time.Sleep(50 * time.Millisecond)
+						continue
+					}
+					if res.StatusCode != 201 {
+						e.t.Errorf("PUT %s: %d", path, res.StatusCode)
+					}
+					break
 				}
 			}
 		}()
