@@ -182,6 +182,16 @@ func (f *Fleet) place(ctx context.Context, req PlacementRequest) (store.Placemen
 // provision prepares the tenant's storage and brings its own unit to the
 // latest migration; on failure it drops what it made.
 func (f *Fleet) provision(ctx context.Context, id tenant.ID, p store.Placement) error {
+	if f.keys != nil {
+		// A new incarnation gets new keys, whatever an earlier one with
+		// the same id left behind.
+		if _, err := f.keys.Destroy(ctx, id); err != nil {
+			return fmt.Errorf("encryption keys: %w", err)
+		}
+		if err := f.keys.Create(ctx, id); err != nil {
+			return fmt.Errorf("encryption keys: %w", err)
+		}
+	}
 	if err := f.router.Provision(ctx, id, p); err != nil {
 		return err
 	}

@@ -63,14 +63,18 @@ type Config struct {
 	// key (needed only to list records), the clock, quotas. Leave its
 	// Placements and Backends unset: they are Catalog and Backends.
 	Router store.Config
-	// Keys, if not nil, destroys an offboarded tenant's encryption keys
-	// before its data is dropped (crypto-shredding); *keys.Manager does.
-	Keys Shredder
+	// Keys, if not nil, gives each new tenant fresh encryption keys and
+	// destroys an offboarded tenant's before its data is dropped
+	// (crypto-shredding); *keys.Manager is one.
+	Keys Keys
 }
 
-// Shredder destroys a tenant's encryption keys and names the keys it
-// destroyed. It is idempotent.
-type Shredder interface {
+// Keys makes and destroys tenants' encryption keys (package keys).
+type Keys interface {
+	// Create makes the tenant's keys if it has none.
+	Create(ctx context.Context, id tenant.ID) error
+	// Destroy destroys the tenant's keys and names them; it is
+	// idempotent.
 	Destroy(ctx context.Context, id tenant.ID) ([]string, error)
 }
 
@@ -83,7 +87,7 @@ type Fleet struct {
 	shards   []string // sorted
 	ms       []migrate.Migration
 	rule     PlacementRule
-	keys     Shredder
+	keys     Keys
 
 	catalog     *catalog.Catalog // Config.Catalog if it is one; nil otherwise
 	ownsCatalog bool             // OpenPostgres or OpenSQLite opened it: Close closes it

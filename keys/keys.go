@@ -159,8 +159,9 @@ func (m *Manager) keys(ctx context.Context, id tenant.ID) (*tenantKeys, error) {
 	return k, nil
 }
 
-// Create makes the tenant's keys if it has none (tenant creation calls it,
-// so that a failure shows there, not at the first write).
+// Create makes the tenant's keys if it has none: fleet.Fleet calls it
+// when it creates a tenant, so that a failure shows there, not at the
+// first write (ForTenant makes them too, for a tenant created before).
 func (m *Manager) Create(ctx context.Context, id tenant.ID) error {
 	_, err := m.keys(ctx, id)
 	return err

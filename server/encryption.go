@@ -199,9 +199,9 @@ func (s *Server) rotateKeyring(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// shredder is what the fleet destroys a deleted tenant's keys with: nil
-// without encryption.
-func (e *encryption) shredder() fleet.Shredder {
+// fleetKeys is what the fleet makes a new tenant's keys and destroys a
+// deleted tenant's with: nil without encryption.
+func (e *encryption) fleetKeys() fleet.Keys {
 	if e == nil {
 		return nil
 	}
