@@ -225,6 +225,7 @@ func TestPragmasAreSet(t *testing.T) {
 			{"read", "synchronous", "2"},
 			{"read", "busy_timeout", "1234"},
 			{"read", "query_only", "1"},
+			{"read", "page_size", "8192"}, // a new file: a sealed 1 KiB record fits in its page
 		} {
 			db := hd.write
 			if c.pool == "read" {
