@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -77,20 +76,13 @@ func (s *SQLStore) jobsTable(ctx context.Context) error {
 	return err
 }
 
-func (s *SQLStore) jq(query string) string {
-	if !s.postgres {
-		return query
-	}
-	return s.q(strings.ReplaceAll(query, "key_jobs", "bulkhead_keys.key_jobs"))
-}
-
 // SaveJob stores j (new or updated).
 func (s *SQLStore) SaveJob(ctx context.Context, j Job) error {
 	body, err := json.Marshal(j)
 	if err != nil {
 		return err
 	}
-	_, err = s.db.ExecContext(ctx, s.jq(`INSERT INTO key_jobs (id, state, body) VALUES (?, ?, ?)
+	_, err = s.db.ExecContext(ctx, s.q(`INSERT INTO key_jobs (id, state, body) VALUES (?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET state = excluded.state, body = excluded.body`), j.ID, j.State, string(body))
 	if err != nil {
 		return fmt.Errorf("keys: save job %s: %w", j.ID, err)
@@ -101,7 +93,7 @@ func (s *SQLStore) SaveJob(ctx context.Context, j Job) error {
 // Job returns the job id, or an error wrapping ErrNoJob.
 func (s *SQLStore) Job(ctx context.Context, id string) (Job, error) {
 	var body string
-	err := s.db.QueryRowContext(ctx, s.jq(`SELECT body FROM key_jobs WHERE id = ?`), id).Scan(&body)
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT body FROM key_jobs WHERE id = ?`), id).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Job{}, fmt.Errorf("%w: %s", ErrNoJob, id)
 	}
@@ -114,7 +106,7 @@ func (s *SQLStore) Job(ctx context.Context, id string) (Job, error) {
 
 // RunningJobs returns the jobs still running, oldest id first.
 func (s *SQLStore) RunningJobs(ctx context.Context) ([]Job, error) {
-	rows, err := s.db.QueryContext(ctx, s.jq(`SELECT body FROM key_jobs WHERE state = ? ORDER BY id`), JobRunning)
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT body FROM key_jobs WHERE state = ? ORDER BY id`), JobRunning)
 	if err != nil {
 		return nil, fmt.Errorf("keys: running jobs: %w", err)
 	}

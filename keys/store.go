@@ -5,9 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/bulkhead-dev/bulkhead/internal/pgddl"
+	"github.com/bulkhead-dev/bulkhead/internal/sqlrebind"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
@@ -111,24 +111,16 @@ func OpenSQLStore(ctx context.Context, db *sql.DB, postgres bool) (*SQLStore, er
 	return s, nil
 }
 
-// q numbers placeholders and qualifies the table for PostgreSQL.
+// rebind qualifies the key store's tables with schema bulkhead_keys and
+// numbers placeholders, for PostgreSQL.
+var rebind = sqlrebind.New("bulkhead_keys", "tenant_keysets", "key_jobs", "keyring_canary")
+
+// q returns query in the store's dialect (see package sqlrebind).
 func (s *SQLStore) q(query string) string {
 	if !s.postgres {
 		return query
 	}
-	query = strings.ReplaceAll(query, "tenant_keysets", "bulkhead_keys.tenant_keysets")
-	query = strings.ReplaceAll(query, "keyring_canary", "bulkhead_keys.keyring_canary")
-	var b strings.Builder
-	n := 0
-	for _, c := range query {
-		if c == '?' {
-			n++
-			fmt.Fprintf(&b, "$%d", n)
-			continue
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
+	return rebind.Q(query)
 }
 
 // Load implements Store.
