@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/pgddl"
 	"github.com/bulkhead-dev/bulkhead/internal/sqlrebind"
@@ -75,6 +76,16 @@ const pgCanarySQL = `CREATE TABLE IF NOT EXISTS bulkhead_keys.keyring_canary (
 	wrapped bytea NOT NULL
 )`
 
+const sqliteStateSQL = `CREATE TABLE IF NOT EXISTS key_state (
+	name TEXT PRIMARY KEY,
+	at   INTEGER NOT NULL
+) WITHOUT ROWID`
+
+const pgStateSQL = `CREATE TABLE IF NOT EXISTS bulkhead_keys.key_state (
+	name text PRIMARY KEY,
+	at   bigint NOT NULL
+)`
+
 const pgKeysSQL = `CREATE SCHEMA IF NOT EXISTS bulkhead_keys;
 REVOKE ALL ON SCHEMA bulkhead_keys FROM PUBLIC;
 CREATE TABLE IF NOT EXISTS bulkhead_keys.tenant_keysets (
@@ -101,19 +112,21 @@ func OpenSQLStore(ctx context.Context, db *sql.DB, postgres bool) (*SQLStore, er
 	if err := s.jobsTable(ctx); err != nil {
 		return nil, fmt.Errorf("keys: create job table: %w", err)
 	}
-	canary := sqliteCanarySQL
+	canary, state := sqliteCanarySQL, sqliteStateSQL
 	if postgres {
-		canary = pgCanarySQL
+		canary, state = pgCanarySQL, pgStateSQL
 	}
-	if _, err := db.ExecContext(ctx, canary); err != nil {
-		return nil, fmt.Errorf("keys: create keyring check table: %w", err)
+	for _, ddl := range []string{canary, state} {
+		if _, err := db.ExecContext(ctx, ddl); err != nil {
+			return nil, fmt.Errorf("keys: create table: %w", err)
+		}
 	}
 	return s, nil
 }
 
 // rebind qualifies the key store's tables with schema bulkhead_keys and
 // numbers placeholders, for PostgreSQL.
-var rebind = sqlrebind.New("bulkhead_keys", "tenant_keysets", "key_jobs", "keyring_canary")
+var rebind = sqlrebind.New("bulkhead_keys", "tenant_keysets", "key_jobs", "keyring_canary", "key_state")
 
 // q returns query in the store's dialect (see package sqlrebind).
 func (s *SQLStore) q(query string) string {
@@ -213,4 +226,37 @@ func (s *SQLStore) SetCanary(ctx context.Context, wrapped []byte) error {
 	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO keyring_canary (id, wrapped) VALUES (1, ?)
 		ON CONFLICT (id) DO UPDATE SET wrapped = excluded.wrapped`), wrapped)
 	return err
+}
+
+// The key store's marks (SetMark, Mark).
+const (
+	// MarkSealed is when the seal job that last finished started: every
+	// record written before it is sealed.
+	MarkSealed = "sealed"
+	// MarkPlaintext is when a server last started with encryption off
+	// (and so may have written records in the clear).
+	MarkPlaintext = "plaintext"
+)
+
+// SetMark records mark name at t.
+func (s *SQLStore) SetMark(ctx context.Context, name string, t time.Time) error {
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO key_state (name, at) VALUES (?, ?)
+		ON CONFLICT (name) DO UPDATE SET at = excluded.at`), name, t.UnixMicro())
+	if err != nil {
+		return fmt.Errorf("keys: set %s: %w", name, err)
+	}
+	return nil
+}
+
+// Mark returns when mark name was set, ok = false if never.
+func (s *SQLStore) Mark(ctx context.Context, name string) (t time.Time, ok bool, err error) {
+	var at int64
+	err = s.db.QueryRowContext(ctx, s.q(`SELECT at FROM key_state WHERE name = ?`), name).Scan(&at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("keys: read %s: %w", name, err)
+	}
+	return time.UnixMicro(at).UTC(), true, nil
 }

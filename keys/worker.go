@@ -113,6 +113,19 @@ func (w *Worker) StartSeal(ctx context.Context) (Job, error) {
 	return j, nil
 }
 
+// SealNeeded reports whether records may be stored in the clear: no seal
+// job has finished yet, or a server started with encryption off since the
+// last one began. A server starts the seal job only then, not at every
+// start (the job reads every record of every tenant).
+func (w *Worker) SealNeeded(ctx context.Context) (bool, error) {
+	sealed, ok, err := w.cfg.Store.Mark(ctx, MarkSealed)
+	if err != nil || !ok {
+		return true, err
+	}
+	plain, ok, err := w.cfg.Store.Mark(ctx, MarkPlaintext)
+	return ok && !plain.Before(sealed), err
+}
+
 // Job returns a job by id, or an error wrapping ErrNoJob.
 func (w *Worker) Job(ctx context.Context, id string) (Job, error) { return w.cfg.Store.Job(ctx, id) }
 
@@ -257,7 +270,7 @@ func (w *Worker) nextTenant(ctx context.Context, j *Job) (bool, error) {
 	j.Listed, j.Collections, j.After = false, nil, ""
 	if len(ids) == 0 {
 		j.State = JobDone
-		return true, nil
+		return true, w.cfg.Store.SetMark(ctx, MarkSealed, j.CreatedAt)
 	}
 	j.Tenant = ids[0].String()
 	return true, nil

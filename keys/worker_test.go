@@ -216,9 +216,23 @@ func TestSealJobEncryptsRecordsStoredInTheClear(t *testing.T) {
 	if again, _ := e.w.StartSeal(context.Background()); again.ID != j.ID {
 		t.Fatal("a second seal job started while one runs")
 	}
+	if need, err := e.w.SealNeeded(context.Background()); err != nil || !need {
+		t.Fatalf("before any seal job finished: SealNeeded %v %v, want true", need, err)
+	}
 	j = e.runUntilDone(t, j.ID)
 	if j.State != keys.JobDone || j.Resealed != 12 {
 		t.Fatalf("seal job: %+v", j)
+	}
+	// Once it is done, a restart need not read every record again, until
+	// a server runs with encryption off.
+	if need, err := e.w.SealNeeded(context.Background()); err != nil || need {
+		t.Fatalf("after the seal job: SealNeeded %v %v, want false", need, err)
+	}
+	if err := e.f.store.SetMark(context.Background(), keys.MarkPlaintext, e.clk.t); err != nil {
+		t.Fatal(err)
+	}
+	if need, err := e.w.SealNeeded(context.Background()); err != nil || !need {
+		t.Fatalf("after a start with encryption off: SealNeeded %v %v, want true", need, err)
 	}
 	for k, v := range e.raw(t, acme) {
 		if strings.Contains(v, "visible") {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -43,7 +44,7 @@ type encryption struct {
 // It returns nil when Options.DisableEncryption is set.
 func openEncryption(ctx context.Context, opts Options, backends map[string]store.Backend) (*encryption, error) {
 	if opts.DisableEncryption {
-		return nil, nil
+		return nil, markPlaintext(ctx, opts, backends)
 	}
 	path := opts.KeyringPath
 	if path == "" {
@@ -83,6 +84,42 @@ func openEncryption(ctx context.Context, opts Options, backends map[string]store
 	return e, nil
 }
 
+// markPlaintext records in the key store, if there is one, that a server
+// started with encryption off, so that the next one with encryption on
+// seals what this one writes in the clear.
+func markPlaintext(ctx context.Context, opts Options, backends map[string]store.Backend) error {
+	var db *sql.DB
+	if opts.PostgresURL == "" {
+		p := filepath.Join(opts.DataDir, keysFile)
+		if _, err := os.Stat(p); err != nil {
+			return nil // never encrypted: the first server with encryption seals everything
+		}
+		var err error
+		if db, err = sql.Open("sqlite", "file:"+p+"?_pragma=busy_timeout(5000)&_txlock=immediate"); err != nil {
+			return err
+		}
+	} else {
+		main, ok := backends[MainShard].(*postgres.Backend)
+		if !ok {
+			return errors.New("no main PostgreSQL shard")
+		}
+		db = stdlib.OpenDBFromPool(main.OperatorPool())
+	}
+	defer db.Close()
+	st, err := keys.OpenSQLStore(ctx, db, opts.PostgresURL != "")
+	if err == nil {
+		now := time.Now
+		if opts.Now != nil {
+			now = opts.Now
+		}
+		err = st.SetMark(ctx, keys.MarkPlaintext, now())
+	}
+	if err != nil {
+		return fmt.Errorf("key store: record that encryption is off: %w", err)
+	}
+	return nil
+}
+
 // sealer is the router's store.Sealer: nil without encryption.
 func (e *encryption) sealer() store.Sealer {
 	if e == nil {
@@ -108,7 +145,11 @@ func (s *Server) startEncryption() error {
 			return ids, err
 		}})
 	if !s.opts.SkipSealJob {
-		if _, err := e.worker.StartSeal(context.Background()); err != nil {
+		needed, err := e.worker.SealNeeded(context.Background())
+		if err == nil && needed {
+			_, err = e.worker.StartSeal(context.Background())
+		}
+		if err != nil {
 			return err
 		}
 	}

@@ -92,3 +92,36 @@ func TestSealJobEncryptsRecordsWrittenInTheClear(t *testing.T) {
 	found, _ := scanDir(t, dir, needles("old-po", "old-db"))
 	t.Logf("needles of the former plaintext still in the files after sealing: %v", found)
 }
+
+// TestARunWithEncryptionOffIsSealedAtTheNextStart: the seal job does not
+// run at every start (it reads every record), but a server that ran with
+// encryption off in between leaves a mark, and the next start with
+// encryption on seals what it wrote.
+func TestARunWithEncryptionOffIsSealedAtTheNextStart(t *testing.T) {
+	dir := t.TempDir()
+	e := newEnvIn(t, dir, server.Options{})
+	tok := e.tenantWithKey("flip", "pooled")
+	e.fill(tok, 3, rotateCollections...)
+	e.close()
+	e = newEnvIn(t, dir, server.Options{DisableEncryption: true})
+	want(t, e.req("PUT", "/v1/collections/orders/records/plain", tok, map[string]any{"x": "written in the clear"}), 201, "")
+	e.close()
+	e = newEnvIn(t, dir, server.Options{})
+	deadline := time.Now().Add(time.Minute)
+	for {
+		clear := 0
+		for _, r := range rawRecords(t, recordFile(dir, "flip", "pooled"), "flip") {
+			if !isSealed(r.Data) {
+				clear++
+			}
+		}
+		if clear == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d records still in the clear a minute after a start with encryption on", clear)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	want(t, e.req("GET", "/v1/collections/orders/records/plain", tok, nil), 200, "")
+}
