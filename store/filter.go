@@ -177,11 +177,8 @@ func (q Query) CheckTokens() error {
 // SealedIndex member: none if that is not an array, and only the elements
 // that are strings.
 func EnvelopeIndex(data []byte) (index []string, sealed bool) {
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(data, &obj) != nil {
-		return nil, false
-	}
-	if _, sealed = obj[SealedMarker]; !sealed {
+	obj, sealed := envelopeMembers(data)
+	if !sealed {
 		return nil, false
 	}
 	var elems []json.RawMessage
@@ -195,6 +192,17 @@ func EnvelopeIndex(data []byte) (index []string, sealed bool) {
 		}
 	}
 	return index, true
+}
+
+// envelopeMembers returns the top-level members of data if it is a sealed
+// envelope: an object holding the key SealedMarker, whatever its value.
+func envelopeMembers(data []byte) (map[string]json.RawMessage, bool) {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(data, &obj) != nil {
+		return nil, false
+	}
+	_, sealed := obj[SealedMarker]
+	return obj, sealed
 }
 
 // holdsAny reports whether index holds one of tokens.

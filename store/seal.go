@@ -131,11 +131,8 @@ func parseEnvelope(data []byte) (e envelope, sealed bool) {
 	if !bytes.Contains(data, sealedKey) {
 		return envelope{}, false
 	}
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(data, &obj) != nil {
-		return envelope{}, false
-	}
-	if _, sealed = obj[SealedMarker]; !sealed {
+	obj, sealed := envelopeMembers(data)
+	if !sealed {
 		return envelope{}, false // the key is nested: plain data
 	}
 	_ = json.Unmarshal(obj[SealedMarker], &e.Version)
