@@ -35,6 +35,9 @@ type Job struct {
 	Kind   string `json:"kind"`
 	State  string `json:"state"`
 	Tenant string `json:"tenant,omitempty"` // the tenant of a rotation; the current one of a seal job
+	// Key is the data key a rotation made primary: a tenant whose primary
+	// key is another one is not the tenant this job rotates.
+	Key uint32 `json:"key,omitempty"`
 	// Pass is 1, then 2 for a rotation: the second pass, run once the
 	// keys of every instance have expired from their caches, re-seals
 	// what a stale instance wrote during the first.

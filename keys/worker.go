@@ -80,11 +80,13 @@ func (w *Worker) StartRotation(ctx context.Context, id tenant.ID) (Job, error) {
 			return j, fmt.Errorf("%w: %s (job %s)", ErrRotationRunning, id, j.ID)
 		}
 	}
-	if _, err := w.cfg.Keys.Rotate(ctx, id); err != nil {
+	info, err := w.cfg.Keys.Rotate(ctx, id)
+	if err != nil {
 		return Job{}, err
 	}
 	now := w.now()
-	j := Job{ID: newJobID(), Kind: JobRotate, State: JobRunning, Tenant: id.String(), Pass: 1, CreatedAt: now, UpdatedAt: now}
+	j := Job{ID: newJobID(), Kind: JobRotate, State: JobRunning, Tenant: id.String(), Key: info.DataKeys[0],
+		Pass: 1, CreatedAt: now, UpdatedAt: now}
 	if err := w.cfg.Store.SaveJob(ctx, j); err != nil {
 		return Job{}, err
 	}
@@ -198,6 +200,19 @@ func (w *Worker) step(ctx context.Context, j *Job) (bool, error) {
 	}
 	if j.Pass == 2 && w.now().Before(j.NotBefore) {
 		return false, nil // waiting for every instance's cache to expire
+	}
+	if j.Kind == JobRotate {
+		// The tenant deleted meanwhile, and perhaps created again with the
+		// same id: its keys are not the ones this job rotated to, and
+		// retiring "old" keys would destroy the new tenant's.
+		k, err := w.cfg.Keys.keys(ctx, id)
+		if err != nil {
+			return false, err
+		}
+		if k.primary != j.Key {
+			j.State, j.Error = JobFailed, fmt.Sprintf("the keys of tenant %s changed under the rotation (deleted, or created again)", id)
+			return true, nil
+		}
 	}
 	tctx := tenant.WithID(ctx, id)
 	err = w.cfg.Router.Tx(tctx, func(tx *store.Tx) error {

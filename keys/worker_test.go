@@ -273,3 +273,46 @@ func TestJobsResumeAfterARestart(t *testing.T) {
 		t.Fatalf("resumed job: %+v", got)
 	}
 }
+
+// TestARotationDoesNotReachATenantCreatedAgain: a tenant deleted during
+// its rotation and created again with the same id has new keys; the old
+// rotation stops instead of re-sealing the new tenant's records or
+// retiring its keys.
+func TestARotationDoesNotReachATenantCreatedAgain(t *testing.T) {
+	e := newWorkerEnv(t, 4)
+	acme := e.tenant(t, "acme", 20)
+	j, err := e.w.StartRotation(context.Background(), tenant.MustParse("acme"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.w.Round(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Deleted (keys shredded, data dropped) and created again.
+	id := tenant.MustParse("acme")
+	if _, err := e.m.Destroy(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.router.Drop(context.Background(), id, store.Placement{Mode: store.Pooled, Shard: "local"}); err != nil {
+		t.Fatal(err)
+	}
+	delete(e.places, "acme")
+	acme = e.tenant(t, "acme", 6)
+	fresh, err := e.m.Info(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := e.runUntilDone(t, j.ID)
+	if got.State != keys.JobFailed || len(got.Destroyed) != 0 {
+		t.Fatalf("the old rotation on the new tenant: %+v", got)
+	}
+	if now, _ := e.m.Info(context.Background(), id); fmt.Sprint(now) != fmt.Sprint(fresh) {
+		t.Fatalf("the new tenant's keys changed from %v to %v", fresh, now)
+	}
+	if err := e.router.ReadTx(acme, func(tx *store.Tx) error {
+		_, err := tx.Get(acme, "a", "r000")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
