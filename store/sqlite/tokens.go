@@ -44,20 +44,26 @@ const sealedPrefix = `{"` + store.SealedMarker + `":`
 func sealedMatch(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
 	data, tokens := text(args[0]), text(args[1])
 	escaped := strings.IndexByte(data, '\\') >= 0
+	var index []string // parsed at most once
+	parsed := false
 	switch {
 	case strings.HasPrefix(data, sealedPrefix): // the first key is the marker
 	case !escaped && !strings.Contains(data, `"`+store.SealedMarker+`"`):
 		return nil, nil
 	default:
-		if _, sealed := store.EnvelopeIndex([]byte(data)); !sealed {
+		var sealed bool
+		if index, sealed = store.EnvelopeIndex([]byte(data)); !sealed {
 			return nil, nil
 		}
+		parsed = true
 	}
 	in := func(t string) bool { return strings.Contains(data, t) }
 	if !escaped && !anyToken(tokens, in) {
 		return int64(0), nil
 	}
-	index, _ := store.EnvelopeIndex([]byte(data))
+	if !parsed {
+		index, _ = store.EnvelopeIndex([]byte(data))
+	}
 	if anyToken(tokens, func(t string) bool { return slices.Contains(index, t) }) {
 		return int64(1), nil
 	}
