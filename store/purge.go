@@ -20,6 +20,16 @@ const MaxPurge = 10000
 type PurgeResult struct {
 	Records int64 `json:"records"`
 	Bytes   int64 `json:"bytes"`
+	// Deleted names the records deleted, with the versions they had, for
+	// their events (a backend with an outbox, EventTx, must fill it).
+	Deleted []RecordRef `json:"-"`
+}
+
+// RecordRef names one version of a record.
+type RecordRef struct {
+	Collection string
+	ID         string
+	Version    int64
 }
 
 // PurgeTx is an optional capability of a BackendTx: deleting a tenant's
@@ -65,6 +75,9 @@ func (tx *Tx) Purge(ctx context.Context, collection string, before time.Time, ma
 	if err != nil {
 		return PurgeResult{}, err
 	}
+	if err := tx.appendPurged(ctx, res); err != nil {
+		return PurgeResult{}, err
+	}
 	if tracked {
 		if err := tx.addUsage(ctx, Usage{Records: -res.Records, Bytes: -res.Bytes}); err != nil {
 			return PurgeResult{}, err
@@ -82,4 +95,26 @@ func ceilMicro(t time.Time) time.Time {
 		c = c.Add(time.Microsecond)
 	}
 	return c
+}
+
+// appendPurged appends a delete event, reason "retention", for each record
+// a purge deleted.
+func (tx *Tx) appendPurged(ctx context.Context, res PurgeResult) error {
+	et := tx.events()
+	if et == nil || res.Records == 0 {
+		return nil
+	}
+	if int64(len(res.Deleted)) != res.Records {
+		return fmt.Errorf("store: purge deleted %d records but named %d of them for their events (%T)", res.Records, len(res.Deleted), tx.btx)
+	}
+	now := tx.r.now().UTC().Truncate(1e3)
+	evs := make([]Event, len(res.Deleted))
+	for i, d := range res.Deleted {
+		evs[i] = Event{Tenant: tx.tenant, Collection: d.Collection, ID: d.ID, Op: OpDelete, Version: d.Version, At: now, Reason: "retention"}
+	}
+	if err := et.AppendEvents(ctx, evs); err != nil {
+		return fmt.Errorf("append events: %w", err)
+	}
+	tx.appended = true
+	return nil
 }

@@ -38,6 +38,17 @@ type Config struct {
 	// Sealer encrypts record data at rest with each tenant's own keys
 	// (package keys). Nil: data is stored in the clear.
 	Sealer Sealer
+	// NoEvents turns the transactional outbox off: writes append no
+	// events (see Event). By default every write and delete on a backend
+	// with an outbox (EventTx) appends one in its transaction.
+	NoEvents bool
+	// EventData says which tenants' events carry the record's data. Nil:
+	// no event carries data.
+	EventData EventData
+	// EventsCommitted, if set, is called after a transaction that appended
+	// events has committed, with its tenant: a change feed or a relay
+	// wakes up on it rather than polling. It must not block.
+	EventsCommitted func(tenant.ID)
 }
 
 // ErrNoCursorKey reports a List on a Router made without a cursor key:
@@ -54,6 +65,9 @@ type Router struct {
 	now        func() time.Time
 	quotas     Quotas
 	sealer     Sealer
+	noEvents   bool
+	eventData  EventData
+	committed  func(tenant.ID)
 }
 
 // NewRouter returns a Router for cfg.
@@ -79,7 +93,8 @@ func NewRouter(cfg Config) (*Router, error) {
 	for name, be := range cfg.Backends {
 		b[name] = be
 	}
-	return &Router{placements: cfg.Placements, backends: b, cursors: codec, now: now, quotas: cfg.Quotas, sealer: cfg.Sealer}, nil
+	return &Router{placements: cfg.Placements, backends: b, cursors: codec, now: now, quotas: cfg.Quotas, sealer: cfg.Sealer,
+		noEvents: cfg.NoEvents, eventData: cfg.EventData, committed: cfg.EventsCommitted}, nil
 }
 
 // Shards returns the names of the router's shards, sorted.

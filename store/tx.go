@@ -30,6 +30,8 @@ type Tx struct {
 	// known once a write has locked the usage row (afterKnown).
 	after      Usage
 	afterKnown bool
+	// appended: a write appended an event to the outbox.
+	appended bool
 }
 
 // Tenant returns the tenant the transaction is scoped to.
@@ -62,7 +64,13 @@ func (tx *Tx) Commit() error {
 		return ErrTxDone
 	}
 	tx.done = true
-	return tx.btx.Commit()
+	if err := tx.btx.Commit(); err != nil {
+		return err
+	}
+	if tx.appended && tx.r.committed != nil {
+		tx.r.committed(tx.tenant)
+	}
+	return nil
 }
 
 // Rollback aborts the transaction. It is safe to call after Commit.
@@ -132,6 +140,9 @@ func (tx *Tx) Put(ctx context.Context, collection, id string, data []byte, cond 
 		if err := tx.btx.Insert(ctx, rec); err != nil {
 			return Record{}, false, err
 		}
+		if err := tx.appendEvent(ctx, OpCreate, rec); err != nil {
+			return Record{}, false, err
+		}
 		rec.Data = norm
 		if tracked {
 			if err := tx.addUsage(ctx, d); err != nil {
@@ -153,6 +164,9 @@ func (tx *Tx) Put(ctx context.Context, collection, id string, data []byte, cond 
 	}
 	rec = Record{ID: id, Collection: collection, Data: stored, Version: cur.Version + 1, CreatedAt: cur.CreatedAt, UpdatedAt: now}
 	if err := tx.btx.Update(ctx, rec, cur.Version); err != nil {
+		return Record{}, false, err
+	}
+	if err := tx.appendEvent(ctx, OpUpdate, rec); err != nil {
 		return Record{}, false, err
 	}
 	rec.Data = norm
@@ -196,6 +210,9 @@ func (tx *Tx) Create(ctx context.Context, collection string, data []byte) (Recor
 	if err := tx.btx.Insert(ctx, rec); err != nil {
 		return Record{}, err
 	}
+	if err := tx.appendEvent(ctx, OpCreate, rec); err != nil {
+		return Record{}, err
+	}
 	rec.Data = norm
 	if tracked {
 		if err := tx.addUsage(ctx, d); err != nil {
@@ -226,7 +243,7 @@ func (tx *Tx) Delete(ctx context.Context, collection, id string, cond IfMatch) e
 	if err != nil {
 		return err
 	}
-	if cond.set() || tracked {
+	if cond.set() || tracked || tx.events() != nil {
 		cur, err := tx.btx.Get(ctx, collection, id)
 		return tx.deleteRecord(ctx, collection, id, cond, tracked, cur, err)
 	}
@@ -248,8 +265,14 @@ func (tx *Tx) deleteRecord(ctx context.Context, collection, id string, cond IfMa
 	if cond.Version != 0 && cur.Version != cond.Version {
 		return fmt.Errorf("%w: record is at version %d", ErrPrecondition, cur.Version)
 	}
-	if err := tx.btx.Delete(ctx, collection, id); err != nil || !tracked {
+	if err := tx.btx.Delete(ctx, collection, id); err != nil {
 		return err
+	}
+	if err := tx.appendEvent(ctx, OpDelete, Record{Collection: collection, ID: id, Version: cur.Version, UpdatedAt: tx.r.now().UTC().Truncate(1e3)}); err != nil {
+		return err
+	}
+	if !tracked {
+		return nil
 	}
 	return tx.addUsage(ctx, Usage{Records: -1, Bytes: -plainSize(cur.Data)})
 }
