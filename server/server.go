@@ -76,6 +76,8 @@ type Server struct {
 	receiptSigner ed25519.PrivateKey
 	// retention purges expired records in the background (retention.go).
 	retention *retentionSweep
+	// natsRelay publishes events to NATS (relay.go); nil without NATSURL.
+	natsRelay relayPtr
 	closeOne  sync.Once
 	closeErr  error
 }
@@ -186,7 +188,8 @@ func Open(ctx context.Context, opts Options) (_ *Server, err error) {
 	var fl *fleet.Fleet
 	if err == nil {
 		fl, err = fleet.New(fleet.Config{Catalog: cat, Backends: backends, Placement: opts.Placement,
-			Router: store.Config{CursorKey: cursorKey, Quotas: s.limits, Now: opts.Now, Sealer: s.enc.sealer()}, Keys: s.enc.fleetKeys()})
+			Router: store.Config{CursorKey: cursorKey, Quotas: s.limits, Now: opts.Now, Sealer: s.enc.sealer(),
+				EventsCommitted: s.eventsCommitted}, Keys: s.enc.fleetKeys()})
 	}
 	if err != nil {
 		_ = s.enc.close()
@@ -225,6 +228,10 @@ func Open(ctx context.Context, opts Options) (_ *Server, err error) {
 	s.handler = s.routes()
 	s.initUsageGauges()
 	if err := s.initRetention(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open server: %w", err)
+	}
+	if err := s.initRelay(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open server: %w", err)
 	}
@@ -330,6 +337,7 @@ func (s *Server) Close() error {
 		// The sweepers first: they use the catalog and the stores.
 		s.stopUsageSweeper()
 		s.stopRetention()
+		s.stopRelay() // it reads the outboxes and saves positions
 		var errs []error
 		// The key jobs next: they write through the router.
 		if err := s.enc.close(); err != nil {

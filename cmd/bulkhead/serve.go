@@ -33,6 +33,7 @@ func newServeCommand(g *globals) *cobra.Command {
 	var usageSweep, retention time.Duration
 	var encrypt bool
 	var keyring string
+	var nf natsFlags
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the Bulkhead server",
@@ -107,6 +108,7 @@ bounded batches, each tenant's purge audited on its chain.`,
 			if retention == 0 {
 				opts.RetentionInterval = -1 // off
 			}
+			nf.apply(&opts)
 			shards, err := pg.parse()
 			if err != nil {
 				return &usageError{cmd: cmd.CommandPath(), err: err}
@@ -134,6 +136,7 @@ bounded batches, each tenant's purge audited on its chain.`,
 	cmd.Flags().IntVar(&maxOpen, "max-open-databases", 256,
 		"database-mode files (SQLite) or tenant database pools per shard (PostgreSQL, default 64) kept open at once")
 	pg.register(cmd.Flags())
+	nf.register(cmd.Flags())
 	cmd.Flags().StringVar(&policyDir, "policy-dir", "",
 		"directory of Cedar policies (*.cedar) added to the default set; default.cedar there replaces it; reloaded on change")
 	cmd.Flags().StringVar(&limitsFile, "limits-file", "",
