@@ -92,6 +92,27 @@ func runSealedAttacks(t *testing.T, newEnv func(t *testing.T) *Env) {
 			t.Fatalf("stored event data %s is not sealed", raw)
 		}
 	})
+	t.Run("EventDataOfRetiredKeysReadsAsUnavailable", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		a := e.Tenant(t, "acme")
+		id := tenant.MustParse("acme")
+		e.EventData.Set(id, true)
+		put(t, e.Router, a, "docs", "r1", `{"v":1}`)
+		if _, err := e.Keys.Rotate(a, id); err != nil {
+			t.Fatal(err)
+		}
+		put(t, e.Router, a, "docs", "r1", `{"v":2}`)
+		if _, err := e.Keys.Retire(a, id); err != nil {
+			t.Fatal(err)
+		}
+		e.Keys.Forget(id)
+		evs := e.allEvents(t, a, 0)
+		if len(evs) != 2 || evs[0].Data != nil || !evs[0].DataUnavailable ||
+			string(evs[1].Data) != `{"v":2}` || evs[1].DataUnavailable {
+			t.Fatalf("events after the old keys were retired: %+v", evs)
+		}
+	})
 	t.Run("CiphertextMovedToAnotherRowOrTenantDoesNotOpen", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t)
