@@ -1,0 +1,172 @@
+package relay_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/relay"
+	"github.com/bulkhead-dev/bulkhead/store"
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// TestRelayResumesFromItsOffset: a relay stopped and started again
+// publishes only what came after the position it saved.
+func TestRelayResumesFromItsOffset(t *testing.T) {
+	e := newEnv(t)
+	acme := e.create(t, "acme", "")
+	stop := e.run(t, e.options())
+	e.write(t, acme, "orders", 30)
+	waitFor(t, "30 messages and the offset", func() bool { return e.count(t) == 30 && e.offset(t, acme) == 30 })
+	stop()
+	e.write(t, acme, "orders", 12) // while no relay runs
+	e.run(t, e.options())          // the scan at start finds them
+	waitFor(t, "the offset at 42", func() bool { return e.offset(t, acme) == 42 })
+	msgs := e.messages(t)
+	if len(msgs) != 42 {
+		t.Fatalf("stream holds %d messages, want 42 (each event once)", len(msgs))
+	}
+	for i, m := range msgs {
+		if m.ev.Seq != int64(i+1) {
+			t.Fatalf("message %d holds event %d", i+1, m.ev.Seq)
+		}
+	}
+}
+
+// TestRecreatedTenantIsANewTenant: a tenant deleted and created again with
+// the same id numbers its events from 1 again; its messages carry the new
+// incarnation in their msg ids, so JetStream does not drop them as the old
+// tenant's duplicates, and the relay does not start from the old tenant's
+// position.
+func TestRecreatedTenantIsANewTenant(t *testing.T) {
+	e := newEnv(t)
+	acme := e.create(t, "acme", "database")
+	e.run(t, e.options())
+	e.write(t, acme, "orders", 5)
+	waitFor(t, "the first incarnation's 5 messages", func() bool { return e.offset(t, acme) == 5 })
+	if err := e.fl.Offboard(context.Background(), acme); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Millisecond) // incarnations are microsecond instants: make them differ
+	e.create(t, "acme", "pooled")
+	e.write(t, acme, "orders", 3)
+	waitFor(t, "the second incarnation's 3 messages", func() bool { return e.count(t) == 8 })
+	msgs := e.messages(t)
+	incs := map[string]bool{}
+	for i, m := range msgs {
+		parts := strings.Split(m.id, ".")
+		if len(parts) != 3 || parts[0] != "acme" {
+			t.Fatalf("msg id %q", m.id)
+		}
+		incs[parts[1]] = true
+		want := int64(i + 1)
+		if i >= 5 {
+			want = int64(i - 4)
+		}
+		if m.ev.Seq != want || parts[2] != strconv.FormatInt(want, 10) {
+			t.Fatalf("message %d: event %d (msg id %q), want event %d", i+1, m.ev.Seq, m.id, want)
+		}
+	}
+	if len(incs) != 2 {
+		t.Fatalf("msg ids name %d incarnations, want 2", len(incs))
+	}
+	waitFor(t, "the new tenant's offset", func() bool { return e.offset(t, acme) == 3 })
+}
+
+// TestTrimmedEventsAreSkipped: events trimmed from the outbox before the
+// relay got to them are counted, logged and skipped; the relay publishes
+// what is left and saves its position past it.
+func TestTrimmedEventsAreSkipped(t *testing.T) {
+	e := newEnv(t)
+	acme := e.create(t, "acme", "")
+	e.write(t, acme, "orders", 10)
+	ctx := tenant.WithID(context.Background(), acme)
+	err := e.fl.Router().Tx(ctx, func(tx *store.Tx) error {
+		n, err := tx.TrimEvents(ctx, time.Time{}, 3, 100) // keep the newest 3
+		if err == nil && n != 7 {
+			t.Errorf("trimmed %d events, want 7", n)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.run(t, e.options())
+	waitFor(t, "the offset at 10", func() bool { return e.offset(t, acme) == 10 })
+	msgs := e.messages(t)
+	if len(msgs) != 3 || msgs[0].ev.Seq != 8 || msgs[2].ev.Seq != 10 {
+		t.Fatalf("stream holds %d messages (first %v), want events 8 to 10", len(msgs), msgs)
+	}
+	if got := metric(t, e, "bulkhead_relay_expired_total", "acme"); got != 7 {
+		t.Fatalf("bulkhead_relay_expired_total{tenant=acme} = %v, want 7", got)
+	}
+}
+
+// TestBurstDoesNotMonopoliseTheRelay: one worker, a tenant with 3,000
+// events waiting and one with 10: the small tenant's events are in the
+// stream long before the big one's are done (it waits for about one of
+// the big tenant's batches, not for all of them).
+func TestBurstDoesNotMonopoliseTheRelay(t *testing.T) {
+	e := newEnv(t)
+	big := e.create(t, "big", "")
+	small := e.create(t, "small", "")
+	for range 6 {
+		e.write(t, big, "clicks", 500)
+	}
+	e.write(t, small, "orders", 10)
+	opts := e.options()
+	opts.Workers, opts.BatchSize = 1, 100
+	e.run(t, opts)
+	waitFor(t, "3,010 messages", func() bool { return e.count(t) == 3010 })
+	last := uint64(0)
+	for _, m := range e.messages(t) {
+		if m.ev.Tenant == small {
+			last = m.seq
+		}
+	}
+	if last == 0 || last > 300 {
+		t.Fatalf("the small tenant's last event is message %d of 3,010; want it within the first 300", last)
+	}
+}
+
+// TestRateLimitedTenantGetsEveryEvent: a per-tenant rate smaller than its
+// backlog holds the tenant back between batches (the bucket itself is
+// TestBucket's), and every event still arrives once.
+func TestRateLimitedTenantGetsEveryEvent(t *testing.T) {
+	e := newEnv(t)
+	acme := e.create(t, "acme", "")
+	e.write(t, acme, "orders", 200)
+	opts := e.options()
+	opts.Rate, opts.Burst = 2000, 50 // 50 at once, then 2 per millisecond
+	e.run(t, opts)
+	waitFor(t, "the offset at 200", func() bool { return e.offset(t, acme) == 200 })
+	if n := e.count(t); n != 200 {
+		t.Fatalf("stream holds %d messages, want 200", n)
+	}
+	if got := metric(t, e, "bulkhead_relay_published_total", "acme"); got != 200 {
+		t.Fatalf("published %v, want 200", got)
+	}
+}
+
+// TestRelayOptionsAreChecked: bad options fail New with ErrOptions and
+// say what to fix.
+func TestRelayOptionsAreChecked(t *testing.T) {
+	e := newEnv(t)
+	for name, mod := range map[string]func(*relay.Options){
+		"no connection":       func(o *relay.Options) { o.Conn = nil },
+		"stream with a dot":   func(o *relay.Options) { o.Stream = "A.B" },
+		"prefix wildcard":     func(o *relay.Options) { o.SubjectPrefix = "bulkhead.*" },
+		"prefix empty token":  func(o *relay.Options) { o.SubjectPrefix = "bulkhead..x" },
+		"batch over the page": func(o *relay.Options) { o.BatchSize = store.MaxEventPage + 1 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			o := e.options()
+			mod(&o)
+			if _, err := relay.New(o); err == nil || !strings.Contains(err.Error(), "relay") {
+				t.Fatalf("New: %v, want an error", err)
+			}
+		})
+	}
+}
