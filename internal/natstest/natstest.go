@@ -1,6 +1,10 @@
-package relay_test
+// Package natstest gives tests NATS: the shared server CI runs
+// (BULKHEAD_TEST_NATS) or a nats-server of the test's own with a config
+// (for permissions), and streams of a test's own.
+package natstest
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -15,9 +19,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// natsURL returns BULKHEAD_TEST_NATS (the machine's NATS with JetStream)
+// URL returns BULKHEAD_TEST_NATS (the machine's NATS with JetStream)
 // or skips the test naming it.
-func natsURL(t testing.TB) string {
+func URL(t testing.TB) string {
 	t.Helper()
 	u := os.Getenv("BULKHEAD_TEST_NATS")
 	if u == "" {
@@ -26,24 +30,24 @@ func natsURL(t testing.TB) string {
 	return u
 }
 
-// unique returns a fresh name part: tests share one NATS server, and two
+// Unique returns a fresh name part: tests share one NATS server, and two
 // streams may not capture the same subjects.
-func unique() string {
+func Unique() string {
 	b := make([]byte, 5)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
 
-// testStream names a stream and subject prefix of the test's own, and
+// Stream names a stream and subject prefix of the test's own, and
 // deletes the stream when the test ends.
-func testStream(t testing.TB, nc *nats.Conn) (stream, prefix string) {
+func Stream(t testing.TB, nc *nats.Conn) (stream, prefix string) {
 	t.Helper()
-	u := unique()
+	u := Unique()
 	stream, prefix = "BHTEST_"+u, "bhtest_"+u
 	t.Cleanup(func() {
 		js, err := jetstream.New(nc)
 		if err == nil {
-			ctx, cancel := contextWithTimeout(10 * time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			_ = js.DeleteStream(ctx, stream)
 		}
@@ -51,7 +55,8 @@ func testStream(t testing.TB, nc *nats.Conn) (stream, prefix string) {
 	return stream, prefix
 }
 
-func connect(t testing.TB, url string, opts ...nats.Option) *nats.Conn {
+// Connect connects to url and closes the connection when the test ends.
+func Connect(t testing.TB, url string, opts ...nats.Option) *nats.Conn {
 	t.Helper()
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
@@ -61,13 +66,13 @@ func connect(t testing.TB, url string, opts ...nats.Option) *nats.Conn {
 	return nc
 }
 
-// startNATS runs a nats-server of the test's own (for permissions the
+// Start runs a nats-server of the test's own (for permissions the
 // shared server lacks) with config, on a free port, JetStream in a
 // temporary directory; it returns its URL. config may use %[1]s for the
 // listen address and %[2]s for the store directory.
-func startNATS(t *testing.T, config string) string {
+func Start(t *testing.T, config string) string {
 	t.Helper()
-	natsURL(t) // the same service variable: CI runs nats-server
+	URL(t) // the same service variable: CI runs nats-server
 	bin := os.Getenv("BULKHEAD_NATS_SERVER")
 	if bin == "" {
 		bin = "/usr/sbin/nats-server"
