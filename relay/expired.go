@@ -23,19 +23,21 @@ func (r *Relay) skipAhead(ctx context.Context, id tenant.ID, st *tstate, gen int
 		return r.fail(ctx, id, "read", err)
 	}
 	st.mu.Lock()
-	defer st.mu.Unlock()
 	if st.gen != gen || st.sent != after {
+		st.mu.Unlock()
 		return sched.Outcome{More: true}
 	}
 	r.opts.Metrics.addExpired(id.String(), to-after)
 	r.log.Warn("nats relay: events trimmed before they were published; skipping ahead", slog.String("tenant", id.String()),
 		slog.Int64("after", after), slog.Int64("resume_after", to), slog.Int64("skipped", to-after))
-	if len(st.inflight) == 0 {
+	idle := len(st.inflight) == 0
+	if idle {
 		st.acked = to
-		st.sent = to
-		r.saveLocked(ctx, id, st, to)
-	} else {
-		st.sent = to // the position is saved with the next batch's acks
+	}
+	st.sent = to // with batches in flight, the position is saved with the next batch's acks
+	st.mu.Unlock()
+	if idle {
+		r.save(ctx, id, st)
 	}
 	return sched.Outcome{Cost: 1, More: true}
 }

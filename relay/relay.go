@@ -23,7 +23,7 @@ const (
 	DefaultBatchSize       = 500
 	DefaultRate            = 50_000 // events per second per tenant
 	DefaultWorkers         = 4
-	DefaultPipeline        = 2
+	DefaultPipeline        = 8
 	DefaultScanInterval    = 30 * time.Second
 	DefaultAckTimeout      = 10 * time.Second
 	DefaultDuplicateWindow = 2 * time.Minute

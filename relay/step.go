@@ -2,7 +2,6 @@ package relay
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,7 +27,8 @@ var (
 
 // tstate is the relay's memory of one tenant (one incarnation).
 type tstate struct {
-	mu       sync.Mutex // guards the fields below; held while an offset is saved
+	saveMu   sync.Mutex // held while the offset is saved: one save at a time
+	mu       sync.Mutex // guards the fields below
 	inc      time.Time  // the incarnation the positions belong to
 	loaded   bool       // acked and sent were read from the tenant's offset
 	gen      int        // bumped when in-flight batches no longer count
@@ -140,14 +140,14 @@ func (r *Relay) step(ctx context.Context) sched.Outcome {
 	}
 	st.mu.Lock()
 	r.opts.Metrics.setLag(id.String(), head-st.acked)
+	unsaved := st.saved < st.acked
+	st.mu.Unlock()
 	if len(evs) == 0 {
-		if st.saved < st.acked && st.gen == gen {
-			r.saveLocked(ctx, id, st, st.acked)
+		if unsaved { // an earlier save failed
+			r.save(ctx, id, st)
 		}
-		st.mu.Unlock()
 		return sched.Outcome{}
 	}
-	st.mu.Unlock()
 
 	if h := testHookBeforePublish; h != nil {
 		h(id, evs)
@@ -185,15 +185,15 @@ func (r *Relay) publish(id tenant.ID, inc time.Time, ev *store.Event) (jetstream
 	if err != nil {
 		return nil, err
 	}
-	body, err := json.Marshal(ev)
+	body, err := encodeEvent(make([]byte, 0, 192+len(ev.Data)), ev)
 	if err != nil {
 		return nil, fmt.Errorf("encode event %d: %w", ev.Seq, err)
 	}
-	msg := &nats.Msg{Subject: subj, Data: body, Header: nats.Header{
-		HeaderTenant:      []string{id.String()},
-		HeaderSeq:         []string{strconv.FormatInt(ev.Seq, 10)},
-		HeaderIncarnation: []string{strconv.FormatInt(inc.UnixMicro(), 10)},
-	}}
+	h := make(nats.Header, 5) // and the two the publish options add
+	h[HeaderTenant] = []string{id.String()}
+	h[HeaderSeq] = []string{strconv.FormatInt(ev.Seq, 10)}
+	h[HeaderIncarnation] = []string{strconv.FormatInt(inc.UnixMicro(), 10)}
+	msg := &nats.Msg{Subject: subj, Data: body, Header: h}
 	return r.js.PublishMsgAsync(msg, jetstream.WithMsgID(MsgID(id, inc, ev.Seq)), jetstream.WithExpectStream(r.opts.Stream))
 }
 
@@ -232,7 +232,6 @@ func isClosed(c chan struct{}) bool {
 // tenant's position when all arrived; on a failure it rewinds the tenant
 // to its last acknowledged event and queues it again after a pause.
 func (r *Relay) await(ctx context.Context, id tenant.ID, st *tstate, b *batch) {
-	defer close(b.done)
 	ok := true
 	if b.prev != nil {
 		<-b.prev.done
@@ -256,39 +255,54 @@ func (r *Relay) await(ctx context.Context, id tenant.ID, st *tstate, b *batch) {
 		}
 	}
 	st.mu.Lock()
-	defer st.mu.Unlock()
 	if b.gen != st.gen {
+		st.mu.Unlock()
+		close(b.done)
 		return
 	}
 	if !ok {
-		if failure != nil { // the first failed batch of a run reports
+		if failure != nil {
 			r.opts.Metrics.addError(id.String(), "ack")
 			r.log.Warn("nats relay: batch not acknowledged; publishing again", slog.String("tenant", id.String()),
 				slog.Int64("after", st.acked), slog.String("error", failure.Error()))
 		}
 		st.gen++
 		st.sent, st.inflight = st.acked, nil
+		st.mu.Unlock()
+		close(b.done)
 		time.AfterFunc(retryDelay, func() { r.sched.Ready(id) })
 		return
 	}
 	b.received = true
-	r.opts.Metrics.addPublished(id.String(), int(b.to-st.acked))
+	r.opts.Metrics.addPublished(id.String(), len(b.futures))
 	st.acked = b.to
-	r.saveLocked(ctx, id, st, b.to)
+	st.mu.Unlock()
+	close(b.done) // the next batch may go on while the position is saved
+	r.save(ctx, id, st)
 }
 
-// saveLocked saves the tenant's position in its own database; st.mu is
-// held. A failure is counted and logged: the position is saved with a
-// later batch, and a crash before then publishes the events again
-// (JetStream drops them as duplicates within its window).
-func (r *Relay) saveLocked(ctx context.Context, id tenant.ID, st *tstate, seq int64) {
+// save saves the tenant's acknowledged position in its own database, one
+// save at a time: a save that finds a later one already done does
+// nothing, so saves coalesce while the database is slow. A failure is
+// counted and logged: the position is saved with a later batch, and a
+// crash before then publishes the events again (JetStream drops them as
+// duplicates within its window).
+func (r *Relay) save(ctx context.Context, id tenant.ID, st *tstate) {
+	st.saveMu.Lock()
+	defer st.saveMu.Unlock()
+	st.mu.Lock()
+	seq, inc, saved := st.acked, st.inc, st.saved
+	st.mu.Unlock()
+	if seq <= saved {
+		return
+	}
 	if h := testHookBeforeSave; h != nil {
 		h(id, seq)
 	}
 	// The tenant may have been deleted (and created again) since the
 	// batch was read: never save an old incarnation's position in a new
 	// one's database.
-	if state, inc, err := r.opts.Tenants.Incarnation(ctx, id); err != nil || !inc.Equal(st.inc) || state == catalog.Deleting {
+	if state, cur, err := r.opts.Tenants.Incarnation(ctx, id); err != nil || !cur.Equal(inc) || state == catalog.Deleting {
 		return
 	}
 	tctx := tenant.WithID(ctx, id)
@@ -300,7 +314,11 @@ func (r *Relay) saveLocked(ctx context.Context, id tenant.ID, st *tstate, seq in
 		r.log.Warn("nats relay: save offset failed", slog.String("tenant", id.String()), slog.Int64("seq", seq), slog.String("error", err.Error()))
 		return
 	}
-	st.saved = seq
+	st.mu.Lock()
+	if st.inc.Equal(inc) && seq > st.saved {
+		st.saved = seq
+	}
+	st.mu.Unlock()
 }
 
 // fail counts and logs a tenant's failed step and retries it later.
