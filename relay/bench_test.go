@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -106,12 +105,6 @@ func BenchmarkRelayPublish(b *testing.B) {
 		e.reg = prometheus.NewRegistry() // metrics counted, as in the server
 		opts := e.options()
 		opts.Stream, opts.SubjectPrefix, opts.Rate = stream, prefix, -1 // the mechanism, not the per-tenant limit
-		if v := os.Getenv("PIPE"); v != "" {
-			opts.Pipeline, _ = strconv.Atoi(v)
-		}
-		if v := os.Getenv("BATCH"); v != "" {
-			opts.BatchSize, _ = strconv.Atoi(v)
-		}
 		r, err := relay.New(opts)
 		if err != nil {
 			b.Fatal(err)
