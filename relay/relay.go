@@ -22,7 +22,7 @@ import (
 const (
 	DefaultBatchSize       = 500
 	DefaultRate            = 50_000 // events per second per tenant
-	DefaultWorkers         = 4
+	DefaultWorkers         = 8
 	DefaultPipeline        = 8
 	DefaultScanInterval    = 30 * time.Second
 	DefaultAckTimeout      = 10 * time.Second
