@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/limits"
 	"github.com/bulkhead-dev/bulkhead/relay"
 	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/tenant"
@@ -168,5 +169,39 @@ func TestRelayOptionsAreChecked(t *testing.T) {
 				t.Fatalf("New: %v, want an error", err)
 			}
 		})
+	}
+}
+
+// weights is a limits.Source with a weight per tenant (1 otherwise).
+type weights map[string]int
+
+func (w weights) For(_ context.Context, id tenant.ID) (limits.Limits, error) {
+	return limits.Limits{Weight: max(w[id.String()], 1)}, nil
+}
+
+// TestWeightsShareTheRelay: two tenants with equal backlogs, one of weight
+// 3: while both have events, the heavier one gets about three of every
+// four batches.
+func TestWeightsShareTheRelay(t *testing.T) {
+	e := newEnv(t)
+	gold := e.create(t, "gold", "")
+	std := e.create(t, "std", "")
+	for range 4 {
+		e.write(t, gold, "orders", 500)
+		e.write(t, std, "orders", 500)
+	}
+	opts := e.options()
+	// The relay's own scheduler, with Weights.
+	opts.Scheduler, opts.Weights, opts.Workers, opts.BatchSize = nil, weights{"gold": 3}, 1, 100
+	e.run(t, opts)
+	waitFor(t, "4,000 messages", func() bool { return e.count(t) == 4000 })
+	n := 0
+	for _, m := range e.messages(t)[:2000] {
+		if m.ev.Tenant == gold {
+			n++
+		}
+	}
+	if n < 1400 || n > 1600 {
+		t.Fatalf("gold has %d of the first 2,000 messages, want about 1,500 (weight 3 against 1)", n)
 	}
 }

@@ -149,6 +149,11 @@ func (r *Relay) step(ctx context.Context) sched.Outcome {
 		return sched.Outcome{}
 	}
 
+	for i := range evs {
+		if evs[i].Tenant != id { // defence in depth: never publish under the wrong subject
+			return r.fail(ctx, id, "read", fmt.Errorf("the outbox returned an event of another tenant (seq %d); nothing published", evs[i].Seq))
+		}
+	}
 	if h := testHookBeforePublish; h != nil {
 		h(id, evs)
 	}
