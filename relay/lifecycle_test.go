@@ -2,13 +2,18 @@ package relay_test
 
 import (
 	"context"
+	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bulkhead-dev/bulkhead/fleet"
 	"github.com/bulkhead-dev/bulkhead/limits"
 	"github.com/bulkhead-dev/bulkhead/relay"
+	"github.com/bulkhead-dev/bulkhead/sched"
 	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
@@ -203,5 +208,39 @@ func TestWeightsShareTheRelay(t *testing.T) {
 	}
 	if n < 1400 || n > 1600 {
 		t.Fatalf("gold has %d of the first 2,000 messages, want about 1,500 (weight 3 against 1)", n)
+	}
+}
+
+// TestBackendWithoutOutboxIsSaidOnce: on a router that keeps no outbox
+// the relay publishes nothing and says so once per tenant, however often
+// the tenant is made ready, instead of retrying for ever.
+func TestBackendWithoutOutboxIsSaidOnce(t *testing.T) {
+	url := natsURL(t)
+	e := &env{nc: connect(t, url), sch: sched.New(sched.Options{}), reg: prometheus.NewRegistry()}
+	e.js = mustJetStream(t, e.nc)
+	e.stream, e.prefix = testStream(t, e.nc)
+	var err error
+	e.fl, err = fleet.OpenSQLite(context.Background(), t.TempDir(), fleet.OpenOptions{Router: store.Config{NoEvents: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.fl.Close() })
+	acme := e.create(t, "acme", "")
+	e.write(t, acme, "orders", 3)
+	var logs syncBuffer
+	opts := e.options()
+	opts.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	stop := e.run(t, opts) // its scan makes acme ready once
+	waitFor(t, "the warning", func() bool { return strings.Contains(logs.String(), "keeps no event outbox") })
+	for range 5 {
+		e.sch.Ready(acme)
+		waitFor(t, "the scheduler to take acme", func() bool { return e.sch.Queued() == 0 })
+	}
+	stop()
+	if n := strings.Count(logs.String(), "nats relay: the tenant's backend keeps no event outbox"); n != 1 {
+		t.Fatalf("warned %d times, want once:\n%s", n, logs.String())
+	}
+	if n := e.count(t); n != 0 {
+		t.Fatalf("stream holds %d messages", n)
 	}
 }

@@ -152,8 +152,8 @@ func New(opts Options) (*Relay, error) {
 	if opts.Burst <= 0 {
 		opts.Burst = max(int(opts.Rate), opts.BatchSize)
 	}
-	opts.Workers = cmp(opts.Workers, DefaultWorkers)
-	opts.Pipeline = cmp(opts.Pipeline, DefaultPipeline)
+	opts.Workers = orDefault(opts.Workers, DefaultWorkers)
+	opts.Pipeline = orDefault(opts.Pipeline, DefaultPipeline)
 	if opts.ScanInterval == 0 {
 		opts.ScanInterval = DefaultScanInterval
 	}
@@ -198,7 +198,7 @@ func (r *Relay) readWeight(ctx context.Context, id tenant.ID) {
 	}
 }
 
-func cmp(v, def int) int {
+func orDefault(v, def int) int {
 	if v <= 0 {
 		return def
 	}

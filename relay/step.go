@@ -37,6 +37,8 @@ type tstate struct {
 	sent     int64      // every event up to it is published (maybe not acked)
 	inflight []*batch   // published batches awaiting acks, oldest first
 	bucket   *bucket
+	// unsupported: the backend keeps no outbox (logged once)
+	unsupported bool
 }
 
 // batch is one published batch awaiting its acks.
@@ -103,6 +105,16 @@ func (r *Relay) step(ctx context.Context) sched.Outcome {
 			off, err = tx.EventOffset(ctx, Consumer)
 			return err
 		})
+		if errors.Is(err, store.ErrEventsUnsupported) {
+			// A backend without an outbox: nothing to relay, said once.
+			if !st.unsupported {
+				st.unsupported = true
+				r.log.Warn("nats relay: the tenant's backend keeps no event outbox; its changes are not relayed",
+					attr, slog.String("error", err.Error()))
+			}
+			st.mu.Unlock()
+			return sched.Outcome{}
+		}
 		if err != nil {
 			st.mu.Unlock()
 			return r.fail(ctx, id, "read", fmt.Errorf("read the relay's offset: %w", err))
