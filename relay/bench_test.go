@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -62,7 +63,7 @@ func BenchmarkRelayPublish(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	var relayTime, rawTime time.Duration
+	var relayTime, rawTime, relayCPU, rawCPU time.Duration
 	raw := func() {
 		// Baseline: raw async publish of prepared messages.
 		b.StopTimer()
@@ -80,7 +81,7 @@ func BenchmarkRelayPublish(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		t0 := time.Now()
+		t0, c0 := time.Now(), cpuTime()
 		for i, m := range msgs {
 			if _, err := rawJS.PublishMsgAsync(m, jetstream.WithMsgID(relay.MsgID(acme, inc, evs[i].Seq)), jetstream.WithExpectStream(stream)); err != nil {
 				b.Fatal(err)
@@ -88,6 +89,7 @@ func BenchmarkRelayPublish(b *testing.B) {
 		}
 		<-rawJS.PublishAsyncComplete()
 		rawTime += time.Since(t0)
+		rawCPU += cpuTime() - c0
 		b.StopTimer()
 		if got := streamMsgs(b, e, stream); got != n {
 			b.Fatalf("baseline stream holds %d messages", got)
@@ -111,12 +113,13 @@ func BenchmarkRelayPublish(b *testing.B) {
 		rctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		b.StartTimer()
-		t0 := time.Now()
+		t0, c0 := time.Now(), cpuTime()
 		go func() { done <- r.Run(rctx) }()
 		for published(b, e) < n { // acked by JetStream, as the baseline's end
 			time.Sleep(time.Millisecond)
 		}
 		relayTime += time.Since(t0)
+		relayCPU += cpuTime() - c0
 		b.StopTimer()
 		cancel()
 		if err := <-done; err != nil {
@@ -141,6 +144,17 @@ func BenchmarkRelayPublish(b *testing.B) {
 	b.ReportMetric(k*n/rawTime.Seconds(), "raw-events/s")
 	b.ReportMetric(k*n/relayTime.Seconds(), "relay-events/s")
 	b.ReportMetric(rawTime.Seconds()/relayTime.Seconds(), "relay/raw")
+	// The client process's CPU per event (user + system): on a machine
+	// whose cores are saturated, throughput follows it.
+	b.ReportMetric(float64(rawCPU.Microseconds())/(k*n), "raw-cpu-µs/event")
+	b.ReportMetric(float64(relayCPU.Microseconds())/(k*n), "relay-cpu-µs/event")
+}
+
+// cpuTime returns the process's CPU time so far (user + system).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // published reads bulkhead_relay_published_total of every tenant from
