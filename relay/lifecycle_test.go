@@ -244,3 +244,29 @@ func TestBackendWithoutOutboxIsSaidOnce(t *testing.T) {
 		t.Fatalf("stream holds %d messages", n)
 	}
 }
+
+// TestTwoRelaysPublishOnce: two relays over the same tenants (two server
+// instances on one PostgreSQL) publish the same messages; JetStream keeps
+// one of each, and the saved position ends at the head.
+func TestTwoRelaysPublishOnce(t *testing.T) {
+	e := newEnv(t)
+	acme := e.create(t, "acme", "")
+	for range 3 {
+		e.write(t, acme, "orders", 100)
+	}
+	for range 2 {
+		opts := e.options()
+		opts.Scheduler, opts.Metrics, opts.BatchSize = nil, nil, 50 // each its own; the scan at start finds acme
+		e.run(t, opts)
+	}
+	waitFor(t, "the offset at 300", func() bool { return e.offset(t, acme) == 300 })
+	msgs := e.messages(t)
+	if len(msgs) != 300 {
+		t.Fatalf("stream holds %d messages, want 300", len(msgs))
+	}
+	for i, m := range msgs {
+		if m.ev.Seq != int64(i+1) {
+			t.Fatalf("message %d holds event %d", i+1, m.ev.Seq)
+		}
+	}
+}

@@ -326,6 +326,11 @@ func (r *Relay) save(ctx context.Context, id tenant.ID, st *tstate) {
 	}
 	tctx := tenant.WithID(ctx, id)
 	err := r.opts.Store.Tx(tctx, func(tx *store.Tx) error {
+		// Never backwards: another instance's relay may have saved a
+		// later position (each publishes; JetStream drops the duplicates).
+		if cur, err := tx.EventOffset(tctx, Consumer); err != nil || cur >= seq {
+			return err
+		}
 		return tx.SetEventOffset(tctx, Consumer, seq)
 	})
 	if err != nil {
