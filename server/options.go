@@ -152,4 +152,16 @@ type Options struct {
 	// purge the records tenants' retention rules let expire (default
 	// DefaultRetentionInterval; negative: no sweeps). See package retention.
 	RetentionInterval time.Duration
+
+	// EventsMaxAge is how long tenants' change events are kept in their
+	// outboxes (default DefaultEventsMaxAge; negative: no age bound).
+	EventsMaxAge time.Duration
+	// EventsMaxCount is how many of each tenant's newest events are kept
+	// (default DefaultEventsMaxCount; negative: no count bound). Trimming
+	// does not wait for consumers: see package outbox.
+	EventsMaxCount int
+	// EventsTrimInterval is the pause between two background runs that
+	// trim the outboxes to those bounds (default
+	// DefaultEventsTrimInterval; negative: no trimming).
+	EventsTrimInterval time.Duration
 }

@@ -76,6 +76,8 @@ type Server struct {
 	receiptSigner ed25519.PrivateKey
 	// retention purges expired records in the background (retention.go).
 	retention *retentionSweep
+	// eventTrim trims tenants' outboxes in the background (outbox.go).
+	eventTrim *eventTrim
 	closeOne  sync.Once
 	closeErr  error
 }
@@ -186,7 +188,8 @@ func Open(ctx context.Context, opts Options) (_ *Server, err error) {
 	var fl *fleet.Fleet
 	if err == nil {
 		fl, err = fleet.New(fleet.Config{Catalog: cat, Backends: backends, Placement: opts.Placement,
-			Router: store.Config{CursorKey: cursorKey, Quotas: s.limits, Now: opts.Now, Sealer: s.enc.sealer()}, Keys: s.enc.fleetKeys()})
+			Router: store.Config{CursorKey: cursorKey, Quotas: s.limits, Now: opts.Now, Sealer: s.enc.sealer(),
+				EventData: cat}, Keys: s.enc.fleetKeys()})
 	}
 	if err != nil {
 		_ = s.enc.close()
@@ -225,6 +228,10 @@ func Open(ctx context.Context, opts Options) (_ *Server, err error) {
 	s.handler = s.routes()
 	s.initUsageGauges()
 	if err := s.initRetention(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open server: %w", err)
+	}
+	if err := s.initEventTrim(); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open server: %w", err)
 	}
@@ -310,6 +317,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	stopHook := context.AfterFunc(ctx, func() {
 		s.stopUsageSweeper()
 		s.stopRetention()
+		s.stopEventTrim()
 		s.log.Info("shutting down; waiting for in-flight requests", slog.Duration("timeout", s.opts.ShutdownTimeout))
 		endServing()
 	})
@@ -330,6 +338,7 @@ func (s *Server) Close() error {
 		// The sweepers first: they use the catalog and the stores.
 		s.stopUsageSweeper()
 		s.stopRetention()
+		s.stopEventTrim()
 		var errs []error
 		// The key jobs next: they write through the router.
 		if err := s.enc.close(); err != nil {
