@@ -75,7 +75,7 @@ func newFixture(t *testing.T, engine string, mode store.Mode) *fixture {
 func (f *fixture) newRouter(t *testing.T) *store.Router {
 	t.Helper()
 	r, err := store.NewRouter(store.Config{Placements: f.env, Backends: map[string]store.Backend{tenanttest.Shard: f.env.Backend},
-		Now: f.now, EventsCommitted: func(id tenant.ID) {
+		Now: f.now, CursorKey: []byte("outbox tests' cursor key, 32 bytes or more"), EventsCommitted: func(id tenant.ID) {
 			if fn := f.notify.Load(); fn != nil {
 				(*fn)(id)
 			}
