@@ -34,18 +34,18 @@ func run(t *testing.T, d *outbox.Dispatcher) (stop func()) {
 	return stop
 }
 
-// log is a handler's record of what it handled, with a channel closed
+// handled is a handler's record of what it handled, with a channel closed
 // when it holds want entries.
-type log struct {
+type handled struct {
 	mu   sync.Mutex
 	got  []string
 	want int
 	done chan struct{}
 }
 
-func newLog(want int) *log { return &log{want: want, done: make(chan struct{})} }
+func newLog(want int) *handled { return &handled{want: want, done: make(chan struct{})} }
 
-func (l *log) add(s string) {
+func (l *handled) add(s string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.got = append(l.got, s)
@@ -54,7 +54,7 @@ func (l *log) add(s string) {
 	}
 }
 
-func (l *log) String() string {
+func (l *handled) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return strings.Join(l.got, " ")

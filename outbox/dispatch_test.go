@@ -62,13 +62,15 @@ func TestHandlersSeeOnlyTheirEventsTenant(t *testing.T) {
 		var got []seen
 		done := make(chan struct{})
 		var finish sync.Once
+		crossed := false // guarded by mu
 		record := func(ctx context.Context, ev store.Event, data []byte) {
 			id, _ := tenant.FromContext(ctx)
 			mu.Lock()
 			defer mu.Unlock()
 			s := seen{id.String(), ev.Tenant.String(), owner(data), ev.Seq}
 			got = append(got, s)
-			if len(got) == 12 || s.ctxTenant != s.evTenant || s.owner != s.evTenant {
+			crossed = crossed || s.ctxTenant != s.evTenant || s.owner != s.evTenant
+			if len(got) == 12 || crossed {
 				finish.Do(func() { close(done) }) // all seen, or a crossing: check now
 			}
 		}
@@ -93,6 +95,12 @@ func TestHandlersSeeOnlyTheirEventsTenant(t *testing.T) {
 		ran := make(chan error)
 		go func() { ran <- d.Run(ctx) }()
 		waitFor(t, done, func() string { mu.Lock(); defer mu.Unlock(); return fmt.Sprint(got) })
+		// A TxHandler saw its event before its transaction committed: wait
+		// for the positions (or a crossing, which fails below at once).
+		positions := func() string {
+			return fmt.Sprint(f.offset(t, acme, "reader"), f.offset(t, globex, "reader"), f.offset(t, acme, "writer"), f.offset(t, globex, "writer"))
+		}
+		waitUntil(t, func() bool { mu.Lock(); defer mu.Unlock(); return crossed || positions() == "3 3 3 3" }, positions)
 		stop()
 		if err := <-ran; err != nil {
 			t.Fatal(err)
@@ -221,6 +229,17 @@ func waitFor(t *testing.T, done <-chan struct{}, got func() string) {
 	case <-done:
 	case <-time.After(time.Minute):
 		t.Fatalf("the dispatcher did not get there; it got %s", got())
+	}
+}
+
+// waitUntil polls cond until it holds; a test that never gets there fails
+// after a generous while with what it got.
+func waitUntil(t *testing.T, cond func() bool, got func() string) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the dispatcher did not get there; it got %s", got())
+		}
 	}
 }
 
