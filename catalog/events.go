@@ -73,15 +73,15 @@ func (c *Catalog) EventSettings(ctx context.Context, id tenant.ID) (EventSetting
 
 // EventData implements store.EventData from the request-path cache: whether
 // the tenant's events carry their records' data. A tenant that is not
-// active or suspended yields an error wrapping ErrNotFound (no write of
-// it may commit).
+// active or suspended yields an error wrapping store.ErrUnknownTenant, as
+// Placement does (no write of it may commit).
 func (c *Catalog) EventData(ctx context.Context, id tenant.ID) (bool, error) {
 	e, err := c.tenantEntry(ctx, id)
 	if err != nil {
 		return false, err
 	}
 	if !e.found || (e.state != Active && e.state != Suspended) {
-		return false, fmt.Errorf("%w: %s", ErrNotFound, id)
+		return false, fmt.Errorf("%w: %s", store.ErrUnknownTenant, id)
 	}
 	return e.eventData, nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/catalog"
+	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
@@ -54,7 +55,7 @@ func testEventSettings(t *testing.T, f *fixture) {
 	if err := c.SetEventSettings(ctx, tenant.MustParse("nobody"), catalog.EventSettings{Data: true}); !errors.Is(err, catalog.ErrNotFound) {
 		t.Fatalf("SetEventSettings of an unknown tenant: %v", err)
 	}
-	if _, err := c.EventData(ctx, tenant.MustParse("nobody")); !errors.Is(err, catalog.ErrNotFound) {
+	if _, err := c.EventData(ctx, tenant.MustParse("nobody")); !errors.Is(err, store.ErrUnknownTenant) {
 		t.Fatalf("EventData of an unknown tenant: %v", err)
 	}
 
@@ -83,7 +84,7 @@ func testEventSettings(t *testing.T, f *fixture) {
 	if err := c.Offboard(ctx, acme, s.drop); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.EventData(ctx, acme); !errors.Is(err, catalog.ErrNotFound) {
+	if _, err := c.EventData(ctx, acme); !errors.Is(err, store.ErrUnknownTenant) {
 		t.Fatalf("EventData of an offboarded tenant: %v", err)
 	}
 	create(t, c, s, "acme")
