@@ -243,7 +243,7 @@ func waitUntil(t *testing.T, cond func() bool, got func() string) {
 	}
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
