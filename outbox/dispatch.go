@@ -59,7 +59,10 @@ type DispatcherOptions struct {
 	// others wait at most one batch each.
 	Batch int
 	// Poll is the pause between two looks at every tenant (default
-	// DefaultPoll; Notify wakes a tenant at once in between).
+	// DefaultPoll; Notify wakes a tenant at once in between). A look costs
+	// one read transaction per consumer and tenant: with many tenants and
+	// the router's EventsCommitted hook wired to Notify, a longer Poll
+	// costs little.
 	Poll time.Duration
 	// Workers is how many tenants are handled at once (default
 	// DefaultWorkers); one tenant is never handled by two workers.
