@@ -17,6 +17,7 @@ type tenantEntry struct {
 	tier      string
 	limits    limits.Overrides
 	created   time.Time // the start of the tenant's current incarnation
+	eventData bool      // the current incarnation's events carry record data
 }
 
 // keyEntry is the request-path view of an API key.

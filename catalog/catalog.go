@@ -125,6 +125,12 @@ CREATE TABLE IF NOT EXISTS tenant_retention (
 	set_at     INTEGER NOT NULL,
 	PRIMARY KEY (tenant_id, collection)
 ) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS tenant_events (
+	tenant_id TEXT PRIMARY KEY,
+	data      INTEGER NOT NULL,
+	set_at    INTEGER NOT NULL
+) WITHOUT ROWID;
 `
 
 // Open opens (creating if needed) the catalog database at path.
@@ -323,10 +329,15 @@ func (c *Catalog) UpdateTenant(ctx context.Context, id tenant.ID, u TenantUpdate
 		return Tenant{}, err
 	}
 	var also func(*sql.Tx) error
-	if u.Limits != nil || u.Retention != nil {
+	if u.Limits != nil || u.Retention != nil || u.Events != nil {
 		also = func(tx *sql.Tx) error {
 			if u.Limits != nil {
 				if err := c.writeLimits(ctx, tx, id, *u.Limits); err != nil {
+					return err
+				}
+			}
+			if u.Events != nil {
+				if err := c.writeEventSettings(ctx, tx, id, *u.Events); err != nil {
 					return err
 				}
 			}
@@ -442,8 +453,11 @@ func (c *Catalog) tenantEntry(ctx context.Context, id tenant.ID) (tenantEntry, e
 	var state, mode, shard, tier string
 	var spec sql.NullString
 	var created int64
-	err := c.queryRow(ctx, c.db, `SELECT t.state, t.mode, t.shard, t.tier, t.created_at, l.spec FROM tenants t
-		LEFT JOIN tenant_limits l ON l.tenant_id = t.id WHERE t.id = ?`, id.String()).Scan(&state, &mode, &shard, &tier, &created, &spec)
+	var eventData sql.NullInt64
+	err := c.queryRow(ctx, c.db, `SELECT t.state, t.mode, t.shard, t.tier, t.created_at, l.spec, e.data FROM tenants t
+		LEFT JOIN tenant_limits l ON l.tenant_id = t.id
+		LEFT JOIN tenant_events e ON e.tenant_id = t.id AND e.set_at >= t.created_at
+		WHERE t.id = ?`, id.String()).Scan(&state, &mode, &shard, &tier, &created, &spec, &eventData)
 	e := tenantEntry{}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -451,7 +465,7 @@ func (c *Catalog) tenantEntry(ctx context.Context, id tenant.ID) (tenantEntry, e
 		return tenantEntry{}, fmt.Errorf("read tenant: %w", err)
 	default:
 		e = tenantEntry{found: true, state: State(state), placement: store.Placement{Mode: store.Mode(mode), Shard: shard}, tier: tier,
-			created: fromMicros(created)}
+			created: fromMicros(created), eventData: eventData.Valid && eventData.Int64 != 0}
 		if spec.Valid {
 			if e.limits, err = decodeLimits(spec.String); err != nil {
 				return tenantEntry{}, fmt.Errorf("read tenant %s: %w", id, err)

@@ -27,7 +27,7 @@ const notifyChannel = "bulkhead_catalog"
 
 // rebind qualifies the catalog's tables with pgSchema and numbers placeholders.
 var rebind = sqlrebind.New(pgSchema, "tenants", "api_keys", "support_agents",
-	"support_grants", "issuers", "tenant_limits", "analysts", "tenant_retention")
+	"support_grants", "issuers", "tenant_limits", "analysts", "tenant_retention", "tenant_events")
 
 // q returns query in the dialect (see package sqlrebind).
 func (d *dialect) q(query string) string {

@@ -49,6 +49,9 @@ func (c *Catalog) Offboard(ctx context.Context, id tenant.ID, drop ProvisionFunc
 	if _, err := c.exec(ctx, tx, `DELETE FROM tenant_retention WHERE tenant_id = ?`, id.String()); err != nil {
 		return fmt.Errorf("remove retention rules of %s: %w", id, err)
 	}
+	if _, err := c.exec(ctx, tx, `DELETE FROM tenant_events WHERE tenant_id = ?`, id.String()); err != nil {
+		return fmt.Errorf("remove event settings of %s: %w", id, err)
+	}
 	if _, err := c.exec(ctx, tx, `DELETE FROM tenants WHERE id = ? AND state = ?`, id.String(), string(Deleting)); err != nil {
 		return fmt.Errorf("remove tenant %s: %w", id, err)
 	}

@@ -87,6 +87,12 @@ CREATE TABLE IF NOT EXISTS bulkhead_catalog.tenant_retention (
 	set_at     BIGINT NOT NULL,
 	PRIMARY KEY (tenant_id, collection)
 );
+
+CREATE TABLE IF NOT EXISTS bulkhead_catalog.tenant_events (
+	tenant_id TEXT PRIMARY KEY,
+	data      INTEGER NOT NULL,
+	set_at    BIGINT NOT NULL
+);
 `
 
 // OpenPostgres opens the catalog in the schema bulkhead_catalog of the

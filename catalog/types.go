@@ -114,6 +114,8 @@ type TenantUpdate struct {
 	// names gets its age, or loses its rule for a zero age; the others
 	// keep theirs (nil: no change).
 	Retention Retention
+	// Events replaces the tenant's event settings (nil: no change).
+	Events *EventSettings
 }
 
 // Key is a tenant API key's metadata. The secret is never stored; only its

@@ -38,6 +38,9 @@ type TenantView struct {
 	// Retention is the tenant's retention rules, collection → maximum age
 	// (show, and update when it changed them).
 	Retention catalog.Retention `json:"retention,omitempty"`
+	// Events is the tenant's event settings (show, and update when it
+	// changed them).
+	Events *catalog.EventSettings `json:"events,omitempty"`
 }
 
 // Usage is what a tenant stores.
@@ -198,6 +201,11 @@ func (s *Server) showTenant(w http.ResponseWriter, r *http.Request) error {
 	if view.Retention, err = s.catalog.Retention(r.Context(), id); err != nil {
 		return err
 	}
+	es, err := s.catalog.EventSettings(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	view.Events = &es
 	ctx := tenant.WithID(r.Context(), id)
 	u, err := s.tenantUsage(ctx)
 	switch {
@@ -218,6 +226,8 @@ func (s *Server) showTenant(w http.ResponseWriter, r *http.Request) error {
 // before anything changes. "retention" changes the rules of the
 // collections it names ({"<collection>": "<duration>"}, "" or null removes
 // one; 400 invalid_retention for a bad one, and nothing changes).
+// "events" replaces the tenant's event settings ({"data": true|false};
+// 400 invalid_events for anything else, and nothing changes).
 func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathTenant(r)
 	if err != nil {
@@ -228,6 +238,7 @@ func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) error {
 		Tier      *string         `json:"tier"`
 		Limits    json.RawMessage `json:"limits"`
 		Retention json.RawMessage `json:"retention"`
+		Events    json.RawMessage `json:"events"`
 	}
 	if err := decodeJSON(r, &req); err != nil {
 		return err
@@ -237,6 +248,14 @@ func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) error {
 		if rules, err = catalog.ParseRetention(req.Retention); err != nil {
 			return err
 		}
+	}
+	var events *catalog.EventSettings
+	if req.Events != nil {
+		es, err := catalog.ParseEventSettings(req.Events)
+		if err != nil {
+			return err
+		}
+		events = &es
 	}
 	var overrides *limits.Overrides
 	if req.Limits != nil {
@@ -258,11 +277,12 @@ func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) error {
 	}
 	// One transaction: a tier and limits sent together change together
 	// or not at all.
-	t, err := s.catalog.UpdateTenant(r.Context(), id, catalog.TenantUpdate{Name: req.Name, Tier: req.Tier, Limits: overrides, Retention: rules})
+	t, err := s.catalog.UpdateTenant(r.Context(), id, catalog.TenantUpdate{Name: req.Name, Tier: req.Tier, Limits: overrides, Retention: rules,
+		Events: events})
 	if err != nil {
 		return err
 	}
-	view := TenantView{Tenant: t}
+	view := TenantView{Tenant: t, Events: events}
 	if rules != nil {
 		if view.Retention, err = s.catalog.Retention(r.Context(), id); err != nil {
 			return err

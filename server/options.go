@@ -165,4 +165,15 @@ type Options struct {
 	// relay.DefaultSubjectPrefix): deployments sharing a NATS server
 	// need different ones.
 	NATSSubjectPrefix string
+	// EventsMaxAge is how long tenants' change events are kept in their
+	// outboxes (default DefaultEventsMaxAge; negative: no age bound).
+	EventsMaxAge time.Duration
+	// EventsMaxCount is how many of each tenant's newest events are kept
+	// (default DefaultEventsMaxCount; negative: no count bound). Trimming
+	// does not wait for consumers: see package outbox.
+	EventsMaxCount int
+	// EventsTrimInterval is the pause between two background runs that
+	// trim the outboxes to those bounds (default
+	// DefaultEventsTrimInterval; negative: no trimming).
+	EventsTrimInterval time.Duration
 }

@@ -48,6 +48,7 @@ var sentinels = []problem.Sentinel{
 	{Err: catalog.ErrInvalidIssuer, Status: 400, Code: "invalid_issuer", Keep: true},
 	{Err: catalog.ErrInvalidGrant, Status: 400, Code: "invalid_grant", Keep: true},
 	{Err: catalog.ErrInvalidRetention, Status: 400, Code: "invalid_retention", Keep: true},
+	{Err: catalog.ErrInvalidEventSettings, Status: 400, Code: "invalid_events", Keep: true},
 	{Err: catalog.ErrGrantNotFound, Status: 404, Code: "grant_not_found", Detail: "no such grant for this tenant"},
 	{Err: catalog.ErrAgentNotFound, Status: 404, Code: "agent_not_found", Detail: "no such support agent (or it is revoked)"},
 	{Err: catalog.ErrAnalystNotFound, Status: 404, Code: "analyst_not_found", Detail: "no such analyst (or it is revoked)"},

@@ -78,6 +78,8 @@ type Server struct {
 	retention *retentionSweep
 	// natsRelay publishes events to NATS (relay.go); nil without NATSURL.
 	natsRelay relayPtr
+	// eventTrim trims tenants' outboxes in the background (outbox.go).
+	eventTrim *eventTrim
 	closeOne  sync.Once
 	closeErr  error
 }
@@ -189,7 +191,7 @@ func Open(ctx context.Context, opts Options) (_ *Server, err error) {
 	if err == nil {
 		fl, err = fleet.New(fleet.Config{Catalog: cat, Backends: backends, Placement: opts.Placement,
 			Router: store.Config{CursorKey: cursorKey, Quotas: s.limits, Now: opts.Now, Sealer: s.enc.sealer(),
-				EventsCommitted: s.eventsCommitted}, Keys: s.enc.fleetKeys()})
+				EventsCommitted: s.eventsCommitted, EventData: cat}, Keys: s.enc.fleetKeys()})
 	}
 	if err != nil {
 		_ = s.enc.close()
@@ -228,6 +230,10 @@ func Open(ctx context.Context, opts Options) (_ *Server, err error) {
 	s.handler = s.routes()
 	s.initUsageGauges()
 	if err := s.initRetention(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open server: %w", err)
+	}
+	if err := s.initEventTrim(); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open server: %w", err)
 	}
@@ -317,6 +323,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	stopHook := context.AfterFunc(ctx, func() {
 		s.stopUsageSweeper()
 		s.stopRetention()
+		s.stopEventTrim()
 		s.log.Info("shutting down; waiting for in-flight requests", slog.Duration("timeout", s.opts.ShutdownTimeout))
 		endServing()
 	})
@@ -338,6 +345,7 @@ func (s *Server) Close() error {
 		s.stopUsageSweeper()
 		s.stopRetention()
 		s.stopRelay() // it reads the outboxes and saves positions
+		s.stopEventTrim()
 		var errs []error
 		// The key jobs next: they write through the router.
 		if err := s.enc.close(); err != nil {

@@ -108,6 +108,9 @@ type tenantView struct {
 	Limits    map[string]json.RawMessage `json:"limits,omitempty"`    // effective
 	Overrides map[string]json.RawMessage `json:"overrides,omitempty"` // stored
 	Retention map[string]string          `json:"retention,omitempty"` // collection → max age
+	Events    *struct {
+		Data bool `json:"data"`
+	} `json:"events,omitempty"`
 }
 
 // tenantListHeader and row print tenants as a table.

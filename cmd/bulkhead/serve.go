@@ -31,6 +31,8 @@ func newServeCommand(g *globals) *cobra.Command {
 	var limitsFile string
 	var usageTop int
 	var usageSweep, retention time.Duration
+	var evMaxAge, evTrim time.Duration
+	var evMaxCount int
 	var encrypt bool
 	var keyring string
 	var nf natsFlags
@@ -73,7 +75,13 @@ second; a negative interval turns it off).
 Every --retention-interval (default 1m; 0 turns it off) a background sweep
 purges the records that tenants' retention rules let expire (see
 ` + "`bulkhead tenant retention --help`" + `), round-robin across tenants in
-bounded batches, each tenant's purge audited on its chain.`,
+bounded batches, each tenant's purge audited on its chain.
+
+Every --events-trim-interval (default 1m; 0 turns it off) a background run
+trims tenants' change-event outboxes: events older than --events-max-age
+(default 168h; 0: no age bound) and beyond each tenant's newest
+--events-max-count (default 100000; 0: no count bound) are deleted, whether
+or not every consumer has read them (a consumer behind a trim is told so).`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if maxOpen < 1 {
@@ -97,6 +105,11 @@ bounded batches, each tenant's purge audited on its chain.`,
 				return &usageError{cmd: cmd.CommandPath(),
 					err: fmt.Errorf("--retention-interval must not be negative (0 turns the retention sweep off), got %s", retention)}
 			}
+			if evMaxAge < 0 || evTrim < 0 || evMaxCount < 0 {
+				return &usageError{cmd: cmd.CommandPath(),
+					err: fmt.Errorf("--events-max-age (%s), --events-max-count (%d) and --events-trim-interval (%s) must not be negative (0 turns each off)",
+						evMaxAge, evMaxCount, evTrim)}
+			}
 			if instances < 1 {
 				return &usageError{cmd: cmd.CommandPath(),
 					err: fmt.Errorf("--instances must be at least 1, got %d", instances)}
@@ -109,6 +122,10 @@ bounded batches, each tenant's purge audited on its chain.`,
 				opts.RetentionInterval = -1 // off
 			}
 			nf.apply(&opts)
+			opts.EventsMaxAge, opts.EventsMaxCount, opts.EventsTrimInterval = offIfZero(evMaxAge), evMaxCount, offIfZero(evTrim)
+			if evMaxCount == 0 {
+				opts.EventsMaxCount = -1 // no count bound
+			}
 			shards, err := pg.parse()
 			if err != nil {
 				return &usageError{cmd: cmd.CommandPath(), err: err}
@@ -157,8 +174,23 @@ bounded batches, each tenant's purge audited on its chain.`,
 		"the key-encryption key's file (default <data-dir>/keyring, 0600); keep it out of the databases' backups")
 	cmd.Flags().DurationVar(&retention, "retention-interval", server.DefaultRetentionInterval,
 		"pause between background sweeps that purge records past their tenant's retention rules; 0: no sweep")
+	cmd.Flags().DurationVar(&evMaxAge, "events-max-age", server.DefaultEventsMaxAge,
+		"change events older than this are trimmed from tenants' outboxes; 0: no age bound")
+	cmd.Flags().IntVar(&evMaxCount, "events-max-count", server.DefaultEventsMaxCount,
+		"change events of a tenant beyond its newest N are trimmed; 0: no count bound")
+	cmd.Flags().DurationVar(&evTrim, "events-trim-interval", server.DefaultEventsTrimInterval,
+		"pause between background runs that trim tenants' outboxes to --events-max-age and --events-max-count; 0: no trimming")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error (logs are JSON lines on stderr)")
 	return cmd
+}
+
+// offIfZero maps a flag's 0 ("off") to the negative value Options reads as
+// off (its 0 means the default).
+func offIfZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // serve runs the server until ctx is done or the process gets SIGINT or

@@ -30,7 +30,7 @@ func addClientFlags(cmd *cobra.Command) *clientFlags {
 func tenantPath(id string) string { return "/v1/admin/tenants/" + url.PathEscape(id) }
 
 func newTenantCommand(g *globals) *cobra.Command {
-	cmd := groupCommand("tenant", "Create, list, show, suspend, resume, export and delete tenants, set their limits and retention, rotate their keys")
+	cmd := groupCommand("tenant", "Create, list, show, suspend, resume, export and delete tenants, set their limits, retention and event settings, rotate their keys")
 	cf := addClientFlags(cmd)
 	cmd.AddCommand(
 		newTenantCreateCommand(g, cf),
@@ -38,6 +38,7 @@ func newTenantCommand(g *globals) *cobra.Command {
 		newTenantShowCommand(g, cf),
 		newTenantLimitsCommand(g, cf),
 		newTenantRetentionCommand(g, cf),
+		newTenantEventsCommand(g, cf),
 		newTenantStateCommand(g, cf, "suspend"),
 		newTenantStateCommand(g, cf, "resume"),
 		newTenantDeleteCommand(g, cf),
