@@ -1,0 +1,145 @@
+package events
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/bulkhead-dev/bulkhead/tenant"
+)
+
+// Defaults for HubOptions.
+const (
+	DefaultMaxStreamsPerTenant = 32
+	DefaultMaxStreams          = 10_000
+)
+
+// ErrTooManyStreams: the tenant already has its limit of open streams on
+// this instance (HubOptions.MaxPerTenant). Close one, or ask an operator
+// for a higher limit.
+var ErrTooManyStreams = errors.New("the tenant has too many open event streams")
+
+// ErrHubFull: this instance already serves its limit of open streams,
+// all tenants together (HubOptions.MaxTotal). Retry later or on another
+// instance.
+var ErrHubFull = errors.New("the server has too many open event streams")
+
+// HubOptions bound the streams of a Hub.
+type HubOptions struct {
+	// MaxPerTenant bounds each tenant's open subscriptions (default
+	// DefaultMaxStreamsPerTenant).
+	MaxPerTenant int
+	// MaxTotal bounds all tenants' open subscriptions together (default
+	// DefaultMaxStreams).
+	MaxTotal int
+}
+
+// Hub wakes the streams of a tenant when the tenant's events commit. It
+// keeps one subscription per open stream, per tenant: Notify(id) wakes
+// tenant id's subscriptions and no other. Notify never blocks: each
+// subscription has a wake-up buffer of one, and a wake-up finding it full
+// is dropped (the stream will read everything committed anyway when it
+// wakes). A Hub also counts open streams against its limits. It is safe
+// for concurrent use.
+type Hub struct {
+	maxTenant, maxTotal int
+
+	mu    sync.RWMutex // guards the fields below
+	total int
+	subs  map[tenant.ID]map[*Subscription]struct{}
+}
+
+// NewHub returns an empty hub.
+func NewHub(opts HubOptions) *Hub {
+	if opts.MaxPerTenant <= 0 {
+		opts.MaxPerTenant = DefaultMaxStreamsPerTenant
+	}
+	if opts.MaxTotal <= 0 {
+		opts.MaxTotal = DefaultMaxStreams
+	}
+	return &Hub{maxTenant: opts.MaxPerTenant, maxTotal: opts.MaxTotal, subs: map[tenant.ID]map[*Subscription]struct{}{}}
+}
+
+// Notify wakes tenant id's subscriptions. It never blocks; plug it into
+// store.Config.EventsCommitted.
+func (h *Hub) Notify(id tenant.ID) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for s := range h.subs[id] {
+		select {
+		case s.c <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+	}
+}
+
+// Subscribe opens a subscription to tenant id's commits. It fails with
+// ErrTooManyStreams or ErrHubFull (wrapped) when a limit is reached. Close
+// the subscription when the stream ends.
+func (h *Hub) Subscribe(id tenant.ID) (*Subscription, error) {
+	if id.IsZero() {
+		return nil, fmt.Errorf("events: subscribe: %w", tenant.ErrMissing)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.total >= h.maxTotal {
+		return nil, fmt.Errorf("%w (%d)", ErrHubFull, h.maxTotal)
+	}
+	m := h.subs[id]
+	if len(m) >= h.maxTenant {
+		return nil, fmt.Errorf("%w (%d on this instance)", ErrTooManyStreams, h.maxTenant)
+	}
+	if m == nil {
+		m = map[*Subscription]struct{}{}
+		h.subs[id] = m
+	}
+	s := &Subscription{h: h, id: id, c: make(chan struct{}, 1)}
+	m[s] = struct{}{}
+	h.total++
+	return s, nil
+}
+
+// Open returns the number of open subscriptions of tenant id.
+func (h *Hub) Open(id tenant.ID) int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.subs[id])
+}
+
+// Total returns the number of open subscriptions of all tenants.
+func (h *Hub) Total() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.total
+}
+
+// Subscription is one stream's subscription to its tenant's commits.
+type Subscription struct {
+	h    *Hub
+	id   tenant.ID
+	c    chan struct{}
+	once sync.Once
+}
+
+// C receives a value after one or more of the tenant's commits since the
+// last receive (and possibly, rarely, when nothing new committed).
+func (s *Subscription) C() <-chan struct{} { return s.c }
+
+// Tenant returns the tenant subscribed to.
+func (s *Subscription) Tenant() tenant.ID { return s.id }
+
+// Close ends the subscription and frees its place under the limits. It is
+// safe to call more than once.
+func (s *Subscription) Close() {
+	s.once.Do(func() {
+		h := s.h
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		m := h.subs[s.id]
+		delete(m, s)
+		if len(m) == 0 {
+			delete(h.subs, s.id)
+		}
+		h.total--
+	})
+}
