@@ -152,4 +152,22 @@ type Options struct {
 	// purge the records tenants' retention rules let expire (default
 	// DefaultRetentionInterval; negative: no sweeps). See package retention.
 	RetentionInterval time.Duration
+
+	// EventsMaxStreams bounds each tenant's open GET /v1/events streams
+	// on this instance (default DefaultEventsMaxStreams; more: 429
+	// too_many_streams). EventsMaxStreamsTotal bounds all tenants' together
+	// (default DefaultEventsMaxStreamsTotal; more: 503 overloaded).
+	EventsMaxStreams      int
+	EventsMaxStreamsTotal int
+	// EventsPollInterval is how often an open stream reads its tenant's
+	// outbox without a wake-up (default DefaultEventsPollInterval): commits
+	// of other instances on the same PostgreSQL reach it within that time.
+	EventsPollInterval time.Duration
+	// EventsHeartbeat is the pause between ": ping" comments on an idle
+	// stream (default DefaultEventsHeartbeat).
+	EventsHeartbeat time.Duration
+	// EventsWriteTimeout bounds each write to a stream's client (default
+	// DefaultEventsWriteTimeout): a client that reads nothing for that
+	// long is dropped.
+	EventsWriteTimeout time.Duration
 }

@@ -76,8 +76,10 @@ type Server struct {
 	receiptSigner ed25519.PrivateKey
 	// retention purges expired records in the background (retention.go).
 	retention *retentionSweep
-	closeOne  sync.Once
-	closeErr  error
+	// feed is the change feed, GET /v1/events (events.go).
+	feed     *eventFeed
+	closeOne sync.Once
+	closeErr error
 }
 
 // Open opens the server's state in opts.DataDir: it creates the directory
@@ -183,10 +185,12 @@ func Open(ctx context.Context, opts Options) (_ *Server, err error) {
 		}
 	}
 	s.limits = limits.NewResolver(cat, s.limitsFile)
+	s.feed = newEventHub(opts)
 	var fl *fleet.Fleet
 	if err == nil {
 		fl, err = fleet.New(fleet.Config{Catalog: cat, Backends: backends, Placement: opts.Placement,
-			Router: store.Config{CursorKey: cursorKey, Quotas: s.limits, Now: opts.Now, Sealer: s.enc.sealer()}, Keys: s.enc.fleetKeys()})
+			Router: store.Config{CursorKey: cursorKey, Quotas: s.limits, Now: opts.Now, Sealer: s.enc.sealer(),
+				EventsCommitted: s.feed.hub.Notify}, Keys: s.enc.fleetKeys()})
 	}
 	if err != nil {
 		_ = s.enc.close()
@@ -219,6 +223,10 @@ func Open(ctx context.Context, opts Options) (_ *Server, err error) {
 		return nil, fmt.Errorf("open server: %w", err)
 	}
 	if s.analytics, err = s.newAnalytics(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open server: %w", err)
+	}
+	if err := s.initEvents(cursorKey); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open server: %w", err)
 	}
