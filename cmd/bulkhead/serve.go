@@ -33,6 +33,7 @@ func newServeCommand(g *globals) *cobra.Command {
 	var usageSweep, retention time.Duration
 	var encrypt bool
 	var keyring string
+	var ev eventFlags
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the Bulkhead server",
@@ -100,6 +101,9 @@ bounded batches, each tenant's purge audited on its chain.`,
 				return &usageError{cmd: cmd.CommandPath(),
 					err: fmt.Errorf("--instances must be at least 1, got %d", instances)}
 			}
+			if err := ev.check(); err != nil {
+				return &usageError{cmd: cmd.CommandPath(), err: err}
+			}
 			opts := server.Options{MaxOpenDatabases: maxOpen, PolicyDir: policyDir,
 				LimitsFile: limitsFile, RedisURL: redisURL, Instances: instances, RateLimitFailClosed: failClosed,
 				UsageTopTenants: usageTop, UsageSweepInterval: usageSweep, RetentionInterval: retention,
@@ -107,6 +111,7 @@ bounded batches, each tenant's purge audited on its chain.`,
 			if retention == 0 {
 				opts.RetentionInterval = -1 // off
 			}
+			ev.apply(&opts)
 			shards, err := pg.parse()
 			if err != nil {
 				return &usageError{cmd: cmd.CommandPath(), err: err}
@@ -154,6 +159,7 @@ bounded batches, each tenant's purge audited on its chain.`,
 		"the key-encryption key's file (default <data-dir>/keyring, 0600); keep it out of the databases' backups")
 	cmd.Flags().DurationVar(&retention, "retention-interval", server.DefaultRetentionInterval,
 		"pause between background sweeps that purge records past their tenant's retention rules; 0: no sweep")
+	ev.register(cmd.Flags())
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error (logs are JSON lines on stderr)")
 	return cmd
 }
