@@ -49,6 +49,12 @@ type Event struct {
 	// events carry data (Config.EventData); the outbox stores it sealed
 	// like the record. Never set on a delete.
 	Data json.RawMessage `json:"data,omitempty"`
+	// DataUnavailable: the event was stored with data that can no longer
+	// be opened, because the keys it was sealed with have been destroyed
+	// since (a key rotation finished, or the tenant was shredded) or the
+	// stored envelope does not belong to this event. Data is then nil; the
+	// record itself, re-sealed by the rotation, still reads.
+	DataUnavailable bool `json:"data_unavailable,omitempty"`
 }
 
 // MaxEventPage bounds the events one Tx.Events call returns.
@@ -183,10 +189,14 @@ func (tx *Tx) Events(ctx context.Context, after int64, limit int, collections []
 			continue
 		}
 		rec, err := tx.open(Record{Collection: evs[i].Collection, ID: evs[i].ID, Data: evs[i].Data})
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrSealed):
+			evs[i].Data, evs[i].DataUnavailable = nil, true
+		case err != nil:
 			return nil, 0, fmt.Errorf("event %d: %w", evs[i].Seq, err)
+		default:
+			evs[i].Data = rec.Data
 		}
-		evs[i].Data = rec.Data
 	}
 	if evs == nil {
 		evs = []Event{}

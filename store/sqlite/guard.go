@@ -36,8 +36,10 @@ var ErrRefused = errors.New("sqlite: statement refused in a tenant's own SQL")
 // (they hold the tenant's own data) but not write, alter, drop, index or
 // put triggers on them: records are written through the record API so
 // versions, quotas and usage hold; tenant_usage is the quota's ledger;
-// schema_migrations is the migrations' version.
-var ownTables = map[string]bool{"records": true, "tenant_usage": true, "schema_migrations": true}
+// schema_migrations is the migrations' version; tenant_events and
+// tenant_event_offsets are the outbox, which only committed changes write.
+var ownTables = map[string]bool{"records": true, "tenant_usage": true, "schema_migrations": true,
+	"tenant_events": true, "tenant_event_offsets": true}
 
 // inspectPragmas are the pragmas team SQL may run with or without an
 // argument: they only describe the schema or check the file.

@@ -84,7 +84,7 @@ func newHandle(id tenant.ID, path string, create bool, busy time.Duration, reade
 // createSchema creates the records and usage tables if they do not exist; it also
 // puts a new file in WAL mode (the writer's DSN does).
 func (h *handle) createSchema(ctx context.Context) error {
-	for _, q := range []string{sqlSchema, sqlUsageSchema} {
+	for _, q := range []string{sqlSchema, sqlUsageSchema, sqlEventsSchema, sqlOffsetsSchema} {
 		if _, err := h.write.ExecContext(own(ctx), q); err != nil {
 			return fmt.Errorf("create schema: %w", err)
 		}

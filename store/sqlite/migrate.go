@@ -171,8 +171,10 @@ func (b *Backend) provisionFile(ctx context.Context, id tenant.ID, ms []migrate.
 	}
 	defer b.release(h)
 	err = h.migrate(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(own(ctx), sqlSchema); err != nil {
-			return fmt.Errorf("create schema: %w", err)
+		for _, q := range []string{sqlSchema, sqlUsageSchema, sqlEventsSchema, sqlOffsetsSchema} {
+			if _, err := tx.ExecContext(own(ctx), q); err != nil {
+				return fmt.Errorf("create schema: %w", err)
+			}
 		}
 		cur := 0
 		if err := readVersion(ctx, tx, &cur); err != nil {

@@ -73,7 +73,7 @@ func (b *Backend) BeginSQL(ctx context.Context, id tenant.ID, mode store.Mode, w
 // ensureOwnTables creates Bulkhead's tables of a tenant file that an older
 // version did not (a no-op once they exist).
 func ensureOwnTables(ctx context.Context, tx *sql.Tx) error {
-	for _, q := range []string{sqlUsageSchema, sqlMigrationsSchema} {
+	for _, q := range []string{sqlUsageSchema, sqlMigrationsSchema, sqlEventsSchema, sqlOffsetsSchema} {
 		if _, err := tx.ExecContext(own(ctx), q); err != nil {
 			return err
 		}

@@ -17,7 +17,7 @@ var _ store.PurgeTx = (*tx)(nil)
 const sqlPurge = `DELETE FROM records WHERE tenant_id = ?1 AND collection = ?2 AND id IN (
 		SELECT id FROM records WHERE tenant_id = ?1 AND collection = ?2 AND updated_at < ?3
 		ORDER BY updated_at, id LIMIT ?4)
-	RETURNING ` + usageSize
+	RETURNING collection, id, version, ` + usageSize
 
 // Purge implements store.PurgeTx.
 func (t *tx) Purge(ctx context.Context, collection string, before time.Time, max int) (store.PurgeResult, error) {
@@ -32,11 +32,13 @@ func (t *tx) Purge(ctx context.Context, collection string, before time.Time, max
 	var res store.PurgeResult
 	for rows.Next() {
 		var n int64
-		if err := rows.Scan(&n); err != nil {
+		var d store.RecordRef
+		if err := rows.Scan(&d.Collection, &d.ID, &d.Version, &n); err != nil {
 			return store.PurgeResult{}, fmt.Errorf("sqlite: purge records: %w", err)
 		}
 		res.Records++
 		res.Bytes += n
+		res.Deleted = append(res.Deleted, d)
 	}
 	if err := rows.Err(); err != nil {
 		return store.PurgeResult{}, fmt.Errorf("sqlite: purge records: %w", err)

@@ -209,7 +209,7 @@ func (b *Backend) Drop(ctx context.Context, id tenant.ID, mode store.Mode) error
 			return fmt.Errorf("sqlite: drop tenant rows: %w", err)
 		}
 		defer func() { _ = tx.Rollback() }()
-		for _, q := range []string{sqlDropTenant, sqlDropUsage} {
+		for _, q := range []string{sqlDropTenant, sqlDropUsage, sqlDropEvents, sqlDropOffsets} {
 			if _, err := tx.ExecContext(own(ctx), q, id.String()); err != nil {
 				return fmt.Errorf("sqlite: drop tenant rows: %w", err)
 			}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/keys"
 	"github.com/bulkhead-dev/bulkhead/store"
+	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
 // NewSealedEnv returns an Env over b whose Router seals record data with
@@ -68,6 +69,48 @@ func runSealedAttacks(t *testing.T, newEnv func(t *testing.T) *Env) {
 			if strings.Contains(raw, s) {
 				t.Fatalf("stored data %s holds %q in the clear", raw, s)
 			}
+		}
+	})
+	t.Run("EventDataHoldsNoPlaintext", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		a := e.Tenant(t, "acme")
+		e.EventData.Set(tenant.MustParse("acme"), true)
+		put(t, e.Router, a, "docs", "r1", `{"needle_field":"needle-value-7431"}`)
+		btx := e.beginRaw(t, a, true)
+		defer func() { _ = btx.Rollback() }()
+		et, ok := btx.(store.EventTx)
+		if !ok {
+			t.Fatalf("%T keeps no outbox (store.EventTx)", btx)
+		}
+		evs, _, _, err := et.Events(a, 0, 10, nil)
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("raw events: %v, %v", evs, err)
+		}
+		raw := string(evs[0].Data)
+		if !strings.Contains(raw, store.SealedMarker) || strings.Contains(raw, "needle") {
+			t.Fatalf("stored event data %s is not sealed", raw)
+		}
+	})
+	t.Run("EventDataOfRetiredKeysReadsAsUnavailable", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		a := e.Tenant(t, "acme")
+		id := tenant.MustParse("acme")
+		e.EventData.Set(id, true)
+		put(t, e.Router, a, "docs", "r1", `{"v":1}`)
+		if _, err := e.Keys.Rotate(a, id); err != nil {
+			t.Fatal(err)
+		}
+		put(t, e.Router, a, "docs", "r1", `{"v":2}`)
+		if _, err := e.Keys.Retire(a, id); err != nil {
+			t.Fatal(err)
+		}
+		e.Keys.Forget(id)
+		evs := e.allEvents(t, a, 0)
+		if len(evs) != 2 || evs[0].Data != nil || !evs[0].DataUnavailable ||
+			string(evs[1].Data) != `{"v":2}` || evs[1].DataUnavailable {
+			t.Fatalf("events after the old keys were retired: %+v", evs)
 		}
 	})
 	t.Run("CiphertextMovedToAnotherRowOrTenantDoesNotOpen", func(t *testing.T) {

@@ -115,6 +115,17 @@ func run(t *testing.T, newEnv func(t *testing.T) *Env) {
 		{"PurgeStopsAtMax", testPurgeStopsAtMax},
 		{"PurgeStaysInItsTenant", testPurgeStaysInTenant},
 		{"PurgeRefusesBadInput", testPurgeRefusesBadInput},
+		{"EventsFollowEveryChangeInCommitOrder", testEventsFollowChanges},
+		{"RolledBackChangesLeaveNoEvent", testEventsRollback},
+		{"EventsStayInTheirTenant", testEventsIsolation},
+		{"EventsFilterByCollection", testEventsCollections},
+		{"EventsCarryDataOnlyWhenAsked", testEventsData},
+		{"TrimmingKeepsAPrefixAndReadersNoticeIt", testEventsTrim},
+		{"EventNumbersSurviveTrimmingEverything", testEventsTrimAll},
+		{"ReprovisionedTenantStartsANewOutbox", testEventsReprovision},
+		{"ConsumerOffsetsAreTheTenants", testEventOffsets},
+		{"ConcurrentWritersGetGaplessEventNumbers", testEventsConcurrent},
+		{"PurgeAppendsDeleteEvents", testEventsPurge},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -135,6 +146,12 @@ type Env struct {
 	Quotas     *Quotas       // the Router's store.Quotas; no quotas until set
 	// Keys seals record data in a sealed Env (NewSealedEnv); nil otherwise.
 	Keys *keys.Manager
+	// EventData is the Router's store.EventData: no tenant's events carry
+	// data until set.
+	EventData *EventData
+
+	committedMu sync.Mutex
+	committed   map[tenant.ID]int // EventsCommitted calls per tenant; guarded by committedMu
 
 	// Shards maps shard names to backends: {Shard: Backend}, or every shard
 	// of a mixed Env.
@@ -166,6 +183,8 @@ func newEnv(shards map[string]store.Backend) *Env {
 	return &Env{
 		Placements: &Placements{},
 		Quotas:     &Quotas{},
+		EventData:  &EventData{},
+		committed:  map[tenant.ID]int{},
 		Shards:     shards,
 		clock:      time.Date(2024, 1, 2, 3, 4, 5, 123456789, time.UTC),
 	}
@@ -183,6 +202,12 @@ func (e *Env) newRouter(tb testing.TB) {
 		Now:        e.now,
 		Quotas:     e.Quotas,
 		Sealer:     e.sealer(),
+		EventData:  e.EventData,
+		EventsCommitted: func(id tenant.ID) {
+			e.committedMu.Lock()
+			e.committed[id]++
+			e.committedMu.Unlock()
+		},
 	})
 	if err != nil {
 		for _, b := range e.Shards {
