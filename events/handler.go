@@ -16,9 +16,10 @@ import (
 
 // Defaults for Handler.
 const (
-	DefaultPollInterval = time.Second
-	DefaultHeartbeat    = 15 * time.Second
-	DefaultWriteTimeout = 10 * time.Second
+	DefaultPollInterval  = time.Second
+	DefaultCheckInterval = time.Second
+	DefaultHeartbeat     = 15 * time.Second
+	DefaultWriteTimeout  = 10 * time.Second
 )
 
 // ContentType is the media type of a stream.
@@ -46,11 +47,14 @@ type Handler struct {
 	// a stream ends once it changes or fails (the tenant was deleted). Nil
 	// binds positions to the tenant id alone.
 	Incarnation func(ctx context.Context, id tenant.ID) (time.Time, error)
-	// Check, if set, is called every PollInterval while a stream is open;
-	// an error ends the stream. A server re-authenticates the request's
-	// credential here, so that a revoked key or a suspended tenant stops
-	// receiving events.
+	// Check, if set, is called every CheckInterval while a stream is
+	// open; an error ends the stream. A server re-authenticates the
+	// request's credential here, so that a revoked key or a suspended
+	// tenant stops receiving events.
 	Check func(r *http.Request) error
+	// CheckInterval is how often a stream calls Check and looks up its
+	// tenant's incarnation (default DefaultCheckInterval).
+	CheckInterval time.Duration
 	// Started, if set, is called once the stream's headers are sent. A
 	// server gives the request's admission slot back here
 	// (ingress.ReleaseAdmission): a stream holds no slot while it waits.
@@ -58,6 +62,9 @@ type Handler struct {
 	// PollInterval is how often a stream reads the outbox even without a
 	// wake-up from the Hub (default DefaultPollInterval): commits made by
 	// another instance on the same database reach the stream within it.
+	// A negative value turns polling off, for a store that only this
+	// process writes (every commit then wakes the streams through the
+	// Hub).
 	PollInterval time.Duration
 	// Heartbeat is the pause between two ": ping" comments (default
 	// DefaultHeartbeat), which keep proxies from closing an idle stream.
@@ -222,8 +229,14 @@ func (s *stream) read(ctx context.Context, after int64, from start) (batch, erro
 // run streams until the stream ends and returns why (a Metrics reason).
 func (s *stream) run(sub *Subscription, b batch) string {
 	ctx := s.r.Context()
-	poll := time.NewTicker(orDefault(s.h.PollInterval, DefaultPollInterval))
-	defer poll.Stop()
+	var poll <-chan time.Time
+	if s.h.PollInterval >= 0 {
+		t := time.NewTicker(orDefault(s.h.PollInterval, DefaultPollInterval))
+		defer t.Stop()
+		poll = t.C
+	}
+	check := time.NewTicker(orDefault(s.h.CheckInterval, DefaultCheckInterval))
+	defer check.Stop()
 	beat := time.NewTicker(orDefault(s.h.Heartbeat, DefaultHeartbeat))
 	defer beat.Stop()
 	if err := s.send(b.evs); err != nil {
@@ -239,10 +252,12 @@ func (s *stream) run(sub *Subscription, b batch) string {
 					return s.ended("write", err)
 				}
 				continue
-			case <-poll.C:
+			case <-check.C:
 				if err := s.check(); err != nil {
 					return s.ended("tenant", err)
 				}
+				continue
+			case <-poll:
 			case <-sub.C():
 			}
 		}

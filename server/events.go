@@ -23,6 +23,7 @@ const (
 	DefaultEventsMaxStreams      = events.DefaultMaxStreamsPerTenant
 	DefaultEventsMaxStreamsTotal = events.DefaultMaxStreams
 	DefaultEventsPollInterval    = events.DefaultPollInterval
+	DefaultEventsCheckInterval   = events.DefaultCheckInterval
 	DefaultEventsHeartbeat       = events.DefaultHeartbeat
 	DefaultEventsWriteTimeout    = events.DefaultWriteTimeout
 )
@@ -64,6 +65,10 @@ func (s *Server) initEvents(cursorKey []byte) error {
 		return fmt.Errorf("event metrics: %w", err)
 	}
 	authn := catalogauth.All(s.catalog, s.opHash, s.verifier)
+	poll := s.opts.EventsPollInterval
+	if poll == 0 && s.opts.PostgresURL == "" {
+		poll = -1 // SQLite: this process makes every commit, and each wakes the streams
+	}
 	s.feed.handler = &events.Handler{
 		Router:    s.router,
 		Hub:       s.feed.hub,
@@ -89,12 +94,13 @@ func (s *Server) initEvents(cursorKey []byte) error {
 			}
 			return nil
 		},
-		Started:      func(r *http.Request) { ingress.ReleaseAdmission(r.Context()) },
-		PollInterval: s.opts.EventsPollInterval,
-		Heartbeat:    s.opts.EventsHeartbeat,
-		WriteTimeout: s.opts.EventsWriteTimeout,
-		Metrics:      m,
-		Logger:       s.log,
+		Started:       func(r *http.Request) { ingress.ReleaseAdmission(r.Context()) },
+		PollInterval:  poll,
+		CheckInterval: s.opts.EventsCheckInterval,
+		Heartbeat:     s.opts.EventsHeartbeat,
+		WriteTimeout:  s.opts.EventsWriteTimeout,
+		Metrics:       m,
+		Logger:        s.log,
 	}
 	return nil
 }

@@ -157,12 +157,12 @@ func (e *env) write(token, collection, id, body string) {
 	}
 }
 
-// feedEnv is a server whose streams poll often, so that the tests that
-// wait for a poll (a deleted tenant, a revoked key) are quick.
+// feedEnv is a server whose streams check often, so that the tests that
+// wait for a check (a deleted tenant, a revoked key) are quick.
 func feedEnv(t *testing.T, opts server.Options) *env {
 	t.Helper()
-	if opts.EventsPollInterval == 0 {
-		opts.EventsPollInterval = 50 * time.Millisecond
+	if opts.EventsCheckInterval == 0 {
+		opts.EventsCheckInterval = 50 * time.Millisecond
 	}
 	opts.DisableRateLimit = true
 	return newEnvIn(t, t.TempDir(), opts)

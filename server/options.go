@@ -160,9 +160,17 @@ type Options struct {
 	EventsMaxStreams      int
 	EventsMaxStreamsTotal int
 	// EventsPollInterval is how often an open stream reads its tenant's
-	// outbox without a wake-up (default DefaultEventsPollInterval): commits
-	// of other instances on the same PostgreSQL reach it within that time.
+	// outbox without a wake-up, so that commits of other instances on the
+	// same PostgreSQL reach it within that time. Zero means
+	// DefaultEventsPollInterval on PostgreSQL and no polling on SQLite
+	// (one process owns the data directory: every commit wakes its
+	// streams at once); negative means no polling.
 	EventsPollInterval time.Duration
+	// EventsCheckInterval is how often an open stream checks that its
+	// credential still holds and its tenant still exists (default
+	// DefaultEventsCheckInterval): a revoked key, a suspended or deleted
+	// tenant ends its streams within it.
+	EventsCheckInterval time.Duration
 	// EventsHeartbeat is the pause between ": ping" comments on an idle
 	// stream (default DefaultEventsHeartbeat).
 	EventsHeartbeat time.Duration

@@ -21,8 +21,8 @@ func (f *eventFlags) register(fs *pflag.FlagSet) {
 		"open GET /v1/events streams per tenant on this instance; more get 429 too_many_streams")
 	fs.IntVar(&f.maxTotal, "events-max-streams-total", server.DefaultEventsMaxStreamsTotal,
 		"open GET /v1/events streams of all tenants on this instance; more get 503 overloaded")
-	fs.DurationVar(&f.poll, "events-poll-interval", server.DefaultEventsPollInterval,
-		"how often an open stream reads its tenant's outbox without a wake-up: commits of other instances on the same PostgreSQL arrive within it")
+	fs.DurationVar(&f.poll, "events-poll-interval", 0,
+		"how often an open stream reads its tenant's outbox without a wake-up, so that commits of other instances on the same PostgreSQL arrive within it; 0: 1s on PostgreSQL, none on SQLite; negative: none")
 	fs.DurationVar(&f.heartbeat, "events-heartbeat", server.DefaultEventsHeartbeat,
 		"pause between ': ping' comments on an idle event stream")
 	fs.DurationVar(&f.writeTimeout, "events-write-timeout", server.DefaultEventsWriteTimeout,
@@ -35,8 +35,6 @@ func (f *eventFlags) check() error {
 		return fmt.Errorf("--events-max-streams must be at least 1, got %d", f.maxStreams)
 	case f.maxTotal < 1:
 		return fmt.Errorf("--events-max-streams-total must be at least 1, got %d", f.maxTotal)
-	case f.poll <= 0:
-		return fmt.Errorf("--events-poll-interval must be positive, got %s", f.poll)
 	case f.heartbeat <= 0:
 		return fmt.Errorf("--events-heartbeat must be positive, got %s", f.heartbeat)
 	case f.writeTimeout <= 0:

@@ -6,7 +6,6 @@ func TestServeRefusesBadEventFlags(t *testing.T) {
 	for _, c := range []struct{ flag, value, msg string }{
 		{"--events-max-streams", "0", "--events-max-streams must be at least 1"},
 		{"--events-max-streams-total", "-1", "--events-max-streams-total must be at least 1"},
-		{"--events-poll-interval", "0s", "--events-poll-interval must be positive"},
 		{"--events-heartbeat", "-1s", "--events-heartbeat must be positive"},
 		{"--events-write-timeout", "0s", "--events-write-timeout must be positive"},
 	} {
