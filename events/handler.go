@@ -145,10 +145,9 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request) error {
 	if h.Started != nil {
 		h.Started(r)
 	}
+	// Each write moves the connection's write deadline (the server's
+	// WriteTimeout would otherwise cut the stream).
 	s.rc = http.NewResponseController(w)
-	// The server's ReadTimeout would end the request (its context) while
-	// it streams; nothing more is read from the client.
-	_ = s.rc.SetReadDeadline(time.Time{})
 	s.metrics = h.Metrics.stream(id.String())
 	reason := s.run(sub, first)
 	s.metrics.end(reason)
