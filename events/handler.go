@@ -80,6 +80,9 @@ type Handler struct {
 	Metrics *Metrics
 	// Logger, if set, logs why streams end at debug level.
 	Logger *slog.Logger
+
+	reads  readGroup
+	checks checkCache
 }
 
 // ServeHTTP answers r with Serve, and a refusal with its problem document
@@ -234,7 +237,8 @@ func (s *stream) run(sub *Subscription, b batch) string {
 		defer t.Stop()
 		poll = t.C
 	}
-	check := time.NewTicker(orDefault(s.h.CheckInterval, DefaultCheckInterval))
+	every := orDefault(s.h.CheckInterval, DefaultCheckInterval)
+	check := time.NewTicker(every)
 	defer check.Stop()
 	beat := time.NewTicker(orDefault(s.h.Heartbeat, DefaultHeartbeat))
 	defer beat.Stop()
@@ -252,7 +256,7 @@ func (s *stream) run(sub *Subscription, b batch) string {
 				}
 				continue
 			case <-check.C:
-				if err := s.check(); err != nil {
+				if err := s.sharedCheck(every); err != nil {
 					return s.ended("tenant", err)
 				}
 				continue
@@ -261,7 +265,7 @@ func (s *stream) run(sub *Subscription, b batch) string {
 			}
 		}
 		var err error
-		if b, err = s.read(ctx, b.next, startAfter); err != nil {
+		if b, err = s.sharedRead(ctx, b.next, sub.generation()); err != nil {
 			switch {
 			case ctx.Err() != nil:
 				return s.ended("client", err)

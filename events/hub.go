@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
@@ -44,9 +45,21 @@ type HubOptions struct {
 type Hub struct {
 	maxTenant, maxTotal int
 
+	// gen numbers the Notify calls of all tenants (see tenantSubs.gen).
+	gen atomic.Uint64
+
 	mu    sync.RWMutex // guards the fields below
 	total int
-	subs  map[tenant.ID]map[*Subscription]struct{}
+	subs  map[tenant.ID]*tenantSubs
+}
+
+// tenantSubs are one tenant's subscriptions.
+type tenantSubs struct {
+	// gen is the hub's gen at the tenant's latest Notify (or when the
+	// entry was made): a read of the outbox begun after observing gen g
+	// sees every commit notified up to g.
+	gen atomic.Uint64
+	m   map[*Subscription]struct{}
 }
 
 // NewHub returns an empty hub.
@@ -57,7 +70,7 @@ func NewHub(opts HubOptions) *Hub {
 	if opts.MaxTotal <= 0 {
 		opts.MaxTotal = DefaultMaxStreams
 	}
-	return &Hub{maxTenant: opts.MaxPerTenant, maxTotal: opts.MaxTotal, subs: map[tenant.ID]map[*Subscription]struct{}{}}
+	return &Hub{maxTenant: opts.MaxPerTenant, maxTotal: opts.MaxTotal, subs: map[tenant.ID]*tenantSubs{}}
 }
 
 // Notify wakes tenant id's subscriptions. It never blocks; plug it into
@@ -65,7 +78,18 @@ func NewHub(opts HubOptions) *Hub {
 func (h *Hub) Notify(id tenant.ID) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	for s := range h.subs[id] {
+	ts := h.subs[id]
+	if ts == nil {
+		return
+	}
+	g := h.gen.Add(1)
+	for {
+		old := ts.gen.Load()
+		if old >= g || ts.gen.CompareAndSwap(old, g) {
+			break
+		}
+	}
+	for s := range ts.m {
 		select {
 		case s.c <- struct{}{}:
 		default: // a wake-up is already pending
@@ -85,16 +109,17 @@ func (h *Hub) Subscribe(id tenant.ID) (*Subscription, error) {
 	if h.total >= h.maxTotal {
 		return nil, fmt.Errorf("%w (%d)", ErrHubFull, h.maxTotal)
 	}
-	m := h.subs[id]
-	if len(m) >= h.maxTenant {
+	ts := h.subs[id]
+	if ts != nil && len(ts.m) >= h.maxTenant {
 		return nil, fmt.Errorf("%w (%d on this instance)", ErrTooManyStreams, h.maxTenant)
 	}
-	if m == nil {
-		m = map[*Subscription]struct{}{}
-		h.subs[id] = m
+	if ts == nil {
+		ts = &tenantSubs{m: map[*Subscription]struct{}{}}
+		ts.gen.Store(h.gen.Load())
+		h.subs[id] = ts
 	}
-	s := &Subscription{h: h, id: id, c: make(chan struct{}, 1)}
-	m[s] = struct{}{}
+	s := &Subscription{h: h, id: id, ts: ts, c: make(chan struct{}, 1)}
+	ts.m[s] = struct{}{}
 	h.total++
 	return s, nil
 }
@@ -103,7 +128,10 @@ func (h *Hub) Subscribe(id tenant.ID) (*Subscription, error) {
 func (h *Hub) Open(id tenant.ID) int {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	return len(h.subs[id])
+	if ts := h.subs[id]; ts != nil {
+		return len(ts.m)
+	}
+	return 0
 }
 
 // Total returns the number of open subscriptions of all tenants.
@@ -117,9 +145,13 @@ func (h *Hub) Total() int {
 type Subscription struct {
 	h    *Hub
 	id   tenant.ID
+	ts   *tenantSubs
 	c    chan struct{}
 	once sync.Once
 }
+
+// generation is the tenant's notification generation now.
+func (s *Subscription) generation() uint64 { return s.ts.gen.Load() }
 
 // C receives a value after one or more of the tenant's commits since the
 // last receive (and possibly, rarely, when nothing new committed).
@@ -135,9 +167,8 @@ func (s *Subscription) Close() {
 		h := s.h
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		m := h.subs[s.id]
-		delete(m, s)
-		if len(m) == 0 {
+		delete(s.ts.m, s)
+		if len(s.ts.m) == 0 && h.subs[s.id] == s.ts {
 			delete(h.subs, s.id)
 		}
 		h.total--
