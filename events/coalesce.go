@@ -38,6 +38,8 @@ func (s *stream) readKey(after int64, gen uint64) string {
 	k.WriteByte(0)
 	k.WriteString(strconv.FormatUint(gen, 10))
 	k.WriteByte(0)
+	k.WriteString(strconv.FormatInt(s.inc.UnixMicro(), 10))
+	k.WriteByte(0)
 	k.WriteString(strings.Join(s.collections, ","))
 	return k.String()
 }

@@ -22,6 +22,10 @@ const (
 	DefaultWriteTimeout  = 10 * time.Second
 )
 
+// errIncarnation: the stream's tenant was deleted (and perhaps created
+// again) since the stream began.
+var errIncarnation = fmt.Errorf("%w: the tenant was deleted since the stream began", store.ErrUnknownTenant)
+
 // ContentType is the media type of a stream.
 const ContentType = "text/event-stream"
 
@@ -219,6 +223,19 @@ func (s *stream) read(ctx context.Context, after int64, from start) (batch, erro
 	})
 	if err != nil {
 		return batch{}, err
+	}
+	// The tenant may have been deleted and created again since the stream
+	// began: the read then found the new tenant's outbox, whose events are
+	// not this stream's. Incarnations only move forward, so one unchanged
+	// after the read was the read's too.
+	if s.h.Incarnation != nil {
+		inc, err := s.h.Incarnation(ctx, s.id)
+		if err != nil {
+			return batch{}, err
+		}
+		if !inc.Equal(s.inc) {
+			return batch{}, errIncarnation
+		}
 	}
 	for _, ev := range b.evs {
 		if ev.Tenant != s.id { // the store's guarantee, checked where it counts

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,6 +54,7 @@ func follow(t *testing.T, srv *httptest.Server, token string) <-chan store.Event
 	t.Cleanup(func() { cancel(); <-done })
 	go func() {
 		defer close(done)
+		defer close(ch)
 		defer res.Body.Close()
 		sc := bufio.NewScanner(res.Body)
 		for sc.Scan() {
@@ -86,7 +88,10 @@ func expect(t *testing.T, ch <-chan store.Event, id tenant.ID, ids ...string) {
 	t.Helper()
 	for _, want := range ids {
 		select {
-		case ev := <-ch:
+		case ev, ok := <-ch:
+			if !ok {
+				t.Fatalf("the stream ended before %s", want)
+			}
 			if ev.ID != want || ev.Tenant != id {
 				t.Fatalf("got %s/%s, want %s/%s", ev.Tenant, ev.ID, id, want)
 			}
@@ -176,5 +181,32 @@ func TestStreamsSharingReadsMissNoCommit(t *testing.T) {
 				t.Fatalf("a stream is stuck after %d of %d events: it missed a commit", i, n)
 			}
 		}
+	}
+}
+
+// TestAStreamNeverReadsALaterIncarnation: a tenant deleted and created
+// again between two of a stream's reads (before any periodic check) ends
+// the stream; the new tenant's events never reach it.
+func TestAStreamNeverReadsALaterIncarnation(t *testing.T) {
+	env, h, srv := feed(t, -1)
+	h.CheckInterval = time.Hour
+	var born atomic.Int64 // the tenant's incarnation, as a catalog would keep it
+	born.Store(1)
+	h.Incarnation = func(context.Context, tenant.ID) (time.Time, error) { return time.UnixMicro(born.Load()), nil }
+	ctx := env.Tenant(t, "acme", store.Pooled)
+	acme := tenant.MustParse("acme")
+	ch := follow(t, srv, tenanttest.Token(ctx))
+	for h.Hub.Open(acme) != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	write(t, env, ctx, "old")
+	h.Hub.Notify(acme)
+	expect(t, ch, acme, "old")
+	born.Store(2) // deleted and created again
+	write(t, env, ctx, "new")
+	h.Hub.Notify(acme)
+	// The stream ends without the new incarnation's event.
+	for ev := range ch {
+		t.Fatalf("the old incarnation's stream got %s/%s", ev.Tenant, ev.ID)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/events"
 	"github.com/bulkhead-dev/bulkhead/ingress"
 	"github.com/bulkhead-dev/bulkhead/ingress/catalogauth"
+	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
@@ -75,8 +76,11 @@ func (s *Server) initEvents(cursorKey []byte) error {
 		Positions: pos,
 		Incarnation: func(ctx context.Context, id tenant.ID) (time.Time, error) {
 			state, born, err := s.catalog.Incarnation(ctx, id)
-			if err == nil && state != catalog.Active {
-				err = fmt.Errorf("tenant %s is %s", id, state)
+			switch {
+			case errors.Is(err, catalog.ErrNotFound) || err == nil && state != catalog.Active && state != catalog.Suspended:
+				return born, fmt.Errorf("%w: %s", store.ErrUnknownTenant, id) // 401, as for its credential
+			case err == nil && state == catalog.Suspended:
+				return born, fmt.Errorf("%w: %s", catalog.ErrSuspended, id) // 403 tenant_suspended
 			}
 			return born, err
 		},
