@@ -267,6 +267,8 @@ func (s *stream) run(sub *Subscription, b batch) string {
 			select {
 			case <-ctx.Done():
 				return s.ended("client", ctx.Err())
+			case <-sub.Done():
+				return s.ended("shutdown", ErrHubClosed)
 			case <-beat.C:
 				if err := s.write([]byte(": ping\n\n")); err != nil {
 					return s.ended("write", err)

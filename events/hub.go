@@ -25,6 +25,10 @@ var ErrTooManyStreams = errors.New("the tenant has too many open event streams")
 // instance.
 var ErrHubFull = errors.New("the server has too many open event streams")
 
+// ErrHubClosed: the hub was shut down (the server is stopping); no new
+// stream opens.
+var ErrHubClosed = errors.New("the server is shutting down its event streams")
+
 // HubOptions bound the streams of a Hub.
 type HubOptions struct {
 	// MaxPerTenant bounds each tenant's open subscriptions (default
@@ -47,6 +51,9 @@ type Hub struct {
 
 	// gen numbers the Notify calls of all tenants (see tenantSubs.gen).
 	gen atomic.Uint64
+	// done is closed by Shutdown.
+	done     chan struct{}
+	shutdown sync.Once
 
 	mu    sync.RWMutex // guards the fields below
 	total int
@@ -70,8 +77,15 @@ func NewHub(opts HubOptions) *Hub {
 	if opts.MaxTotal <= 0 {
 		opts.MaxTotal = DefaultMaxStreams
 	}
-	return &Hub{maxTenant: opts.MaxPerTenant, maxTotal: opts.MaxTotal, subs: map[tenant.ID]*tenantSubs{}}
+	return &Hub{maxTenant: opts.MaxPerTenant, maxTotal: opts.MaxTotal, subs: map[tenant.ID]*tenantSubs{}, done: make(chan struct{})}
 }
+
+// Shutdown ends every open stream (each ends after its current write) and
+// refuses new ones with ErrHubClosed: call it when the server begins a
+// graceful shutdown (http.Server.RegisterOnShutdown), which would
+// otherwise wait for streams that never finish. Safe to call more than
+// once.
+func (h *Hub) Shutdown() { h.shutdown.Do(func() { close(h.done) }) }
 
 // Notify wakes tenant id's subscriptions. It never blocks; plug it into
 // store.Config.EventsCommitted.
@@ -106,6 +120,11 @@ func (h *Hub) Subscribe(id tenant.ID) (*Subscription, error) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	select {
+	case <-h.done:
+		return nil, ErrHubClosed
+	default:
+	}
 	if h.total >= h.maxTotal {
 		return nil, fmt.Errorf("%w (%d)", ErrHubFull, h.maxTotal)
 	}
@@ -156,6 +175,9 @@ func (s *Subscription) generation() uint64 { return s.ts.gen.Load() }
 // C receives a value after one or more of the tenant's commits since the
 // last receive (and possibly, rarely, when nothing new committed).
 func (s *Subscription) C() <-chan struct{} { return s.c }
+
+// Done is closed when the hub shuts down: end the stream.
+func (s *Subscription) Done() <-chan struct{} { return s.h.done }
 
 // Tenant returns the tenant subscribed to.
 func (s *Subscription) Tenant() tenant.ID { return s.id }

@@ -71,3 +71,23 @@ func TestHubLimits(t *testing.T) {
 		t.Fatalf("subscribe without a tenant: %v, want tenant.ErrMissing", err)
 	}
 }
+
+func TestHubShutdownEndsStreamsAndRefusesNewOnes(t *testing.T) {
+	h := events.NewHub(events.HubOptions{})
+	acme := tenant.MustParse("acme")
+	s, err := h.Subscribe(acme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.Done():
+		t.Fatal("Done before Shutdown")
+	default:
+	}
+	h.Shutdown()
+	h.Shutdown()
+	<-s.Done()
+	if _, err := h.Subscribe(acme); !errors.Is(err, events.ErrHubClosed) {
+		t.Fatalf("subscribe after shutdown: %v, want ErrHubClosed", err)
+	}
+}

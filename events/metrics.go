@@ -16,8 +16,8 @@ const OtherTenant = "_other"
 //
 // The reasons are "client" (it went away), "write" (a write failed or
 // timed out: a stuck client), "expired" (it fell behind the outbox's
-// trimming), "tenant" (the tenant or the credential went away) and
-// "error". A nil *Metrics counts nothing.
+// trimming), "tenant" (the tenant or the credential went away),
+// "shutdown" (Hub.Shutdown) and "error". A nil *Metrics counts nothing.
 type Metrics struct {
 	open      *prometheus.GaugeVec
 	delivered *prometheus.CounterVec
@@ -43,7 +43,7 @@ func NewMetrics(reg prometheus.Registerer, label func(id string) string) (*Metri
 		}, []string{"tenant"}),
 		ended: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bulkhead_event_streams_ended_total",
-			Help: "Change-feed streams ended, by reason: client, write (stuck or failed client), expired, tenant, error.",
+			Help: "Change-feed streams ended, by reason: client, write (stuck or failed client), expired, tenant, shutdown, error.",
 		}, []string{"reason"}),
 		label: label,
 	}

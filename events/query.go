@@ -145,6 +145,9 @@ func hubProblem(err error) error {
 		return problem.New(http.StatusTooManyRequests, "too_many_streams",
 			"this tenant has its limit of open event streams ("+err.Error()+"); close one, or retry after the seconds in Retry-After").
 			WithHeader("Retry-After", "5")
+	case errors.Is(err, ErrHubClosed):
+		return problem.New(http.StatusServiceUnavailable, "unavailable",
+			"the server is shutting down; reconnect (to another instance) with Last-Event-ID").WithHeader("Retry-After", "1")
 	case errors.Is(err, ErrHubFull):
 		return problem.New(http.StatusServiceUnavailable, "overloaded",
 			"the server has its limit of open event streams; retry after the seconds in Retry-After, or on another instance").

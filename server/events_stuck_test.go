@@ -3,7 +3,9 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"regexp"
 	"strconv"
 	"syscall"
@@ -110,5 +112,27 @@ func TestEventsStuckConsumerDelaysNoOtherTenant(t *testing.T) {
 				t.Fatalf("streams ended by a write: %v, want 1", n)
 			}
 		})
+	}
+}
+
+// TestEventsStreamsEndAtShutdown: a graceful shutdown ends open streams
+// (which never finish by themselves) instead of waiting out its grace
+// period for them, and Serve returns nil.
+func TestEventsStreamsEndAtShutdown(t *testing.T) {
+	dir := t.TempDir()
+	sv := serve(t, dir, io.Discard)
+	op, _ := server.ReadOperatorToken(dir)
+	want(t, call(t, "POST", sv.base+"/v1/admin/tenants", op, `{"id":"acme"}`), 201, "")
+	tok := call(t, "POST", sv.base+"/v1/admin/tenants/acme/keys", op, `{"role":"reader"}`).json(t)["token"].(string)
+	req, _ := http.NewRequest("GET", sv.base+"/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("open stream: %v %v", res, err)
+	}
+	defer res.Body.Close()
+	sv.shutdown(t) // fails unless Serve returns nil: every request finished
+	if _, err := io.Copy(io.Discard, res.Body); err != nil {
+		t.Fatalf("the stream was cut rather than ended: %v", err)
 	}
 }

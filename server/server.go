@@ -305,6 +305,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	srv.RegisterOnShutdown(s.feed.hub.Shutdown) // event streams never finish by themselves
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go s.policy.Watch(wctx)
