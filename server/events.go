@@ -42,6 +42,13 @@ func newEventHub(opts Options) *eventFeed {
 	return &eventFeed{hub: events.NewHub(events.HubOptions{MaxPerTenant: opts.EventsMaxStreams, MaxTotal: opts.EventsMaxStreamsTotal})}
 }
 
+// committed is the router's store.Config.EventsCommitted: it wakes the
+// tenant's change-feed streams and the NATS relay. Neither blocks.
+func (s *Server) committed(id tenant.ID) {
+	s.feed.hub.Notify(id)
+	s.eventsCommitted(id)
+}
+
 // eventPositionKey derives the key of event positions from the cursor key
 // (<data-dir>/cursor.key), so that no new secret has to be kept, and
 // positions and cursors can never be taken for each other.

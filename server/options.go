@@ -178,4 +178,16 @@ type Options struct {
 	// DefaultEventsWriteTimeout): a client that reads nothing for that
 	// long is dropped.
 	EventsWriteTimeout time.Duration
+	// NATSURL, when set (nats://host:4222), relays every tenant's outbox
+	// events to NATS JetStream (package relay): subjects
+	// <NATSSubjectPrefix>.<tenant>.<collection> in stream NATSStream,
+	// which is created if missing. Open fails if NATS is unreachable.
+	// Empty: no relay; the embedded default needs no NATS.
+	NATSURL string
+	// NATSStream is the JetStream stream (default relay.DefaultStream).
+	NATSStream string
+	// NATSSubjectPrefix is the subjects' first token (default
+	// relay.DefaultSubjectPrefix): deployments sharing a NATS server
+	// need different ones.
+	NATSSubjectPrefix string
 }

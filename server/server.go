@@ -77,9 +77,11 @@ type Server struct {
 	// retention purges expired records in the background (retention.go).
 	retention *retentionSweep
 	// feed is the change feed, GET /v1/events (events.go).
-	feed     *eventFeed
-	closeOne sync.Once
-	closeErr error
+	feed *eventFeed
+	// natsRelay publishes events to NATS (relay.go); nil without NATSURL.
+	natsRelay relayPtr
+	closeOne  sync.Once
+	closeErr  error
 }
 
 // Open opens the server's state in opts.DataDir: it creates the directory
@@ -190,7 +192,7 @@ func Open(ctx context.Context, opts Options) (_ *Server, err error) {
 	if err == nil {
 		fl, err = fleet.New(fleet.Config{Catalog: cat, Backends: backends, Placement: opts.Placement,
 			Router: store.Config{CursorKey: cursorKey, Quotas: s.limits, Now: opts.Now, Sealer: s.enc.sealer(),
-				EventsCommitted: s.feed.hub.Notify}, Keys: s.enc.fleetKeys()})
+				EventsCommitted: s.committed}, Keys: s.enc.fleetKeys()})
 	}
 	if err != nil {
 		_ = s.enc.close()
@@ -233,6 +235,10 @@ func Open(ctx context.Context, opts Options) (_ *Server, err error) {
 	s.handler = s.routes()
 	s.initUsageGauges()
 	if err := s.initRetention(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open server: %w", err)
+	}
+	if err := s.initRelay(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open server: %w", err)
 	}
@@ -339,6 +345,7 @@ func (s *Server) Close() error {
 		// The sweepers first: they use the catalog and the stores.
 		s.stopUsageSweeper()
 		s.stopRetention()
+		s.stopRelay() // it reads the outboxes and saves positions
 		var errs []error
 		// The key jobs next: they write through the router.
 		if err := s.enc.close(); err != nil {

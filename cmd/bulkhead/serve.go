@@ -34,6 +34,7 @@ func newServeCommand(g *globals) *cobra.Command {
 	var encrypt bool
 	var keyring string
 	var ev eventFlags
+	var nf natsFlags
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the Bulkhead server",
@@ -112,6 +113,7 @@ bounded batches, each tenant's purge audited on its chain.`,
 				opts.RetentionInterval = -1 // off
 			}
 			ev.apply(&opts)
+			nf.apply(&opts)
 			shards, err := pg.parse()
 			if err != nil {
 				return &usageError{cmd: cmd.CommandPath(), err: err}
@@ -139,6 +141,7 @@ bounded batches, each tenant's purge audited on its chain.`,
 	cmd.Flags().IntVar(&maxOpen, "max-open-databases", 256,
 		"database-mode files (SQLite) or tenant database pools per shard (PostgreSQL, default 64) kept open at once")
 	pg.register(cmd.Flags())
+	nf.register(cmd.Flags())
 	cmd.Flags().StringVar(&policyDir, "policy-dir", "",
 		"directory of Cedar policies (*.cedar) added to the default set; default.cedar there replaces it; reloaded on change")
 	cmd.Flags().StringVar(&limitsFile, "limits-file", "",

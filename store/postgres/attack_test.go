@@ -127,8 +127,8 @@ func TestServingRoleIsNotOwnerSuperuserOrBypassRLS(t *testing.T) {
 			t.Errorf("%s: rls %v force %v owner %s (serving role a member: %v)", name, rls, force, owner, member)
 		}
 	}
-	want := []string{"bulkhead.customers", "bulkhead.invoices", "bulkhead.records", "bulkhead.tenant_usage",
-		"t_acme.customers", "t_acme.invoices", "t_acme.records", "t_acme.tenant_usage"}
+	want := []string{"bulkhead.customers", "bulkhead.invoices", "bulkhead.records", "bulkhead.tenant_event_offsets", "bulkhead.tenant_events", "bulkhead.tenant_usage",
+		"t_acme.customers", "t_acme.invoices", "t_acme.records", "t_acme.tenant_event_offsets", "t_acme.tenant_events", "t_acme.tenant_usage"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("tenant tables %v, want %v", names, want)
 	}

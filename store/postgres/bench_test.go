@@ -277,3 +277,67 @@ func BenchmarkTokenFilter(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPutEvents measures what the transactional outbox costs a write:
+// Router.Tx + Tx.Put replacing a record, on routers over the same backend
+// and tenants, one with events (every Put appends one to the outbox in its
+// transaction) and one made with store.Config.NoEvents (the baseline: the
+// same write without an outbox). Rounds alternate the two (blocks of 50
+// Puts, rotating order) so that machine noise hits both alike;
+// events/noevents is the ratio of the totals.
+func BenchmarkPutEvents(b *testing.B) {
+	for _, mode := range []store.Mode{store.Pooled, store.Schema, store.Database} {
+		b.Run(string(mode), func(b *testing.B) { benchPutEvents(b, mode) })
+	}
+}
+
+func benchPutEvents(b *testing.B, mode store.Mode) {
+	be := open(b, pgtest.New(b), Options{MaxConns: 4})
+	e := storetest.NewEnv(b, be, mode)
+	const tenants = 10
+	ctxs, _ := benchFill(b, e, tenants)
+	key := make([]byte, 32)
+	for i := range key {
+		key[i] = byte(i + 1)
+	}
+	quiet, err := store.NewRouter(store.Config{Placements: e.Placements, Backends: e.Shards, CursorKey: key, Quotas: e.Quotas, NoEvents: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	routers := []*store.Router{quiet, e.Router}
+	put := func(r *store.Router, i int) error {
+		ctx := ctxs[i%tenants]
+		return r.Tx(ctx, func(tx *store.Tx) error {
+			_, _, err := tx.Put(ctx, "c", fmt.Sprintf("rec-%03d", i%benchRecords), []byte(fmt.Sprintf(`{"n":%d}`, i)), store.IfMatch{})
+			return err
+		})
+	}
+	for _, r := range routers { // warm up connections and statements
+		for i := 0; i < 2*tenants; i++ {
+			if err := put(r, i); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	var total [2]time.Duration
+	const block = 50
+	b.ResetTimer()
+	for done, round := 0, 0; done < b.N; round++ {
+		for k := range routers {
+			v := (k + round) % len(routers)
+			start := time.Now()
+			for i := 0; i < block; i++ {
+				if err := put(routers[v], done+i); err != nil {
+					b.Fatal(err)
+				}
+			}
+			total[v] += time.Since(start)
+		}
+		done += block
+	}
+	b.StopTimer()
+	n := float64(max(b.N, block))
+	b.ReportMetric(float64(total[0].Nanoseconds())/n, "noevents-ns/put")
+	b.ReportMetric(float64(total[1].Nanoseconds())/n, "events-ns/put")
+	b.ReportMetric(float64(total[1])/float64(total[0]), "events/noevents")
+}

@@ -44,6 +44,19 @@
 // tenant.StorageName() and the catalog, and are always quoted with
 // pgx.Identifier.Sanitize.
 //
+// # The outbox
+//
+// Each unit keeps its tenants' change events (store.EventTx) beside their
+// records, in tenant_events, numbered per tenant by a counter row in
+// tenant_event_offsets (consumer "$head", a name no consumer can have)
+// that the append bumps in the write's transaction, so the numbers are
+// gapless, roll back with their transaction and survive trimming. Both
+// tables have tenant_id first in their keys and get the records' row-level
+// security, policies and grants. An append is held back like a record
+// write and goes out in the batch of the next statement or of COMMIT: a
+// write with its event takes the round trips of one without
+// (eventsql.go).
+//
 // # Your own tables
 //
 // A team's own tables live beside the records, created by migrations

@@ -24,7 +24,8 @@ import (
 
 // foldedReads are the statements that have a folded form.
 var foldedReads = func() map[string]bool {
-	m := map[string]bool{sqlGet: true, sqlCollections: true, sqlUsageGet: true, sqlUsageCount: true}
+	m := map[string]bool{sqlGet: true, sqlCollections: true, sqlUsageGet: true, sqlUsageCount: true,
+		sqlEvents: true, sqlEventOffset: true}
 	for _, q := range slices.Concat(listQueries, tokenListQueries) {
 		m[q] = true
 	}

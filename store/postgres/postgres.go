@@ -203,7 +203,7 @@ func prepareStatements(ctx context.Context, conn *pgx.Conn) error {
 // ownStatements are the statements every serving connection prepares.
 var ownStatements = append([]string{sqlGet, sqlInsert, sqlUpdateOne, sqlDelete, sqlCollections, sqlSeal, sqlSealStore,
 	sqlBeginRW, sqlCommit, sqlUsageLock, sqlUsageGet, sqlUsageCount, sqlUsageInit, sqlUsageAdd,
-	sqlPurge}, slices.Concat(listQueries, tokenListQueries)...)
+	sqlPurge, sqlEventsAppend, sqlEvents, sqlEventsTrim, sqlEventOffset, sqlEventOffsetSet}, slices.Concat(listQueries, tokenListQueries)...)
 
 func validPrefix(p string) error {
 	if len(p) > 20 {

@@ -44,8 +44,8 @@ func recordsDDL(s string) string {
 )`
 }
 
-// ensureSQL creates unit schema s (quoted) with its records, tenant_usage
-// and schema_migrations tables, and lets serving role r (quoted) use the schema.
+// ensureSQL creates unit schema s (quoted) with its records, tenant_usage,
+// tenant_events, tenant_event_offsets and schema_migrations tables, and lets serving role r (quoted) use the schema.
 // It takes the unit's advisory lock first, so concurrent provisioning and
 // migrations of one unit queue up.
 func ensureSQL(lock int64, s, r string) string {
@@ -55,6 +55,7 @@ func ensureSQL(lock int64, s, r string) string {
 		`REVOKE CREATE ON SCHEMA ` + s + ` FROM PUBLIC`,
 		recordsDDL(s),
 		usageDDL(s),
+		eventsDDL(s),
 		`CREATE TABLE IF NOT EXISTS ` + s + `.schema_migrations (
 	version    integer PRIMARY KEY,
 	name       text NOT NULL,

@@ -125,7 +125,7 @@ func (t *tx) prepare(ctx context.Context, name, sql string) error {
 }
 
 // ownTable finds the tables of Bulkhead's own statements.
-var ownTable = regexp.MustCompile(`\b(FROM|INTO|UPDATE)\s+(records|tenant_usage)\b`)
+var ownTable = regexp.MustCompile(`\b(FROM|INTO|UPDATE)\s+(records|tenant_usage|tenant_events|tenant_event_offsets)\b`)
 
 // qualify names the tables of one of Bulkhead's own statements in unit, so
 // that the statement does not depend on search_path: a transaction that

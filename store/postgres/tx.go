@@ -40,7 +40,8 @@ type tx struct {
 	pool    *pgxpool.Pool
 	conn    *pgxpool.Conn
 	tenant  string
-	unit    string // the unit's schema, unquoted
+	id      tenant.ID // the tenant, as events name it
+	unit    string    // the unit's schema, unquoted
 	write   bool
 	begun   bool // write: BEGIN and the seal have been sent
 	sent    bool // a batch has been sent on conn
@@ -63,7 +64,7 @@ func (b *Backend) newTx(ctx context.Context, id tenant.ID, mode store.Mode, writ
 	if err != nil {
 		return nil, err
 	}
-	t := &tx{b: b, pool: pool, tenant: id.String(), unit: unitSchema(id, mode), write: write, release: release}
+	t := &tx{b: b, pool: pool, tenant: id.String(), id: id, unit: unitSchema(id, mode), write: write, release: release}
 	if err := t.acquire(ctx); err != nil {
 		release()
 		return nil, b.beginErr(id, mode, err)

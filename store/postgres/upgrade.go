@@ -19,7 +19,7 @@ const upgradeFix = "give the Backend the owner role's admin URL (Shard.AdminURL)
 // unitTables are the tables of a unit that earlier versions of Bulkhead did
 // not create (besides records, which every version has): a unit without one
 // of them is upgraded by ensureCurrent.
-var unitTables = []string{"schema_migrations", "tenant_usage"}
+var unitTables = []string{"schema_migrations", "tenant_usage", "tenant_events", "tenant_event_offsets"}
 
 // unitState is what a Backend knows of one schema or database unit: whether
 // it has been found current in this process, and a lock that lets one
