@@ -8,18 +8,6 @@ import (
 	"time"
 )
 
-// skipWithoutPostgresOutbox skips when the PostgreSQL backend of this
-// build keeps no outbox yet (501 events_unsupported): it lands with the
-// pgoutbox branch.
-func skipWithoutPostgresOutbox(t *testing.T, e *env, tok string) {
-	t.Helper()
-	if s, r := e.openStream(tok, ""); s == nil && r.code() == "events_unsupported" {
-		t.Skip("the PostgreSQL backend of this build keeps no event outbox (501 events_unsupported)")
-	} else if s != nil {
-		s.close()
-	}
-}
-
 func TestEventsOnPostgres(t *testing.T) {
 	for _, mode := range []string{"pooled", "schema", "database"} {
 		t.Run(mode, func(t *testing.T) {
@@ -27,7 +15,6 @@ func TestEventsOnPostgres(t *testing.T) {
 			opts.EventsCheckInterval, opts.DisableRateLimit = 50*time.Millisecond, true
 			e := newEnvIn(t, t.TempDir(), opts)
 			acme, globex := e.tenantWithKey("acme", mode), e.tenantWithKey("globex", mode)
-			skipWithoutPostgresOutbox(t, e, acme)
 			a, _ := e.openStream(acme, "")
 			g, _ := e.openStream(globex, "collections=notes")
 			for i := range 4 {
@@ -85,7 +72,6 @@ func TestEventsReachStreamsOfAnotherInstance(t *testing.T) {
 	}
 	b := newEnvIn(t, dirB, opts)
 	tok := a.tenantWithKey("acme", "pooled")
-	skipWithoutPostgresOutbox(t, a, tok)
 	s, _ := b.openStream(tok, "")
 	a.write(tok, "notes", "from-a", `{}`)
 	ev := s.next(t)
