@@ -1,10 +1,12 @@
 package events
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
@@ -107,6 +109,43 @@ func (h *Hub) Notify(id tenant.ID) {
 		select {
 		case s.c <- struct{}{}:
 		default: // a wake-up is already pending
+		}
+	}
+}
+
+// Poll wakes the streams of every subscribed tenant once per every, the
+// tenants spread over the interval, until ctx is done or the hub shuts
+// down: commits made through another process (another instance on the
+// same PostgreSQL) then reach this hub's streams within about every. The
+// streams of one tenant are woken together, so they share one read of the
+// outbox (Handler), where each stream's own PollInterval would read once
+// per stream. Run it in its own goroutine; give the Handler a negative
+// PollInterval then.
+func (h *Hub) Poll(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.done:
+			return
+		case <-t.C:
+		}
+		h.mu.RLock()
+		ids := make([]tenant.ID, 0, len(h.subs))
+		for id := range h.subs {
+			ids = append(ids, id)
+		}
+		h.mu.RUnlock()
+		gap := every / time.Duration(len(ids)+1)
+		for _, id := range ids {
+			h.Notify(id)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(gap):
+			}
 		}
 	}
 }

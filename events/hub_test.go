@@ -1,8 +1,10 @@
 package events_test
 
 import (
+	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/bulkhead-dev/bulkhead/events"
 	"github.com/bulkhead-dev/bulkhead/tenant"
@@ -90,4 +92,17 @@ func TestHubShutdownEndsStreamsAndRefusesNewOnes(t *testing.T) {
 	if _, err := h.Subscribe(acme); !errors.Is(err, events.ErrHubClosed) {
 		t.Fatalf("subscribe after shutdown: %v, want ErrHubClosed", err)
 	}
+}
+
+func TestHubPollWakesEverySubscribedTenant(t *testing.T) {
+	h := events.NewHub(events.HubOptions{})
+	a, _ := h.Subscribe(tenant.MustParse("acme"))
+	g, _ := h.Subscribe(tenant.MustParse("globex"))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); h.Poll(ctx, 10*time.Millisecond) }()
+	<-a.C()
+	<-g.C()
+	cancel()
+	<-done // Poll returns once its context is done
 }

@@ -34,6 +34,18 @@ const (
 type eventFeed struct {
 	hub     *events.Hub
 	handler *events.Handler
+	// stopPoll stops the hub's poll (PostgreSQL); nil when none runs.
+	stopPoll context.CancelFunc
+	polled   chan struct{} // closed when the poll has returned
+}
+
+// stop stops the hub's poll and waits for it. Safe on a nil feed.
+func (f *eventFeed) stop() {
+	if f == nil || f.stopPoll == nil {
+		return
+	}
+	f.stopPoll()
+	<-f.polled
 }
 
 // newEventHub makes the feed's hub, before the router whose
@@ -74,8 +86,21 @@ func (s *Server) initEvents(cursorKey []byte) error {
 	}
 	authn := catalogauth.All(s.catalog, s.opHash, s.verifier)
 	poll := s.opts.EventsPollInterval
-	if poll == 0 && s.opts.PostgresURL == "" {
+	switch {
+	case poll == 0 && s.opts.PostgresURL == "":
 		poll = -1 // SQLite: this process makes every commit, and each wakes the streams
+	case poll == 0:
+		poll = DefaultEventsPollInterval
+	}
+	if poll > 0 {
+		// One poll for the whole hub: a tenant's streams wake together and
+		// share one read, instead of one poll (and read) per stream.
+		ctx, cancel := context.WithCancel(context.Background())
+		s.feed.stopPoll, s.feed.polled = cancel, make(chan struct{})
+		go func() {
+			defer close(s.feed.polled)
+			s.feed.hub.Poll(ctx, poll)
+		}()
 	}
 	s.feed.handler = &events.Handler{
 		Router:    s.router,
@@ -106,7 +131,7 @@ func (s *Server) initEvents(cursorKey []byte) error {
 			return nil
 		},
 		Started:       func(r *http.Request) { ingress.ReleaseAdmission(r.Context()) },
-		PollInterval:  poll,
+		PollInterval:  -1, // the hub polls
 		CheckInterval: s.opts.EventsCheckInterval,
 		Heartbeat:     s.opts.EventsHeartbeat,
 		WriteTimeout:  s.opts.EventsWriteTimeout,

@@ -159,9 +159,10 @@ type Options struct {
 	// (default DefaultEventsMaxStreamsTotal; more: 503 overloaded).
 	EventsMaxStreams      int
 	EventsMaxStreamsTotal int
-	// EventsPollInterval is how often an open stream reads its tenant's
-	// outbox without a wake-up, so that commits of other instances on the
-	// same PostgreSQL reach it within that time. Zero means
+	// EventsPollInterval is how often the server wakes every open stream
+	// to read its tenant's outbox (events.Hub.Poll: one read per tenant),
+	// so that commits of other instances on the same PostgreSQL reach it
+	// within that time. Zero means
 	// DefaultEventsPollInterval on PostgreSQL and no polling on SQLite
 	// (one process owns the data directory: every commit wakes its
 	// streams at once); negative means no polling.

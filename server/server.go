@@ -344,6 +344,7 @@ func (s *Server) Close() error {
 	s.closeOne.Do(func() {
 		// The sweepers first: they use the catalog and the stores.
 		s.stopUsageSweeper()
+		s.feed.stop()
 		s.stopRetention()
 		s.stopRelay() // it reads the outboxes and saves positions
 		var errs []error
