@@ -40,11 +40,15 @@
 // into store.Config.EventsCommitted. Notify never blocks (a wake-up buffer
 // of one per stream), and each stream runs on its own request goroutine,
 // so a slow or stuck client delays no other stream; its writes have a
-// deadline (Handler.WriteTimeout) after which it is dropped. Each stream
-// also reads the outbox every PollInterval (default one second), so
+// deadline (Handler.WriteTimeout) after which it is dropped. So that
 // commits made by another instance on the same PostgreSQL reach this
-// instance's streams within that interval. A ": ping" comment is sent
-// every Heartbeat (default 15 s).
+// instance's streams, run Hub.Poll (every second, say: it wakes each
+// tenant's streams together, and they share one read) and give the
+// Handler a negative PollInterval; or leave Hub.Poll out and let each
+// stream read every PollInterval (default one second) on its own. Streams
+// of one tenant at one position share each read, and streams of one
+// credential each check. A ": ping" comment is sent every Heartbeat
+// (default 15 s).
 //
 // # Limits
 //
