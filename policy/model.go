@@ -72,6 +72,7 @@ var Actions = map[string]string{
 	"record.delete":   GroupDataPlane,
 	"collection.list": GroupDataPlane,
 	"record.export":   GroupDataPlane,
+	"event.read":      GroupDataPlane,
 
 	"key.manage": GroupTenantAdmin,
 	"audit.read": GroupTenantAdmin,
@@ -124,6 +125,7 @@ var fleetUID = cedar.NewEntityUID(typeFleet, "fleet")
 var capabilities = map[string]string{
 	"record.read":     "read",
 	"collection.list": "read",
+	"event.read":      "read",
 	"record.write":    "write",
 	"record.delete":   "write",
 	"key.manage":      "admin",

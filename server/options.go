@@ -153,6 +153,32 @@ type Options struct {
 	// DefaultRetentionInterval; negative: no sweeps). See package retention.
 	RetentionInterval time.Duration
 
+	// EventsMaxStreams bounds each tenant's open GET /v1/events streams
+	// on this instance (default DefaultEventsMaxStreams; more: 429
+	// too_many_streams). EventsMaxStreamsTotal bounds all tenants' together
+	// (default DefaultEventsMaxStreamsTotal; more: 503 overloaded).
+	EventsMaxStreams      int
+	EventsMaxStreamsTotal int
+	// EventsPollInterval is how often the server wakes every open stream
+	// to read its tenant's outbox (events.Hub.Poll: one read per tenant),
+	// so that commits of other instances on the same PostgreSQL reach it
+	// within that time. Zero means
+	// DefaultEventsPollInterval on PostgreSQL and no polling on SQLite
+	// (one process owns the data directory: every commit wakes its
+	// streams at once); negative means no polling.
+	EventsPollInterval time.Duration
+	// EventsCheckInterval is how often an open stream checks that its
+	// credential still holds and its tenant still exists (default
+	// DefaultEventsCheckInterval): a revoked key, a suspended or deleted
+	// tenant ends its streams within it.
+	EventsCheckInterval time.Duration
+	// EventsHeartbeat is the pause between ": ping" comments on an idle
+	// stream (default DefaultEventsHeartbeat).
+	EventsHeartbeat time.Duration
+	// EventsWriteTimeout bounds each write to a stream's client (default
+	// DefaultEventsWriteTimeout): a client that reads nothing for that
+	// long is dropped.
+	EventsWriteTimeout time.Duration
 	// NATSURL, when set (nats://host:4222), relays every tenant's outbox
 	// events to NATS JetStream (package relay): subjects
 	// <NATSSubjectPrefix>.<tenant>.<collection> in stream NATSStream,

@@ -81,6 +81,7 @@ func (s *Server) table() []route {
 		{G, "/v1/audit", data, "audit.read", s.tenantAudit},
 		{G, "/v1/usage", data, "collection.list", s.usage},
 		{G, "/v1/export", data, "record.export", s.exportOwn},
+		{G, "/v1/events", data, "event.read", s.streamEvents},
 	}
 	// The records: /v1/collections and below (package recordapi).
 	for _, rt := range s.records.Routes() {

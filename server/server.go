@@ -76,6 +76,8 @@ type Server struct {
 	receiptSigner ed25519.PrivateKey
 	// retention purges expired records in the background (retention.go).
 	retention *retentionSweep
+	// feed is the change feed, GET /v1/events (events.go).
+	feed *eventFeed
 	// natsRelay publishes events to NATS (relay.go); nil without NATSURL.
 	natsRelay relayPtr
 	// eventTrim trims tenants' outboxes in the background (outbox.go).
@@ -187,11 +189,12 @@ func Open(ctx context.Context, opts Options) (_ *Server, err error) {
 		}
 	}
 	s.limits = limits.NewResolver(cat, s.limitsFile)
+	s.feed = newEventHub(opts)
 	var fl *fleet.Fleet
 	if err == nil {
 		fl, err = fleet.New(fleet.Config{Catalog: cat, Backends: backends, Placement: opts.Placement,
 			Router: store.Config{CursorKey: cursorKey, Quotas: s.limits, Now: opts.Now, Sealer: s.enc.sealer(),
-				EventsCommitted: s.eventsCommitted, EventData: cat}, Keys: s.enc.fleetKeys()})
+				EventsCommitted: s.committed, EventData: cat}, Keys: s.enc.fleetKeys()})
 	}
 	if err != nil {
 		_ = s.enc.close()
@@ -224,6 +227,10 @@ func Open(ctx context.Context, opts Options) (_ *Server, err error) {
 		return nil, fmt.Errorf("open server: %w", err)
 	}
 	if s.analytics, err = s.newAnalytics(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open server: %w", err)
+	}
+	if err := s.initEvents(cursorKey); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open server: %w", err)
 	}
@@ -310,6 +317,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	srv.RegisterOnShutdown(s.feed.hub.Shutdown) // event streams never finish by themselves
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go s.policy.Watch(wctx)
@@ -343,6 +351,7 @@ func (s *Server) Close() error {
 	s.closeOne.Do(func() {
 		// The sweepers first: they use the catalog and the stores.
 		s.stopUsageSweeper()
+		s.feed.stop()
 		s.stopRetention()
 		s.stopRelay() // it reads the outboxes and saves positions
 		s.stopEventTrim()

@@ -35,6 +35,7 @@ func newServeCommand(g *globals) *cobra.Command {
 	var evMaxCount int
 	var encrypt bool
 	var keyring string
+	var ev eventFlags
 	var nf natsFlags
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -114,6 +115,9 @@ or not every consumer has read them (a consumer behind a trim is told so).`,
 				return &usageError{cmd: cmd.CommandPath(),
 					err: fmt.Errorf("--instances must be at least 1, got %d", instances)}
 			}
+			if err := ev.check(); err != nil {
+				return &usageError{cmd: cmd.CommandPath(), err: err}
+			}
 			opts := server.Options{MaxOpenDatabases: maxOpen, PolicyDir: policyDir,
 				LimitsFile: limitsFile, RedisURL: redisURL, Instances: instances, RateLimitFailClosed: failClosed,
 				UsageTopTenants: usageTop, UsageSweepInterval: usageSweep, RetentionInterval: retention,
@@ -121,6 +125,7 @@ or not every consumer has read them (a consumer behind a trim is told so).`,
 			if retention == 0 {
 				opts.RetentionInterval = -1 // off
 			}
+			ev.apply(&opts)
 			nf.apply(&opts)
 			opts.EventsMaxAge, opts.EventsMaxCount, opts.EventsTrimInterval = offIfZero(evMaxAge), evMaxCount, offIfZero(evTrim)
 			if evMaxCount == 0 {
@@ -180,6 +185,7 @@ or not every consumer has read them (a consumer behind a trim is told so).`,
 		"change events of a tenant beyond its newest N are trimmed; 0: no count bound")
 	cmd.Flags().DurationVar(&evTrim, "events-trim-interval", server.DefaultEventsTrimInterval,
 		"pause between background runs that trim tenants' outboxes to --events-max-age and --events-max-count; 0: no trimming")
+	ev.register(cmd.Flags())
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error (logs are JSON lines on stderr)")
 	return cmd
 }
