@@ -24,6 +24,10 @@ type Tx struct {
 	btx      BackendTx
 	readOnly bool
 	done     bool
+	// shard is the tenant's shard and committed says Commit succeeded:
+	// CommitToken needs both (readafter.go).
+	shard     string
+	committed bool
 	// seal encrypts the tenant's record data (nil: stored in the clear).
 	seal TenantSealer
 	// after is the tenant's usage after this transaction's writes so far,
@@ -62,7 +66,9 @@ func (tx *Tx) Commit() error {
 		return ErrTxDone
 	}
 	tx.done = true
-	return tx.btx.Commit()
+	err := tx.btx.Commit()
+	tx.committed = err == nil
+	return err
 }
 
 // Rollback aborts the transaction. It is safe to call after Commit.
