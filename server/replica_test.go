@@ -1,0 +1,123 @@
+package server_test
+
+import (
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/limits"
+	"github.com/bulkhead-dev/bulkhead/recordapi"
+	"github.com/bulkhead-dev/bulkhead/store/postgres/pgtest"
+)
+
+// replicaReads reads bulkhead_replica_reads_total of shard main from /metrics.
+func (e *env) replicaReads(servedBy, reason string) float64 {
+	e.t.Helper()
+	m := e.req("GET", "/metrics", "", nil)
+	want(e.t, m, 200, "")
+	re := regexp.MustCompile(`(?m)^bulkhead_replica_reads_total\{reason="` + reason + `",served_by="` + servedBy + `",shard="main"\} (\S+)$`)
+	sub := re.FindSubmatch(m.body)
+	if sub == nil {
+		return 0
+	}
+	v, err := strconv.ParseFloat(string(sub[1]), 64)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return v
+}
+
+// Over HTTP, with replay paused on the replica: a PUT's commit token sent
+// back on a GET gets the new data (from the primary); a GET without it is
+// served by the replica, stale; another tenant's reads on the replica see
+// nothing of the first tenant's.
+func TestReadAfterCommitTokenOverHTTP(t *testing.T) {
+	for _, mode := range []string{"pooled", "schema", "database"} {
+		t.Run(mode, func(t *testing.T) {
+			opts, envs := pgOptions(t)
+			rep := pgtest.NewReplica(t, envs["main"], true)
+			opts.PostgresReplicaURL, opts.ReplicaMaxLag, opts.DisableRateLimit = rep.ServeURL, time.Hour, true
+			e := newEnvIn(t, t.TempDir(), opts)
+			acme := e.tenantWithKey("acme", mode)
+			globex := e.tenantWithKey("globex", mode)
+			e.setTier("acme", limits.Enterprise)
+			const path = "/v1/collections/notes/records/n1"
+
+			r := e.req("PUT", path, acme, `{"v":1}`)
+			want(t, r, 201, "")
+			tok1 := r.header.Get(recordapi.CommitTokenHeader)
+			if tok1 == "" {
+				t.Fatal("PUT answered without a commit token")
+			}
+			want(t, e.req("PUT", "/v1/collections/notes/records/g1", globex, `{"owner":"globex"}`), 201, "")
+			rep.CatchUp(t)
+			r = e.req("GET", path, acme, nil, recordapi.ReadAfterHeader, tok1)
+			want(t, r, 200, "")
+			if d := r.json(t)["data"].(map[string]any); d["v"] != 1.0 {
+				t.Fatalf("GET after catching up: %s", r.body)
+			}
+			fresh := e.replicaReads("replica", "fresh")
+			if fresh < 1 {
+				t.Fatalf("the replica served no read after catching up (replica/fresh = %v)", fresh)
+			}
+
+			rep.Pause(t)
+			r = e.req("PUT", path, acme, `{"v":2}`, "If-Match", `"1"`)
+			want(t, r, 200, "")
+			tok2 := r.header.Get(recordapi.CommitTokenHeader)
+			if tok2 == "" || tok2 == tok1 {
+				t.Fatalf("second commit token %q (first %q)", tok2, tok1)
+			}
+			ahead := e.replicaReads("primary", "token_ahead")
+			r = e.req("GET", path, acme, nil, recordapi.ReadAfterHeader, tok2)
+			want(t, r, 200, "")
+			if d := r.json(t)["data"].(map[string]any); d["v"] != 2.0 || r.header.Get("ETag") != `"2"` {
+				t.Fatalf("GET with the commit token while replay is paused: %s", r.body)
+			}
+			if n := e.replicaReads("primary", "token_ahead"); n != ahead+1 {
+				t.Fatalf("primary/token_ahead went from %v to %v, want one more", ahead, n)
+			}
+			r = e.req("GET", path, acme, nil)
+			want(t, r, 200, "")
+			if d := r.json(t)["data"].(map[string]any); d["v"] != 1.0 {
+				t.Fatalf("GET without a token while replay is paused: %s, want the replica's stale version", r.body)
+			}
+			r = e.req("GET", "/v1/collections/notes/records", acme, nil, recordapi.ReadAfterHeader, tok2)
+			want(t, r, 200, "")
+			if items := r.json(t)["items"].([]any); len(items) != 1 || items[0].(map[string]any)["version"] != 2.0 {
+				t.Fatalf("list with the commit token: %s", r.body)
+			}
+
+			t.Run("another tenant's token is refused", func(t *testing.T) {
+				e := e.on(t)
+				want(t, e.req("GET", "/v1/collections/notes/records/g1", globex, nil, recordapi.ReadAfterHeader, tok2), 400, "invalid_read_after")
+				want(t, e.req("GET", "/v1/collections", globex, nil, recordapi.ReadAfterHeader, tok1+"x"), 400, "invalid_read_after")
+			})
+			t.Run("another tenant's reads on the replica see nothing of acme's", func(t *testing.T) {
+				e := e.on(t)
+				before := e.replicaReads("replica", "fresh")
+				missing := e.req("GET", "/v1/collections/notes/records/nope", globex, nil)
+				want(t, missing, 404, "not_found")
+				other := e.req("GET", path, globex, nil)
+				want(t, other, 404, "not_found")
+				if string(other.body) != string(missing.body) {
+					t.Fatalf("acme's record and a missing one differ for globex:\n%s\n%s", other.body, missing.body)
+				}
+				r := e.req("GET", "/v1/collections/notes/records", globex, nil)
+				want(t, r, 200, "")
+				if items := r.json(t)["items"].([]any); len(items) != 1 || items[0].(map[string]any)["id"] != "g1" {
+					t.Fatalf("globex lists %s", r.body)
+				}
+				r = e.req("GET", "/v1/collections", globex, nil)
+				want(t, r, 200, "")
+				if items := r.json(t)["items"].([]any); len(items) != 1 || items[0].(map[string]any)["records"] != 1.0 {
+					t.Fatalf("globex's collections: %s", r.body)
+				}
+				if n := e.replicaReads("replica", "fresh"); n != before+4 {
+					t.Fatalf("replica/fresh went from %v to %v, want 4 more: the reads did not run on the replica", before, n)
+				}
+			})
+		})
+	}
+}
