@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/url"
 	"strings"
@@ -35,6 +36,9 @@ func newReplicaEnv(t *testing.T, mode store.Mode, exclusive bool, ro ReplicaOpti
 	rep := pgtest.NewReplica(t, pg, exclusive)
 	if ro.URL == "" {
 		ro.URL = rep.ServeURL
+	}
+	if ro.Logger == nil {
+		ro.Logger = slog.New(slog.DiscardHandler)
 	}
 	b := open(t, pg, Options{Replica: ro})
 	return &replicaEnv{pg: pg, rep: rep, b: b, e: storetest.NewEnv(t, b, mode)}
