@@ -1,8 +1,12 @@
 package server_test
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,5 +123,46 @@ func TestReadAfterCommitTokenOverHTTP(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestReadAfterExampleOfTheDocs runs docs/http-api.md's curl example
+// against a server with a replica: the write's token, sent back, reads the
+// write.
+func TestReadAfterExampleOfTheDocs(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl is not installed")
+	}
+	page, err := os.ReadFile(filepath.Join("..", "docs", "http-api.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var block string
+	for _, m := range regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(string(page), -1) {
+		if strings.Contains(m[1], "Bulkhead-Read-After") {
+			block = m[1]
+		}
+	}
+	if block == "" {
+		t.Fatal("docs/http-api.md has no sh block with Bulkhead-Read-After")
+	}
+	opts, envs := pgOptions(t)
+	rep := pgtest.NewReplica(t, envs["main"], true)
+	opts.PostgresReplicaURL, opts.DisableRateLimit = rep.ServeURL, true
+	e := newEnvIn(t, t.TempDir(), opts)
+	key := e.tenantWithKey("acme", "pooled")
+	rep.Pause(t) // the token's read must then go to the primary
+	script := "set -euo pipefail\n" + strings.ReplaceAll(block, "localhost:8080", strings.TrimPrefix(e.http.URL, "http://"))
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Env = append(os.Environ(), "KEY="+key)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the example fails: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), `"title":"hello"`) {
+		t.Fatalf("the example's read does not see its write:\n%s", out)
+	}
+	if n := e.replicaReads("primary", "token_ahead"); n != 1 {
+		t.Fatalf("primary/token_ahead = %v, want 1: the example sent no token", n)
 	}
 }
