@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,6 +33,30 @@ func (e *env) replicaReads(servedBy, reason string) float64 {
 	return v
 }
 
+// replicaClock is the server's clock in the replica tests: the real time,
+// moved forward by age once the tenants exist, so that they are old
+// enough for the replica to vouch for their incarnation (a replica serves
+// no tenant created more recently than its lag, its poll interval and a
+// second of clock skew).
+type replicaClock struct{ shift atomic.Int64 }
+
+func (c *replicaClock) now() time.Time { return time.Now().Add(time.Duration(c.shift.Load())) }
+
+// age makes every tenant a minute older.
+func (c *replicaClock) age() { c.shift.Add(int64(time.Minute)) }
+
+// replicaUsable waits until /metrics says the main shard's replica is usable.
+func (e *env) replicaUsable() {
+	e.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(string(e.req("GET", "/metrics", "", nil).body), `bulkhead_replica_usable{shard="main"} 1`) {
+		if time.Now().After(deadline) {
+			e.t.Fatal("the replica is not usable after a minute")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // Over HTTP, with replay paused on the replica: a PUT's commit token sent
 // back on a GET gets the new data (from the primary); a GET without it is
 // served by the replica, stale; another tenant's reads on the replica see
@@ -42,6 +67,8 @@ func TestReadAfterCommitTokenOverHTTP(t *testing.T) {
 			opts, envs := pgOptions(t)
 			rep := pgtest.NewReplica(t, envs["main"], true)
 			opts.PostgresReplicaURL, opts.ReplicaMaxLag, opts.DisableRateLimit = rep.ServeURL, time.Hour, true
+			clock := &replicaClock{}
+			opts.Now = clock.now
 			e := newEnvIn(t, t.TempDir(), opts)
 			acme := e.tenantWithKey("acme", mode)
 			globex := e.tenantWithKey("globex", mode)
@@ -55,7 +82,9 @@ func TestReadAfterCommitTokenOverHTTP(t *testing.T) {
 				t.Fatal("PUT answered without a commit token")
 			}
 			want(t, e.req("PUT", "/v1/collections/notes/records/g1", globex, `{"owner":"globex"}`), 201, "")
+			clock.age()
 			rep.CatchUp(t)
+			e.replicaUsable()
 			r = e.req("GET", path, acme, nil, recordapi.ReadAfterHeader, tok1)
 			want(t, r, 200, "")
 			if d := r.json(t)["data"].(map[string]any); d["v"] != 1.0 {
@@ -149,8 +178,13 @@ func TestReadAfterExampleOfTheDocs(t *testing.T) {
 	opts, envs := pgOptions(t)
 	rep := pgtest.NewReplica(t, envs["main"], true)
 	opts.PostgresReplicaURL, opts.DisableRateLimit = rep.ServeURL, true
+	clock := &replicaClock{}
+	opts.Now = clock.now
 	e := newEnvIn(t, t.TempDir(), opts)
 	key := e.tenantWithKey("acme", "pooled")
+	clock.age()
+	rep.CatchUp(t)
+	e.replicaUsable()
 	rep.Pause(t) // the token's read must then go to the primary
 	script := "set -euo pipefail\n" + strings.ReplaceAll(block, "localhost:8080", strings.TrimPrefix(e.http.URL, "http://"))
 	cmd := exec.Command("bash", "-c", script)
@@ -164,5 +198,37 @@ func TestReadAfterExampleOfTheDocs(t *testing.T) {
 	}
 	if n := e.replicaReads("primary", "token_ahead"); n != 1 {
 		t.Fatalf("primary/token_ahead = %v, want 1: the example sent no token", n)
+	}
+}
+
+// A tenant deleted and created again while the replica has not replayed
+// the deletion: the new tenant's reads do not see the old one's records.
+func TestRecreatedTenantDoesNotReadItsPredecessorFromTheReplica(t *testing.T) {
+	for _, mode := range []string{"pooled", "database"} {
+		t.Run(mode, func(t *testing.T) {
+			opts, envs := pgOptions(t)
+			rep := pgtest.NewReplica(t, envs["main"], true)
+			opts.PostgresReplicaURL, opts.ReplicaMaxLag, opts.DisableRateLimit = rep.ServeURL, time.Hour, true
+			clock := &replicaClock{}
+			opts.Now = clock.now
+			e := newEnvIn(t, t.TempDir(), opts)
+			old := e.tenantWithKey("acme", mode)
+			want(t, e.req("PUT", "/v1/collections/notes/records/n1", old, `{"incarnation":1}`), 201, "")
+			clock.age()
+			rep.CatchUp(t)
+			e.replicaUsable()
+			rep.Pause(t)
+			want(t, e.req("DELETE", "/v1/admin/tenants/acme", e.op, nil), 204, "")
+			key := e.tenantWithKey("acme", mode)
+			want(t, e.req("GET", "/v1/collections/notes/records/n1", key, nil), 404, "not_found")
+			r := e.req("GET", "/v1/collections/notes/records", key, nil)
+			want(t, r, 200, "")
+			if items := r.json(t)["items"].([]any); len(items) != 0 {
+				t.Fatalf("the new acme lists its predecessor's records: %s", r.body)
+			}
+			if n := e.replicaReads("primary", "new_tenant"); n != 2 {
+				t.Fatalf("primary/new_tenant = %v, want 2", n)
+			}
+		})
 	}
 }

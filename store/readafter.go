@@ -8,7 +8,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
+	"time"
 
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
@@ -44,7 +46,28 @@ type ReplicaBackend interface {
 	// served by a replica that has replayed position after (0: any
 	// replica that is not lagging), or else by the primary. The returned
 	// transaction must be confined to the tenant exactly as Begin's.
-	BeginReplica(ctx context.Context, id tenant.ID, mode Mode, after uint64) (BackendTx, error)
+	BeginReplica(ctx context.Context, id tenant.ID, mode Mode, read ReplicaRead) (BackendTx, error)
+}
+
+// ReplicaRead is what a read that opted in to a replica asks of it.
+type ReplicaRead struct {
+	// After is the position the replica must have replayed (0: none).
+	After uint64
+	// Age is how long ago the tenant's current incarnation began, by the
+	// router's clock, or negative if the router cannot tell (its
+	// Placements are not IncarnationStarts). A replica must not serve a
+	// tenant whose id was re-created more recently than it can vouch
+	// for: it may still hold the rows of the id's previous incarnation.
+	Age time.Duration
+}
+
+// IncarnationStarts is the optional capability of Placements to say when a
+// tenant's current incarnation began (the catalog implements it): a tenant
+// id deleted and created again is a new tenant, and a lagging replica may
+// still hold the previous one's rows. Without it, no read is served by a
+// replica. Return the zero time for an id that is never re-created.
+type IncarnationStarts interface {
+	IncarnationStart(ctx context.Context, id tenant.ID) (time.Time, error)
 }
 
 // CommitPositioner is the optional capability of a BackendTx of a backend
@@ -206,9 +229,22 @@ var errReplicaOptions = errors.New("store: TxOptions.Replica needs ReadOnly and 
 
 // beginRead opens the backend transaction of a read-only transaction that
 // opted in to a replica, on the replica if the shard has one.
-func beginRead(ctx context.Context, sc Scope, after uint64) (BackendTx, error) {
-	if rb, ok := sc.backend.(ReplicaBackend); ok {
-		return rb.BeginReplica(ctx, sc.Tenant, sc.Placement.Mode, after)
+func (r *Router) beginRead(ctx context.Context, sc Scope, after uint64) (BackendTx, error) {
+	rb, ok := sc.backend.(ReplicaBackend)
+	if !ok {
+		return sc.backend.Begin(ctx, sc.Tenant, sc.Placement.Mode, false)
 	}
-	return sc.backend.Begin(ctx, sc.Tenant, sc.Placement.Mode, false)
+	read := ReplicaRead{After: after, Age: -1}
+	if is, ok := r.placements.(IncarnationStarts); ok {
+		start, err := is.IncarnationStart(ctx, sc.Tenant)
+		if err != nil {
+			return nil, err
+		}
+		if start.IsZero() {
+			read.Age = math.MaxInt64
+		} else if read.Age = r.now().Sub(start); read.Age < 0 {
+			read.Age = 0
+		}
+	}
+	return rb.BeginReplica(ctx, sc.Tenant, sc.Placement.Mode, read)
 }

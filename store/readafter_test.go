@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/store/sqlite"
@@ -23,7 +24,7 @@ type replicaShard struct {
 	pos atomic.Uint64
 
 	mu    sync.Mutex
-	after []uint64 // guarded by mu
+	reads []store.ReplicaRead // guarded by mu
 }
 
 func (s *replicaShard) Begin(ctx context.Context, id tenant.ID, mode store.Mode, write bool) (store.BackendTx, error) {
@@ -34,9 +35,9 @@ func (s *replicaShard) Begin(ctx context.Context, id tenant.ID, mode store.Mode,
 	return &positionTx{BackendTx: btx, s: s}, nil
 }
 
-func (s *replicaShard) BeginReplica(ctx context.Context, id tenant.ID, mode store.Mode, after uint64) (store.BackendTx, error) {
+func (s *replicaShard) BeginReplica(ctx context.Context, id tenant.ID, mode store.Mode, read store.ReplicaRead) (store.BackendTx, error) {
 	s.mu.Lock()
-	s.after = append(s.after, after)
+	s.reads = append(s.reads, read)
 	s.mu.Unlock()
 	return s.Backend.Begin(ctx, id, mode, false)
 }
@@ -44,7 +45,17 @@ func (s *replicaShard) BeginReplica(ctx context.Context, id tenant.ID, mode stor
 func (s *replicaShard) replicaReads() []uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]uint64(nil), s.after...)
+	var after []uint64
+	for _, r := range s.reads {
+		after = append(after, r.After)
+	}
+	return after
+}
+
+func (s *replicaShard) lastRead() store.ReplicaRead {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reads[len(s.reads)-1]
 }
 
 type positionTx struct {
@@ -319,5 +330,56 @@ func TestBackendWithoutReplicaServesReplicaReads(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// incarnations is a store.Placements that says when each tenant began.
+type incarnations struct {
+	placementFunc
+	start map[tenant.ID]time.Time
+}
+
+func (p incarnations) IncarnationStart(_ context.Context, id tenant.ID) (time.Time, error) {
+	return p.start[id], nil
+}
+
+func TestReplicaReadsCarryTheTenantsAge(t *testing.T) {
+	b, err := sqlite.Open(t.TempDir(), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shard := &replicaShard{Backend: b}
+	p := store.Placement{Mode: store.Database, Shard: "a"}
+	fixed := placementFunc(func(context.Context, tenant.ID) (store.Placement, error) { return p, nil })
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	acme, old := tenant.MustParse("acme"), tenant.MustParse("old")
+	for _, c := range []struct {
+		name   string
+		places store.Placements
+		id     tenant.ID
+		age    time.Duration
+	}{
+		{"without IncarnationStarts the age is unknown", fixed, acme, -1},
+		{"a tenant created a minute ago", incarnations{fixed, map[tenant.ID]time.Time{acme: now.Add(-time.Minute)}}, acme, time.Minute},
+		{"a tenant from the future (clock skew) is new", incarnations{fixed, map[tenant.ID]time.Time{acme: now.Add(time.Minute)}}, acme, 0},
+		{"a tenant without a start is as old as can be", incarnations{fixed, map[tenant.ID]time.Time{}}, old, 1<<63 - 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r, err := store.NewRouter(store.Config{Placements: c.places, Backends: map[string]store.Backend{"a": shard},
+				CursorKey: testKey, Now: func() time.Time { return now }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := tenant.WithID(context.Background(), c.id)
+			if err := r.Provision(context.Background(), c.id, p); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Run(ctx, replicaRead, func(*store.Tx) error { return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if got := shard.lastRead().Age; got != c.age {
+				t.Fatalf("Age = %v, want %v", got, c.age)
+			}
+		})
 	}
 }

@@ -202,7 +202,7 @@ func (r *Router) Begin(ctx context.Context, opts TxOptions) (*Tx, error) {
 	case opts.Replica && (!opts.ReadOnly || opts.SQL):
 		return nil, errReplicaOptions
 	case opts.Replica:
-		btx, err = beginRead(ctx, sc, after)
+		btx, err = r.beginRead(ctx, sc, after)
 	default:
 		btx, err = beginBackend(ctx, sc, opts)
 	}

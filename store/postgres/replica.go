@@ -77,7 +77,13 @@ const (
 	ReasonLagging     = "lagging"     // the primary: the replica lags more than MaxLag
 	ReasonUnreachable = "unreachable" // the primary: the replica does not answer or is not usable
 	ReasonError       = "error"       // the primary: the read failed on the replica and ran again
+	ReasonNewTenant   = "new_tenant"  // the primary: the tenant's incarnation is younger than the replica can vouch for
 )
+
+// incarnationSlack is added to a replica's lag and poll interval before it
+// may serve a tenant created (or created again) that long ago: clock skew
+// between the instance that created the tenant and this one.
+const incarnationSlack = time.Second
 
 // replica is a shard's read replica and what the poller knows of it.
 type replica struct {
@@ -96,6 +102,7 @@ type replica struct {
 	usable  bool        // guarded by state: the last poll succeeded and the replica may serve
 	why     string      // guarded by state: why it may not, for the log
 	pending []walSample // guarded by state: primary positions not yet replayed, oldest first
+	sampled time.Time   // guarded by state: when the primary's position was last read
 
 	stop chan struct{}
 	done chan struct{}
@@ -192,6 +199,7 @@ func (r *replica) poll(ctx context.Context) {
 	r.state.Lock()
 	defer r.state.Unlock()
 	if perr == nil {
+		r.sampled = now
 		if n := len(r.pending); n == 0 || r.pending[n-1].pos < primary {
 			if n == maxSamples {
 				r.pending = append(r.pending[:1], r.pending[2:]...)
@@ -236,20 +244,33 @@ func (r *replica) lag(now time.Time) time.Duration {
 	return now.Sub(r.pending[0].at)
 }
 
-// route decides who serves a read that asks for position after: "" (the
-// replica, if it has replayed after, which the caller checks when
-// cachedBehind) or the reason the primary serves it.
-func (r *replica) route(after uint64) (reason string, cachedBehind bool) {
+// route decides who serves read: "" (the replica, if it has replayed
+// read.After, which the caller checks when cachedBehind) or the reason the
+// primary serves it.
+//
+// A tenant id deleted and created again is a new tenant, and a replica
+// that has not replayed the deletion still holds the old one's rows. The
+// deletion committed before the new incarnation began, and the poller read
+// the primary's position at most a poll interval later; every position
+// read more than lag ago is replayed. So an incarnation older than lag,
+// the poll interval and incarnationSlack is complete on the replica.
+func (r *replica) route(read store.ReplicaRead) (reason string, cachedBehind bool) {
+	now := time.Now()
 	r.state.Lock()
-	usable := r.usable
+	usable, sampled := r.usable, r.sampled
 	r.state.Unlock()
 	if !usable {
 		return ReasonUnreachable, false
 	}
-	if r.lag(time.Now()) > r.opts.MaxLag {
+	lag := r.lag(now)
+	// Without a recent sample of the primary the lag is not known.
+	if lag > r.opts.MaxLag || now.Sub(sampled) > 3*r.opts.PollInterval+2*time.Second {
 		return ReasonLagging, false
 	}
-	return "", after > r.replay.Load()
+	if read.Age < 0 || read.Age <= lag+r.opts.PollInterval+incarnationSlack {
+		return ReasonNewTenant, false
+	}
+	return "", read.After > r.replay.Load()
 }
 
 // pool returns the replica's serving pool for tenant id in mode; release

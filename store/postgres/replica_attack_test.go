@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bulkhead-dev/bulkhead/store"
+	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
 // On the replica, row-level security and the tenant seal hold exactly as
@@ -26,7 +27,7 @@ func TestReplicaKeepsTenantsApart(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.put(t, globex, `{"owner":"globex"}`)
-	r.rep.CatchUp(t)
+	r.catchUp(t)
 
 	t.Run("through the router, another tenant's records are absent", func(t *testing.T) {
 		if got := r.mustGet(t, globex); got != `{"owner":"globex"}` {
@@ -50,7 +51,7 @@ func TestReplicaKeepsTenantsApart(t *testing.T) {
 			t.Fatal(err)
 		}
 		if n := r.reads("replica", ReasonFresh); n != 2 {
-			t.Fatalf("replica/fresh = %v, want 2: the attack did not run on the replica", n)
+			t.Fatalf("replica/fresh = %v, want 2: the attack did not run on the replica (%s)", n, r.counts())
 		}
 	})
 
@@ -116,4 +117,37 @@ func TestReplicaKeepsTenantsApart(t *testing.T) {
 			t.Fatalf("a write on the replica: %v", err)
 		}
 	})
+}
+
+// A tenant deleted and created again is a new tenant. A replica that has
+// not replayed the deletion still holds the previous incarnation's rows:
+// it must not serve the new one until it can vouch for it.
+func TestRecreatedTenantIsNotServedItsPreviousIncarnationFromTheReplica(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) {
+			r := newReplicaEnv(t, mode, true, ReplicaOptions{MaxLag: time.Hour})
+			ctx := r.e.Tenant(t, "acme")
+			r.put(t, ctx, `{"incarnation":1}`)
+			r.catchUp(t)
+			r.rep.Pause(t)
+			r.e.Offboard(t, "acme")
+			ctx = r.e.Tenant(t, "acme")
+			acme := tenant.MustParse("acme")
+			r.e.Placements.Born(acme, r.e.Now())
+			if data, err := r.get(ctx); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("the new acme reads %s, %v: want ErrNotFound", data, err)
+			}
+			if n := r.reads("primary", ReasonNewTenant); n != 1 {
+				t.Fatalf("primary/new_tenant = %v, want 1 (%s)", n, r.counts())
+			}
+			// The control: a placement that does not say when the tenant
+			// began lets the replica serve, and it shows the previous
+			// incarnation's record — what the rule above prevents.
+			r.e.Placements.Born(acme, time.Time{})
+			data, err := r.get(ctx)
+			if err != nil || data != `{"incarnation":1}` || r.reads("replica", ReasonFresh) != 1 {
+				t.Fatalf("control: %s, %v (replica/fresh %v): the paused replica should still hold the old record", data, err, r.reads("replica", ReasonFresh))
+			}
+		})
+	}
 }

@@ -56,6 +56,9 @@ func BenchmarkReplicaReadShare(b *testing.B) {
 				}
 			}
 			rep.CatchUp(b)
+			if withReplica {
+				waitUsable(b, be)
+			}
 			var mu sync.Mutex
 			worker := 0
 			b.ResetTimer()

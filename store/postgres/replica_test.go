@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
@@ -85,6 +86,44 @@ func (r *replicaEnv) mustGet(t *testing.T, ctx context.Context) string {
 	return data
 }
 
+// catchUp waits until the replica has replayed everything the primary had
+// written and the backend has seen it usable since (a minute at most).
+func (r *replicaEnv) catchUp(t testing.TB) {
+	t.Helper()
+	r.rep.CatchUp(t)
+	waitUsable(t, r.b)
+}
+
+// waitUsable waits for a poll of b's replica that begins now and finds it
+// usable (a minute at most).
+func waitUsable(t testing.TB, b *Backend) {
+	t.Helper()
+	t0 := time.Now()
+	deadline := t0.Add(time.Minute)
+	for {
+		b.replica.state.Lock()
+		usable, sampled := b.replica.usable, b.replica.sampled
+		b.replica.state.Unlock()
+		if usable && sampled.After(t0) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the backend did not see the replica usable within a minute")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// counts lists every replica-read counter of the shard, for failure messages.
+func (r *replicaEnv) counts() string {
+	var b strings.Builder
+	for _, c := range [][2]string{{"replica", ReasonFresh}, {"primary", ReasonTokenAhead}, {"primary", ReasonLagging},
+		{"primary", ReasonUnreachable}, {"primary", ReasonError}, {"primary", ReasonNewTenant}} {
+		fmt.Fprintf(&b, "%s/%s=%v ", c[0], c[1], r.reads(c[0], c[1]))
+	}
+	return b.String()
+}
+
 // reads returns the replica-read counter of the shard.
 func (r *replicaEnv) reads(servedBy, reason string) float64 {
 	return r.b.ReplicaMetrics().Reads(storetest.Shard, servedBy, reason)
@@ -96,7 +135,7 @@ func TestReplicaServesOptedInReads(t *testing.T) {
 			r := newReplicaEnv(t, mode, false, ReplicaOptions{MaxLag: time.Hour})
 			ctx := r.e.Tenant(t, "acme")
 			tok := r.put(t, ctx, `{"v":1}`)
-			r.rep.CatchUp(t)
+			r.catchUp(t)
 			if got := r.mustGet(t, store.WithReadAfter(ctx, tok)); got != `{"v":1}` {
 				t.Fatalf("read %s", got)
 			}
@@ -143,7 +182,7 @@ func TestReadAfterTokenIsNeverServedByAReplicaBehindIt(t *testing.T) {
 			r := newReplicaEnv(t, mode, true, ReplicaOptions{MaxLag: time.Hour})
 			ctx := r.e.Tenant(t, "acme")
 			r.put(t, ctx, `{"v":1}`)
-			r.rep.CatchUp(t)
+			r.catchUp(t)
 			r.rep.Pause(t)
 			tok := r.put(t, ctx, `{"v":2}`)
 
@@ -178,7 +217,7 @@ func TestLaggingReplicaFallsBackToThePrimary(t *testing.T) {
 	r := newReplicaEnv(t, store.Pooled, true, ReplicaOptions{MaxLag: 200 * time.Millisecond, PollInterval: 20 * time.Millisecond})
 	ctx := r.e.Tenant(t, "acme")
 	r.put(t, ctx, `{"v":1}`)
-	r.rep.CatchUp(t)
+	r.catchUp(t)
 	r.rep.Pause(t)
 	r.put(t, ctx, `{"v":2}`)
 	deadline := time.Now().Add(time.Minute)

@@ -32,7 +32,7 @@ type ReplicaMetrics struct {
 func NewReplicaMetrics() *ReplicaMetrics {
 	return &ReplicaMetrics{reads: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "bulkhead_replica_reads_total",
-		Help: "Read-only data-plane transactions that opted in to a read replica, by shard, who served them (replica or primary) and why (fresh: the replica had replayed what the read needed; token_ahead: it had not replayed the read-after token's commit; lagging: it lagged more than the bound; unreachable: it did not answer or is not usable; error: the read failed on it and ran again on the primary).",
+		Help: "Read-only data-plane transactions that opted in to a read replica, by shard, who served them (replica or primary) and why (fresh: the replica had replayed what the read needed; token_ahead: it had not replayed the read-after token's commit; lagging: it lagged more than the bound; unreachable: it did not answer or is not usable; error: the read failed on it and ran again on the primary; new_tenant: the tenant was created, or created again, more recently than the replica could vouch for).",
 	}, []string{"shard", "served_by", "reason"})}
 }
 
@@ -59,8 +59,9 @@ func (m *ReplicaMetrics) count(shard, servedBy, reason string) {
 
 // BeginReplica implements store.ReplicaBackend: a read-only transaction on
 // the replica when it is usable, not lagging and has replayed position
-// after; otherwise on the primary. Without a replica it is Begin.
-func (b *Backend) BeginReplica(ctx context.Context, id tenant.ID, mode store.Mode, after uint64) (store.BackendTx, error) {
+// read.After and can vouch for the tenant's incarnation (see route);
+// otherwise on the primary. Without a replica it is Begin.
+func (b *Backend) BeginReplica(ctx context.Context, id tenant.ID, mode store.Mode, read store.ReplicaRead) (store.BackendTx, error) {
 	r := b.replica
 	if r == nil {
 		return b.newTx(ctx, id, mode, false)
@@ -72,7 +73,7 @@ func (b *Backend) BeginReplica(ctx context.Context, id tenant.ID, mode store.Mod
 		return nil, err
 	}
 	release()
-	reason, behind := r.route(after)
+	reason, behind := r.route(read)
 	if reason != "" {
 		return b.onPrimary(ctx, id, mode, reason)
 	}
@@ -98,7 +99,7 @@ func (b *Backend) BeginReplica(ctx context.Context, id tenant.ID, mode store.Mod
 		if err == nil {
 			r.observeReplay(replay)
 		}
-		if err != nil || replay < after {
+		if err != nil || replay < read.After {
 			t.done = true
 			t.finish()
 			if err != nil && ctx.Err() != nil {
