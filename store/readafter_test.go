@@ -348,6 +348,7 @@ func TestReplicaReadsCarryTheTenantsAge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { b.Close() })
 	shard := &replicaShard{Backend: b}
 	p := store.Placement{Mode: store.Database, Shard: "a"}
 	fixed := placementFunc(func(context.Context, tenant.ID) (store.Placement, error) { return p, nil })
