@@ -73,8 +73,9 @@ type IncarnationStarts interface {
 // CommitPositioner is the optional capability of a BackendTx of a backend
 // with replicas: after Commit, CommitPosition returns the shard's position
 // (for PostgreSQL, the WAL position) that a replica must have replayed to
-// see the transaction's writes. ok is false when the backend has no
-// replica or could not tell; the transaction committed all the same.
+// see the transaction's writes. ok is false until the transaction has
+// committed, and when the backend has no replica or could not tell (the
+// transaction committed all the same).
 type CommitPositioner interface {
 	CommitPosition() (pos uint64, ok bool)
 }
@@ -104,7 +105,8 @@ func readAfter(ctx context.Context) (string, bool) {
 // cursor key, and when the tenant's shard has no replica (every read is
 // then served by the primary, which has the writes).
 func (tx *Tx) CommitToken() string {
-	if !tx.committed || tx.readOnly || tx.r.readAfter == nil {
+	codec := tx.r.readAfterCodec()
+	if !tx.done || tx.readOnly || codec == nil {
 		return ""
 	}
 	cp, ok := tx.btx.(CommitPositioner)
@@ -115,7 +117,16 @@ func (tx *Tx) CommitToken() string {
 	if !ok {
 		return ""
 	}
-	return tx.r.readAfter.encode(tx.tenant, tx.shard, pos)
+	return codec.encode(tx.tenant, tx.shard, pos)
+}
+
+// readAfterCodec returns the router's token codec, keyed from its cursor
+// key (nil without one).
+func (r *Router) readAfterCodec() *readAfterCodec {
+	if r.cursors == nil {
+		return nil
+	}
+	return newReadAfterCodec(r.cursors.key)
 }
 
 // readAfterCodec makes and checks read-after tokens.
@@ -217,10 +228,11 @@ func (r *Router) checkReadAfter(ctx context.Context, sc Scope) (uint64, error) {
 	if !ok {
 		return 0, nil
 	}
-	if r.readAfter == nil {
+	codec := r.readAfterCodec()
+	if codec == nil {
 		return 0, fmt.Errorf("%w: the router has no cursor key, so it makes and accepts no tokens", ErrInvalidReadAfter)
 	}
-	return r.readAfter.decode(sc.Tenant, sc.Placement.Shard, tok)
+	return codec.decode(sc.Tenant, sc.Placement.Shard, tok)
 }
 
 // errReplicaOptions reports TxOptions.Replica on a transaction that may

@@ -54,7 +54,6 @@ type Router struct {
 	now        func() time.Time
 	quotas     Quotas
 	sealer     Sealer
-	readAfter  *readAfterCodec // nil without a cursor key
 }
 
 // NewRouter returns a Router for cfg.
@@ -80,11 +79,7 @@ func NewRouter(cfg Config) (*Router, error) {
 	for name, be := range cfg.Backends {
 		b[name] = be
 	}
-	r := &Router{placements: cfg.Placements, backends: b, cursors: codec, now: now, quotas: cfg.Quotas, sealer: cfg.Sealer}
-	if codec != nil {
-		r.readAfter = newReadAfterCodec(cfg.CursorKey)
-	}
-	return r, nil
+	return &Router{placements: cfg.Placements, backends: b, cursors: codec, now: now, quotas: cfg.Quotas, sealer: cfg.Sealer}, nil
 }
 
 // Shards returns the names of the router's shards, sorted.

@@ -21,13 +21,10 @@ import (
 type Tx struct {
 	r        *Router
 	tenant   tenant.ID
+	shard    string // the tenant's shard, which commit tokens name
 	btx      BackendTx
 	readOnly bool
 	done     bool
-	// shard is the tenant's shard and committed says Commit succeeded:
-	// CommitToken needs both (readafter.go).
-	shard     string
-	committed bool
 	// seal encrypts the tenant's record data (nil: stored in the clear).
 	seal TenantSealer
 	// after is the tenant's usage after this transaction's writes so far,
@@ -66,9 +63,7 @@ func (tx *Tx) Commit() error {
 		return ErrTxDone
 	}
 	tx.done = true
-	err := tx.btx.Commit()
-	tx.committed = err == nil
-	return err
+	return tx.btx.Commit()
 }
 
 // Rollback aborts the transaction. It is safe to call after Commit.
