@@ -35,6 +35,10 @@ type Options struct {
 	// unavailable for a cancelled or timed-out request and 500 internal
 	// otherwise, without detail and without logging.
 	WriteError func(w http.ResponseWriter, r *http.Request, err error)
+	// PrimaryReads keeps the read routes on the primary: by default they
+	// opt in to the tenant's shard's read replica, if it has one
+	// (store.TxOptions.Replica), and honour ReadAfterHeader either way.
+	PrimaryReads bool
 }
 
 // API is Bulkhead's JSON record API: the v1 routes under /v1/collections,

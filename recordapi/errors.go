@@ -26,6 +26,7 @@ var sentinels = []problem.Sentinel{
 	{Err: store.ErrInvalidData, Status: 400, Code: "invalid_data", Keep: true},
 	{Err: store.ErrInvalidCursor, Status: 400, Code: "invalid_cursor",
 		Detail: "the cursor is malformed, was changed, or belongs to another list; start again without a cursor"},
+	{Err: store.ErrInvalidReadAfter, Status: 400, Code: "invalid_read_after", Keep: true},
 	{Err: store.ErrInvalidFilter, Status: 400, Code: "invalid_filter", Keep: true},
 	{Err: store.ErrInvalidLimit, Status: 400, Code: "invalid_limit", Keep: true},
 	{Err: store.ErrIsolationUnsupported, Status: 400, Code: "isolation_unsupported", Keep: true},

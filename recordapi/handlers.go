@@ -1,6 +1,7 @@
 package recordapi
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -31,7 +32,7 @@ func (a *API) Put(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	var rec store.Record
 	var created bool
-	err = a.o.WriteTx(ctx, func(tx *store.Tx) error {
+	err = a.write(w, ctx, func(tx *store.Tx) error {
 		var err error
 		rec, created, err = tx.Put(ctx, c, id, data, cond)
 		return err
@@ -59,7 +60,7 @@ func (a *API) Create(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx := r.Context()
 	var rec store.Record
-	err = a.o.WriteTx(ctx, func(tx *store.Tx) error {
+	err = a.write(w, ctx, func(tx *store.Tx) error {
 		var err error
 		rec, err = tx.Create(ctx, c, data)
 		return err
@@ -78,9 +79,8 @@ func (a *API) Get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ctx := r.Context()
 	var rec store.Record
-	err = a.o.Router.ReadTx(ctx, func(tx *store.Tx) error {
+	err = a.read(r, func(ctx context.Context, tx *store.Tx) error {
 		var err error
 		rec, err = tx.Get(ctx, c, id)
 		return err
@@ -103,7 +103,7 @@ func (a *API) Delete(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	if err := a.o.WriteTx(ctx, func(tx *store.Tx) error { return tx.Delete(ctx, c, id, cond) }); err != nil {
+	if err := a.write(w, ctx, func(tx *store.Tx) error { return tx.Delete(ctx, c, id, cond) }); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -129,7 +129,7 @@ func (a *API) List(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	var page store.Page
-	err = a.o.Router.ReadTx(ctx, func(tx *store.Tx) error {
+	err = a.read(r, func(ctx context.Context, tx *store.Tx) error {
 		var err error
 		page, err = tx.List(ctx, c, opts)
 		return err
@@ -143,9 +143,8 @@ func (a *API) List(w http.ResponseWriter, r *http.Request) error {
 // Collections is GET /v1/collections: the tenant's collections with their
 // record counts, {"items":[{"name":…,"records":…}]}.
 func (a *API) Collections(w http.ResponseWriter, r *http.Request) error {
-	ctx := r.Context()
 	var cs []store.Collection
-	err := a.o.Router.ReadTx(ctx, func(tx *store.Tx) error {
+	err := a.read(r, func(ctx context.Context, tx *store.Tx) error {
 		var err error
 		cs, err = tx.Collections(ctx)
 		return err

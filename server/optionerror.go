@@ -14,12 +14,16 @@ type OptionError struct {
 	// URL.
 	Shard string
 	Admin bool
+	// Replica says whether the shard's ReplicaURL is at fault.
+	Replica bool
 	// Err says what is wrong.
 	Err error
 }
 
 func (e *OptionError) Error() string {
 	switch {
+	case e.Field == "Shards" && e.Shard != "" && e.Replica:
+		return fmt.Sprintf("Options.Shards: shard %q ReplicaURL: %v", e.Shard, e.Err)
 	case e.Field == "Shards" && e.Shard != "" && e.Admin:
 		return fmt.Sprintf("Options.Shards: shard %q AdminURL: %v", e.Shard, e.Err)
 	case e.Field == "Shards" && e.Shard != "":

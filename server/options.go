@@ -57,6 +57,15 @@ type Options struct {
 	// (database mode), so that several deployments or test runs can share
 	// one PostgreSQL server; at most 20 characters of a-z, 0-9 and '_'.
 	PostgresDatabasePrefix string
+	// PostgresReplicaURL is a streaming replica of the main shard's
+	// server, as the serving role: the record API's read routes are served
+	// by it when it is fresh enough (see docs/postgresql.md). Extra shards
+	// give theirs in ShardURLs.ReplicaURL.
+	PostgresReplicaURL string
+	// ReplicaMaxLag is how far behind its primary a replica may be and
+	// still serve reads without a read-after token (default
+	// postgres.DefaultReplicaMaxLag, 5 s).
+	ReplicaMaxLag time.Duration
 	// Placement chooses the shard and mode of each new tenant; nil means
 	// fleet.FewestTenants (the mode asked for, else pooled; the shard asked
 	// for, else the one hosting the fewest tenants).

@@ -28,6 +28,9 @@ type ShardURLs struct {
 	URL string
 	// AdminURL connects as the owner/migrator role, which runs the DDL.
 	AdminURL string
+	// ReplicaURL is a streaming replica of the shard's server, as the
+	// serving role; empty: none.
+	ReplicaURL string
 }
 
 var shardName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
@@ -69,6 +72,9 @@ func ValidDatabasePrefix(prefix string) error {
 // has a valid, unique name and both URLs. Its errors are *OptionError,
 // one for each setting at fault (errors.Join'ed).
 func (o Options) Validate() error {
+	if err := o.validateReplicas(); err != nil {
+		return err
+	}
 	if err := ValidDatabasePrefix(o.PostgresDatabasePrefix); err != nil {
 		return &OptionError{Field: "PostgresDatabasePrefix", Err: err}
 	}
@@ -153,7 +159,8 @@ func redact(msg, raw string) string {
 // openPostgres opens every shard, checks that no serving role can bypass
 // row-level security, and opens the catalog on the main shard's owner pool.
 func openPostgres(ctx context.Context, opts Options, log *slog.Logger) (*catalog.Catalog, map[string]store.Backend, error) {
-	shards := append([]ShardURLs{{Name: MainShard, URL: opts.PostgresURL, AdminURL: opts.PostgresAdminURL}}, opts.Shards...)
+	shards := append([]ShardURLs{{Name: MainShard, URL: opts.PostgresURL, AdminURL: opts.PostgresAdminURL, ReplicaURL: opts.PostgresReplicaURL}}, opts.Shards...)
+	replicaMetrics := postgres.NewReplicaMetrics() // one for every shard's replica
 	backends := map[string]store.Backend{}
 	closeAll := func() {
 		for _, b := range backends {
@@ -166,6 +173,7 @@ func openPostgres(ctx context.Context, opts Options, log *slog.Logger) (*catalog
 			MaxOpenDatabases: opts.MaxOpenDatabases,
 			MaxConns:         opts.PostgresMaxConns,
 			DatabasePrefix:   opts.PostgresDatabasePrefix,
+			Replica:          replicaOptions(s.ReplicaURL, opts, replicaMetrics, log),
 		})
 		if err != nil {
 			closeAll()

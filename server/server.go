@@ -168,6 +168,7 @@ func Open(ctx context.Context, opts Options) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open server: %w", err)
 	}
+	s.registerReplicaMetrics(backends)
 	if s.audit, err = openAudit(ctx, opts, backends); err != nil {
 		cat.Close()
 		for _, b := range backends {

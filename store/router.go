@@ -183,6 +183,11 @@ type TxOptions struct {
 	// SQL opens the transaction on a backend that can also run the team's
 	// own SQL in it (SQLBackend): Tx.SQL gives the engine's handle.
 	SQL bool
+	// Replica lets a ReadOnly transaction (without SQL) be served by a
+	// read replica of the tenant's shard (ReplicaBackend), which may not
+	// have the latest writes yet unless ctx carries a read-after token
+	// (WithReadAfter). Without it, reads go to the primary.
+	Replica bool
 }
 
 // Begin opens a transaction for the tenant in ctx. Without a tenant in ctx
@@ -198,11 +203,23 @@ func (r *Router) Begin(ctx context.Context, opts TxOptions) (*Tx, error) {
 			return nil, fmt.Errorf("begin: tenant keys: %w", err)
 		}
 	}
-	btx, err := beginBackend(ctx, sc, opts)
+	after, err := r.checkReadAfter(ctx, sc)
+	if err != nil {
+		return nil, err
+	}
+	var btx BackendTx
+	switch {
+	case opts.Replica && (!opts.ReadOnly || opts.SQL):
+		return nil, errReplicaOptions
+	case opts.Replica:
+		btx, err = r.beginRead(ctx, sc, after)
+	default:
+		btx, err = beginBackend(ctx, sc, opts)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	return &Tx{r: r, tenant: sc.Tenant, btx: btx, readOnly: opts.ReadOnly, seal: seal}, nil
+	return &Tx{r: r, tenant: sc.Tenant, shard: sc.Placement.Shard, btx: btx, readOnly: opts.ReadOnly, seal: seal}, nil
 }
 
 // Tx runs fn in a read-write transaction for the tenant in ctx, committing

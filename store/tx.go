@@ -21,6 +21,7 @@ import (
 type Tx struct {
 	r        *Router
 	tenant   tenant.ID
+	shard    string // the tenant's shard, which commit tokens name
 	btx      BackendTx
 	readOnly bool
 	done     bool

@@ -47,12 +47,18 @@ func optionFlag(e *server.OptionError) string {
 		return "--postgres-admin"
 	case "PostgresDatabasePrefix":
 		return "--postgres-database-prefix"
+	case "PostgresReplicaURL":
+		return "--postgres-replica"
+	case "ReplicaMaxLag":
+		return "--replica-max-lag"
 	case "RedisURL":
 		return "--redis"
 	case "Shards":
 		switch {
 		case e.Shard == "":
 			return "--shard"
+		case e.Replica:
+			return "--shard-replica " + e.Shard + "=URL"
 		case e.Admin:
 			return "--shard-admin " + e.Shard + "=URL"
 		}

@@ -24,6 +24,7 @@ func newServeCommand(g *globals) *cobra.Command {
 	var maxOpen int
 	var logLevel string
 	var pg postgresFlags
+	var replicas replicaFlags
 	var policyDir string
 	var redisURL string
 	var instances int
@@ -53,6 +54,10 @@ one more shard per --shard NAME=URL with its --shard-admin NAME=URL. serve
 checks every shard's serving role at start and refuses to start if it could
 bypass row-level security. --postgres-database-prefix P names database-mode
 tenants' databases Pt_<id> on every shard; give migrate the same prefix.
+--postgres-replica URL (and --shard-replica NAME=URL) is a streaming replica
+of a shard that serves the record API's reads while it lags less than
+--replica-max-lag; a write answers with Bulkhead-Commit-Token and a read
+that sends it back as Bulkhead-Read-After sees that write.
 
 Every request is authorized by Cedar policies: the embedded default set plus
 the *.cedar files of --policy-dir, reloaded when they change (a set that does
@@ -145,6 +150,9 @@ or not every consumer has read them (a consumer behind a trim is told so).`,
 				}
 				opts.Shards = append(opts.Shards, server.ShardURLs{Name: sh.Name, URL: sh.URL, AdminURL: sh.AdminURL})
 			}
+			if err := replicas.apply(cmd.Flags(), &opts); err != nil {
+				return &usageError{cmd: cmd.CommandPath(), err: err}
+			}
 			if err := opts.Validate(); err != nil {
 				return &usageError{cmd: cmd.CommandPath(), err: flagErrors(err)}
 			}
@@ -159,6 +167,7 @@ or not every consumer has read them (a consumer behind a trim is told so).`,
 		"database-mode files (SQLite) or tenant database pools per shard (PostgreSQL, default 64) kept open at once")
 	pg.register(cmd.Flags())
 	nf.register(cmd.Flags())
+	replicas.register(cmd.Flags())
 	cmd.Flags().StringVar(&policyDir, "policy-dir", "",
 		"directory of Cedar policies (*.cedar) added to the default set; default.cedar there replaces it; reloaded on change")
 	cmd.Flags().StringVar(&limitsFile, "limits-file", "",

@@ -64,6 +64,10 @@ type Options struct {
 	// names (database mode), so that several shards, or test runs, can share
 	// one PostgreSQL server. At most 20 characters of a-z, 0-9 and '_'.
 	DatabasePrefix string
+	// Replica is the shard's read replica (replica.go): read-only
+	// transactions that opt in (store.TxOptions.Replica) are served by it
+	// when it is fresh enough. The zero value: no replica.
+	Replica ReplicaOptions
 }
 
 // Backend hosts the tenants of one shard. It is safe for concurrent use.
@@ -84,6 +88,8 @@ type Backend struct {
 	// units holds a *unitState per schema or database unit used in this
 	// process (see ensureCurrent), keyed by unitKey.
 	units sync.Map
+
+	replica *replica // nil without Options.Replica.URL
 }
 
 // Open connects to shard: a serving pool on Shard.URL and an admin pool on
@@ -150,6 +156,12 @@ func Open(ctx context.Context, shard Shard, opts Options) (*Backend, error) {
 	if err := b.CheckServingRole(ctx); err != nil && !errors.Is(err, ErrUnsafeServingRole) {
 		b.closePools()
 		return nil, fmt.Errorf("postgres: shard %s: %w", shard.Name, err)
+	}
+	if opts.Replica.URL != "" {
+		if b.replica, err = openReplica(ctx, b, opts.Replica); err != nil {
+			b.closePools()
+			return nil, err
+		}
 	}
 	return b, nil
 }
@@ -332,6 +344,11 @@ func (b *Backend) Drop(ctx context.Context, id tenant.ID, mode store.Mode) error
 		return nil
 	}
 	defer b.forgetUnit(id, mode)
+	if b.replica != nil {
+		if err := b.replica.forget(ctx, id); err != nil && !errors.Is(err, ErrClosed) {
+			return err
+		}
+	}
 	return b.dropDatabase(ctx, id)
 }
 
@@ -483,6 +500,9 @@ func (b *Backend) Close() error {
 const closeWait = 10 * time.Second
 
 func (b *Backend) closePools() {
+	if b.replica != nil {
+		b.replica.close()
+	}
 	b.serve.Close()
 	b.admin.Close()
 }

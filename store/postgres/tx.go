@@ -51,6 +51,9 @@ type tx struct {
 	// pending are writes held back to go out in the batch of the next
 	// statement or of COMMIT (deferWrite).
 	pending []pendingWrite
+	// lsn is the commit's WAL position, read after COMMIT on a shard
+	// with a replica (replicatx.go).
+	lsn uint64
 }
 
 // Statements of a transaction's first batch and of its last.
@@ -428,6 +431,9 @@ func (t *tx) Commit() error {
 			t.finish()
 			return err
 		}
+	}
+	if err == nil && tag.String() == "COMMIT" {
+		t.readCommitLSN(ctx)
 	}
 	t.finish()
 	if err != nil {

@@ -223,6 +223,10 @@ func (e *Env) newRouter(tb testing.TB) {
 	})
 }
 
+// Now reads the Env's clock (the Router's Config.Now), which moves a
+// little at each reading.
+func (e *Env) Now() time.Time { return e.now() }
+
 // now is a clock that moves a little over a millisecond per call, with
 // sub-microsecond noise the Router must truncate.
 func (e *Env) now() time.Time {
@@ -299,8 +303,9 @@ func (e *Env) nextPlacement() store.Placement {
 // Placements is a concurrency-safe in-memory store.Placements: a map from
 // tenant to placement. The zero value is empty and ready to use.
 type Placements struct {
-	mu sync.RWMutex
-	m  map[tenant.ID]store.Placement // guarded by mu
+	mu    sync.RWMutex
+	m     map[tenant.ID]store.Placement // guarded by mu
+	since map[tenant.ID]time.Time       // guarded by mu; see Born
 }
 
 var _ store.Placements = (*Placements)(nil)
@@ -313,6 +318,25 @@ func (p *Placements) Set(id tenant.ID, pl store.Placement) {
 		p.m = make(map[tenant.ID]store.Placement)
 	}
 	p.m[id] = pl
+}
+
+// Born sets the start of tenant id's current incarnation
+// (store.IncarnationStarts); without it, IncarnationStart answers the zero
+// time, an incarnation older than any replica's lag.
+func (p *Placements) Born(id tenant.ID, at time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.since == nil {
+		p.since = make(map[tenant.ID]time.Time)
+	}
+	p.since[id] = at
+}
+
+// IncarnationStart implements store.IncarnationStarts.
+func (p *Placements) IncarnationStart(_ context.Context, id tenant.ID) (time.Time, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.since[id], nil
 }
 
 // Delete forgets tenant id.
