@@ -7,9 +7,11 @@ import (
 	"sync"
 )
 
-// NewLogger returns a logger that writes JSON lines at level and above to w.
+// NewLogger returns a logger that writes JSON lines at level and above to
+// w, redacted by a Redactor with the default rules (NewRedactor with zero
+// RedactOptions). Give it more with NewRedactor(logger.Handler(), opts).
 func NewLogger(w io.Writer, level slog.Leveler) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	return slog.New(NewRedactor(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}), RedactOptions{}))
 }
 
 // RequestInfo is what the request log and metrics know about one request.
