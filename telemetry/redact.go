@@ -65,8 +65,10 @@ var _ slog.Handler = (*Redactor)(nil)
 
 type redactRules struct {
 	keys   map[string]bool // normalized (lowercase, '-' as '_')
+	byLast [256][]string   // keys by their last byte
 	values []valueRule
-	minLen int // shorter strings hold nothing a value rule looks for
+	minLen int  // shorter strings hold nothing a value rule looks for
+	custom bool // values holds configured patterns
 }
 
 // NewRedactor returns a handler that redacts records as Redactor says and
@@ -84,7 +86,7 @@ func NewRedactor(inner slog.Handler, opts RedactOptions) *Redactor {
 		for k := range base.keys {
 			rules.keys[k] = true
 		}
-		rules.values, rules.minLen = slices.Clone(base.values), base.minLen
+		rules.values, rules.minLen, rules.custom = slices.Clone(base.values), base.minLen, base.custom
 	} else {
 		rules.minLen = builtinMinLen
 		for _, k := range DefaultRedactKeys {
@@ -100,8 +102,12 @@ func NewRedactor(inner slog.Handler, opts RedactOptions) *Redactor {
 	for _, re := range opts.Patterns {
 		if re != nil {
 			rules.values = append(rules.values, customRule(re))
-			rules.minLen = 1 // a configured pattern may match anything
+			rules.minLen, rules.custom = 1, true // a configured pattern may match anything
 		}
+	}
+	for k := range rules.keys {
+		c := k[len(k)-1]
+		rules.byLast[c] = append(rules.byLast[c], k)
 	}
 	r.rules = rules
 	return r
@@ -276,31 +282,52 @@ func (r *redactRules) scrub(s string) (string, bool) {
 	if len(s) < r.minLen {
 		return s, false
 	}
+	t := triggers(s)
+	if t == 0 && !r.custom {
+		return s, false
+	}
 	changed := false
 	for i := range r.values {
-		if out, c := r.values[i].apply(s); c {
+		if out, c := r.values[i].apply(s, t); c {
 			s, changed = out, true
+			t = triggers(s)
 		}
 	}
 	return s, changed
 }
 
-// sensitive reports whether key, or its last words ('_' or '-'
-// separated), is one of the sensitive keys.
+// sensitive reports whether key, or its last words ('_', '-', '.' or ' '
+// separated), is one of the sensitive keys, ignoring case. It looks only at
+// the keys that end in key's last byte, and does not allocate.
 func (r *redactRules) sensitive(key string) bool {
 	if key == "" {
 		return false
 	}
-	k := normalizeKey(key)
-	if r.keys[k] {
-		return true
-	}
-	for i := 0; i < len(k); i++ {
-		if k[i] == '_' && r.keys[k[i+1:]] {
+	for _, s := range r.byLast[foldKeyByte(key[len(key)-1])] {
+		n := len(s)
+		if len(key) < n || len(key) > n && foldKeyByte(key[len(key)-n-1]) != '_' {
+			continue
+		}
+		tail, i := key[len(key)-n:], n-1
+		for i >= 0 && foldKeyByte(tail[i]) == s[i] {
+			i--
+		}
+		if i < 0 {
 			return true
 		}
 	}
 	return false
+}
+
+// foldKeyByte lowercases an ASCII letter and makes every separator '_'.
+func foldKeyByte(c byte) byte {
+	switch {
+	case c >= 'A' && c <= 'Z':
+		return c + 'a' - 'A'
+	case c == '-' || c == '.' || c == ' ':
+		return '_'
+	}
+	return c
 }
 
 // normalizeKey lowercases k and turns '-' and '.' into '_'; it allocates

@@ -27,17 +27,59 @@ const (
 	RedactedUserinfo = "[REDACTED:userinfo]"
 )
 
+// Trigger bits: what a string must hold for a built-in rule to match it.
+// triggers finds them all in one pass over the string, so that a string
+// with none (most of them: ids, routes, names) meets no regexp at all.
+const (
+	trigAt         uint8 = 1 << iota // '@': e-mail, URL userinfo
+	trigEq                           // '=': key=value
+	trigUnderscore                   // '_': bk_… tokens
+	trigEyJ                          // "eyJ": JWT
+	trigBearer                       // "bearer", any case
+)
+
+// trigByte marks the bytes triggers looks at.
+var trigByte = [256]bool{'@': true, '=': true, '_': true, 'J': true, 'r': true, 'R': true}
+
+// triggers returns the trigger bits of s.
+func triggers(s string) uint8 {
+	var t uint8
+	for i := 0; i < len(s); i++ {
+		if !trigByte[s[i]] {
+			continue
+		}
+		switch s[i] {
+		case '@':
+			t |= trigAt
+		case '=':
+			t |= trigEq
+		case '_':
+			t |= trigUnderscore
+		case 'J':
+			if i >= 2 && s[i-2] == 'e' && s[i-1] == 'y' {
+				t |= trigEyJ
+			}
+		case 'r', 'R':
+			if i >= 5 && strings.EqualFold(s[i-5:i+1], "bearer") {
+				t |= trigBearer
+			}
+		}
+	}
+	return t
+}
+
 // valueRule is one pattern the Redactor looks for inside strings.
 type valueRule struct {
 	re   *regexp.Regexp
 	repl string // ReplaceAllString template
-	// maybe is a cheap test that is false when re cannot match, so that
-	// most strings never reach the regexp engine; nil means always try.
+	// need are the trigger bits re cannot match without; maybe, if not
+	// nil, is a further cheap test that is false when re cannot match.
+	need  uint8
 	maybe func(string) bool
 }
 
-func (v *valueRule) apply(s string) (string, bool) {
-	if v.maybe != nil && !v.maybe(s) {
+func (v *valueRule) apply(s string, t uint8) (string, bool) {
+	if t&v.need != v.need || v.maybe != nil && !v.maybe(s) {
 		return s, false
 	}
 	if !v.re.MatchString(s) {
@@ -57,41 +99,44 @@ var builtinRules = []valueRule{
 	{
 		re:    regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://)[^/?#@\s"'<>]+@`),
 		repl:  "${1}" + RedactedUserinfo + "@",
-		maybe: func(s string) bool { return strings.Contains(s, "://") && strings.IndexByte(s, '@') >= 0 },
+		need:  trigAt,
+		maybe: func(s string) bool { return strings.Contains(s, "://") },
 	},
 	{
-		re:    regexp.MustCompile(`(?i)\b(bearer)\s+[A-Za-z0-9\-._~+/]+=*`),
-		repl:  "${1} " + RedactedBearer,
-		maybe: func(s string) bool { return containsFold(s, "bearer") },
+		re:   regexp.MustCompile(`(?i)\b(bearer)\s+[A-Za-z0-9\-._~+/]+=*`),
+		repl: "${1} " + RedactedBearer,
+		need: trigBearer,
 	},
 	{
 		// bk_<key id>_<secret>, bks_…, bka_…, bko_<secret>, and any
 		// fragment of them long enough to hold part of a secret.
 		re:    regexp.MustCompile(`bk[soa]?_[A-Za-z0-9_\-]{6,}`),
 		repl:  RedactedToken,
+		need:  trigUnderscore,
 		maybe: func(s string) bool { return strings.Contains(s, "bk") },
 	},
 	{
 		// A JWS (3 parts) or JWE (5 parts); a lone base64url JSON header or
 		// payload too. "eyJ" is base64url of `{"`.
-		re:    regexp.MustCompile(`eyJ[A-Za-z0-9_\-]{4,}=*(?:\.[A-Za-z0-9_\-]*=*){0,4}`),
-		repl:  RedactedJWT,
-		maybe: func(s string) bool { return strings.Contains(s, "eyJ") },
+		re:   regexp.MustCompile(`eyJ[A-Za-z0-9_\-]{4,}=*(?:\.[A-Za-z0-9_\-]*=*){0,4}`),
+		repl: RedactedJWT,
+		need: trigEyJ,
 	},
 	{
 		// token=…, password=…, client_secret=…, api_key=… in query strings,
 		// DSNs and key=value logs.
 		re:   regexp.MustCompile(`(?i)\b([A-Za-z0-9_.\-]*(?:password|passwd|pwd|secret|token|api_key|apikey|api-key))=([^\s&;,"'<>]+)`),
 		repl: "${1}=" + Redacted,
+		need: trigEq,
 		maybe: func(s string) bool {
-			return strings.IndexByte(s, '=') >= 0 && (containsFold(s, "pass") || containsFold(s, "pwd") ||
-				containsFold(s, "secret") || containsFold(s, "token") || containsFold(s, "key"))
+			return containsFold(s, "pass") || containsFold(s, "pwd") ||
+				containsFold(s, "secret") || containsFold(s, "token") || containsFold(s, "key")
 		},
 	},
 	{
-		re:    regexp.MustCompile(`[\p{L}\p{N}._%+\-]+@[\p{L}\p{N}\-]+(?:\.[\p{L}\p{N}\-]+)*\.\p{L}{2,}`),
-		repl:  RedactedEmail,
-		maybe: func(s string) bool { return strings.IndexByte(s, '@') >= 0 },
+		re:   regexp.MustCompile(`[\p{L}\p{N}._%+\-]+@[\p{L}\p{N}\-]+(?:\.[\p{L}\p{N}\-]+)*\.\p{L}{2,}`),
+		repl: RedactedEmail,
+		need: trigAt,
 	},
 }
 
