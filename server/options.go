@@ -211,4 +211,19 @@ type Options struct {
 	// trim the outboxes to those bounds (default
 	// DefaultEventsTrimInterval; negative: no trimming).
 	EventsTrimInterval time.Duration
+
+	// LogRedactKeys are attribute keys whose values the server's log
+	// hides, besides telemetry.DefaultRedactKeys (matched as
+	// telemetry.RedactOptions.Keys says: any case, '-' or '_', also as the
+	// last words of a longer key).
+	LogRedactKeys []string
+	// LogRedactPatterns are regular expressions (RE2) whose matches the
+	// server's log hides, besides the built-in ones (Bulkhead tokens,
+	// bearer credentials, JWTs, e-mail addresses, URL credentials); Open
+	// fails with an OptionError for one that does not compile.
+	LogRedactPatterns []string
+	// DisableLogRedaction passes Logger's records through unredacted. It
+	// is for tests that prove the redaction does something; never set it
+	// in production (docs/operations.md, Redaction).
+	DisableLogRedaction bool
 }

@@ -118,6 +118,9 @@ func Open(ctx context.Context, opts Options) (_ *Server, err error) {
 	if opts.Logger == nil {
 		opts.Logger = telemetry.NewLogger(os.Stderr, slog.LevelInfo)
 	}
+	if opts.Logger, err = redactLogger(opts); err != nil {
+		return nil, fmt.Errorf("open server: %w", err)
+	}
 	dir := opts.DataDir
 	if err := os.MkdirAll(dir, datadir.PrivateDir); err != nil {
 		return nil, fmt.Errorf("open server: create data dir: %w", err)

@@ -53,6 +53,8 @@ func optionFlag(e *server.OptionError) string {
 		return "--replica-max-lag"
 	case "RedisURL":
 		return "--redis"
+	case "LogRedactPatterns":
+		return "--log-redact-patterns"
 	case "Shards":
 		switch {
 		case e.Shard == "":

@@ -38,6 +38,7 @@ func newServeCommand(g *globals) *cobra.Command {
 	var keyring string
 	var ev eventFlags
 	var nf natsFlags
+	var redactKeys, redactPatterns []string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the Bulkhead server",
@@ -160,6 +161,10 @@ or not every consumer has read them (a consumer behind a trim is told so).`,
 				opts.MaxOpenDatabases = 0 // the PostgreSQL backend's own default
 			}
 			opts.Logger = telemetry.NewLogger(cmd.ErrOrStderr(), level)
+			opts.LogRedactKeys, opts.LogRedactPatterns = redactKeys, redactPatterns
+			if _, err := telemetry.CompileRedactPatterns(redactPatterns); err != nil {
+				return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("--log-redact-patterns: %w", err)}
+			}
 			return serve(cmd.Context(), g.addr, g.dataDir, opts)
 		},
 	}
@@ -196,6 +201,10 @@ or not every consumer has read them (a consumer behind a trim is told so).`,
 		"pause between background runs that trim tenants' outboxes to --events-max-age and --events-max-count; 0: no trimming")
 	ev.register(cmd.Flags())
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error (logs are JSON lines on stderr)")
+	cmd.Flags().StringSliceVar(&redactKeys, "log-redact-keys", nil,
+		"more attribute keys whose values the log hides (comma-separated), besides authorization, cookie, token, secret, password, api_key...")
+	cmd.Flags().StringArrayVar(&redactPatterns, "log-redact-patterns", nil,
+		"a regular expression (RE2) whose matches the log hides, besides tokens, bearer credentials, JWTs and e-mail addresses (repeatable)")
 	return cmd
 }
 
@@ -211,7 +220,6 @@ func offIfZero(d time.Duration) time.Duration {
 // serve runs the server until ctx is done or the process gets SIGINT or
 // SIGTERM, then shuts it down gracefully and closes the stores.
 func serve(ctx context.Context, addr, dataDir string, opts server.Options) error {
-	logger := opts.Logger
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
@@ -245,6 +253,7 @@ func serve(ctx context.Context, addr, dataDir string, opts server.Options) error
 		ln.Close()
 		return flagErrors(err) // says what failed where, and how to fix it
 	}
+	logger := srv.Logger() // redacted with the --log-redact-* rules too
 	logger.Info("bulkhead listening",
 		"addr", "http://"+ln.Addr().String(),
 		"data_dir", dir,
