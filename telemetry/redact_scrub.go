@@ -116,6 +116,14 @@ var builtinRules = []valueRule{
 		maybe: func(s string) bool { return strings.Contains(s, "bk") },
 	},
 	{
+		// A tenant key's or agent's token whose prefix was cut off:
+		// <20-character base32 key id>_<secret>.
+		re:    regexp.MustCompile(`[a-z2-7]{20}_[A-Za-z0-9_\-]{12,}`),
+		repl:  RedactedToken,
+		need:  trigUnderscore,
+		maybe: hasKeyIDRun,
+	},
+	{
 		// A JWS (3 parts) or JWE (5 parts); a lone base64url JSON header or
 		// payload too. "eyJ" is base64url of `{"`.
 		re:   regexp.MustCompile(`eyJ[A-Za-z0-9_\-]{4,}=*(?:\.[A-Za-z0-9_\-]*=*){0,4}`),
@@ -170,6 +178,24 @@ func CompileRedactPatterns(patterns []string) ([]*regexp.Regexp, error) {
 		out = append(out, re)
 	}
 	return out, nil
+}
+
+// hasKeyIDRun reports whether s has 20 characters of base32 (a-z, 2-7)
+// right before a '_', as the key id of a token does.
+func hasKeyIDRun(s string) bool {
+	for i := 20; i < len(s); i++ {
+		if s[i] != '_' {
+			continue
+		}
+		j := i - 1
+		for j >= i-20 && (s[j] >= 'a' && s[j] <= 'z' || s[j] >= '2' && s[j] <= '7') {
+			j--
+		}
+		if j < i-20 {
+			return true
+		}
+	}
+	return false
 }
 
 // containsFold reports whether s contains word (lowercase ASCII), ignoring

@@ -164,6 +164,7 @@ func TestRedactorHidesValuePatterns(t *testing.T) {
 		{"support agent token", bulkheadToken("bks_"), telemetry.RedactedToken, func(s string) string { return s }},
 		{"analyst token", bulkheadToken("bka_"), telemetry.RedactedToken, func(s string) string { return "/v1/x/" + s }},
 		{"operator token", "bko_" + randB64(32), telemetry.RedactedToken, func(s string) string { return s }},
+		{"a token without its prefix", strings.TrimPrefix(bulkheadToken("bk_"), "bk_")[:50], telemetry.RedactedToken, func(s string) string { return "id=" + s }},
 		{"a token cut short", "bk_" + randB64(9), telemetry.RedactedToken, func(s string) string { return `"` + s + `"` }},
 		{"bearer credential", randB64(24), telemetry.RedactedBearer, func(s string) string { return "Authorization: Bearer " + s }},
 		{"lowercase bearer", randB64(24), telemetry.RedactedBearer, func(s string) string { return "bearer   " + s }},
