@@ -5,6 +5,13 @@
 // the raw path), method, status and duration — never bodies, tokens,
 // credential headers or record data.
 //
+// NewLogger's lines pass a Redactor (NewRedactor wraps any slog.Handler):
+// Bulkhead tokens, bearer credentials, JWTs, e-mail addresses, URL
+// passwords and the values of sensitive keys (authorization, token,
+// password, ... and RedactOptions.Keys) become stable markers such as
+// "[REDACTED:token]", in messages, attributes, groups and values logged
+// with slog.Any alike.
+//
 // Metrics live on a private prometheus.Registry owned by a Metrics value
 // (no package globals): bulkhead_http_requests_total{tenant,route,code} and
 // bulkhead_http_request_duration_seconds{route}, plus the Go and process
