@@ -122,19 +122,32 @@ func (h *Redactor) Enabled(ctx context.Context, level slog.Level) bool {
 // redacted. A record with nothing to hide is passed as it is.
 func (h *Redactor) Handle(ctx context.Context, r slog.Record) error {
 	msg, changed := h.rules.scrub(r.Message)
+	first, firstAttr := -1, slog.Attr{} // the first attribute that changes
 	if !changed && !h.hidden {
+		i := 0
 		r.Attrs(func(a slog.Attr) bool {
-			_, changed = h.attr(a, false)
-			return !changed
+			if na, c := h.attr(a, false); c {
+				first, firstAttr = i, na
+				return false
+			}
+			i++
+			return true
 		})
-		if !changed {
+		if first < 0 {
 			return h.inner.Handle(ctx, r)
 		}
 	}
 	nr := slog.NewRecord(r.Time, r.Level, msg, r.PC)
+	i := 0
 	r.Attrs(func(a slog.Attr) bool {
-		a, _ = h.attr(a, h.hidden)
+		switch {
+		case i == first:
+			a = firstAttr
+		case i > first: // those before it are unchanged
+			a, _ = h.attr(a, h.hidden)
+		}
 		nr.AddAttrs(a)
+		i++
 		return true
 	})
 	return h.inner.Handle(ctx, nr)
