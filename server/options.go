@@ -211,4 +211,12 @@ type Options struct {
 	// trim the outboxes to those bounds (default
 	// DefaultEventsTrimInterval; negative: no trimming).
 	EventsTrimInterval time.Duration
+
+	// HealthMaxTenants caps the tenants whose health the server keeps
+	// (default health.DefaultMaxTenants, about 3 KiB each; the least
+	// recently seen go first).
+	HealthMaxTenants int
+	// HealthMaxFlagLabels bounds the tenants bulkhead_tenant_anomaly names
+	// (default health.DefaultMaxFlagLabels).
+	HealthMaxFlagLabels int
 }
