@@ -212,6 +212,14 @@ type Options struct {
 	// DefaultEventsTrimInterval; negative: no trimming).
 	EventsTrimInterval time.Duration
 
+	// HealthMaxTenants caps the tenants whose health the server keeps
+	// (default health.DefaultMaxTenants, about 3 KiB each; the least
+	// recently seen go first).
+	HealthMaxTenants int
+	// HealthMaxFlagLabels bounds the tenants bulkhead_tenant_anomaly names
+	// (default health.DefaultMaxFlagLabels).
+	HealthMaxFlagLabels int
+
 	// LogRedactKeys are attribute keys whose values the server's log
 	// hides, besides telemetry.DefaultRedactKeys (matched as
 	// telemetry.RedactOptions.Keys says: any case, '-' or '_', also as the
