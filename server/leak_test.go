@@ -252,6 +252,11 @@ func (w *leakWorld) push(t *testing.T, p *idp, clk *clock) {
 	// The audit log names privileged acts (the dashboard shows them): what
 	// the operator typed as a tenant id or an analyst as a query's field is
 	// theirs to see, so the traffic above puts no secret there.
+	// Per-tenant health, as the operator and as the tenant see it.
+	w.read(t, "GET /v1/admin/tenants/alpha/health", "/v1/admin/tenants/alpha/health", e.op)
+	w.read(t, "GET /v1/admin/tenants/beta/health", "/v1/admin/tenants/beta/health", e.op)
+	w.read(t, "GET /v1/health (alpha's key)", "/v1/health", alpha)
+	w.read(t, "GET /v1/health (alpha's user)", "/v1/health", user)
 	w.read(t, "GET /v1/admin/audit", "/v1/admin/audit?limit=1000", e.op)
 	w.read(t, "GET /v1/audit (alpha)", "/v1/audit?limit=1000", alpha)
 }
