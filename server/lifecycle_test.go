@@ -271,10 +271,11 @@ func TestMetricsAndRequestIDs(t *testing.T) {
 	want(t, r, 200, "")
 	out := string(r.body)
 	for _, w := range []string{
-		`bulkhead_http_requests_total{code="201",route="PUT /v1/collections/{c}/records/{id}",tenant="acme"} 1`,
-		`bulkhead_http_requests_total{code="200",route="GET /v1/collections/{c}/records/{id}",tenant="acme"} 1`,
-		`bulkhead_http_requests_total{code="201",route="POST /v1/admin/tenants",tenant="_none"} 1`,
-		`bulkhead_http_requests_total{code="404",route="_unmatched",tenant="_none"} 1`,
+		`bulkhead_http_requests_total{code="201",route="PUT /v1/collections/{c}/records/{id}"} 1`,
+		`bulkhead_http_requests_total{code="200",route="GET /v1/collections/{c}/records/{id}"} 1`,
+		`bulkhead_http_requests_total{code="201",route="POST /v1/admin/tenants"} 1`,
+		`bulkhead_http_requests_total{code="404",route="_unmatched"} 1`,
+		`bulkhead_tenant_requests_total{class="2xx",tenant="acme"} 2`,
 		`bulkhead_http_request_duration_seconds_bucket{route="GET /v1/collections/{c}/records/{id}",le="+Inf"} 1`,
 		`process_`, `go_goroutines`,
 	} {
@@ -315,7 +316,7 @@ func TestMetricsTenantLabelsAreBounded(t *testing.T) {
 		want(t, e.req("GET", "/v1/collections", tok, nil), 200, "")
 	}
 	out := string(e.req("GET", "/metrics", "", nil).body)
-	for _, w := range []string{`tenant="t-one"`, `tenant="t-two"`, `route="GET /v1/collections",tenant="_other"} 2`} {
+	for _, w := range []string{`tenant="t-one"`, `tenant="t-two"`, `bulkhead_tenant_requests_total{class="2xx",tenant="_other"} 2`} {
 		if !strings.Contains(out, w) {
 			t.Errorf("metrics lack %s", w)
 		}

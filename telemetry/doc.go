@@ -13,7 +13,8 @@
 // with slog.Any alike.
 //
 // Metrics live on a private prometheus.Registry owned by a Metrics value
-// (no package globals): bulkhead_http_requests_total{tenant,route,code} and
+// (no package globals): bulkhead_http_requests_total{route,code},
+// bulkhead_tenant_requests_total{tenant,class} and
 // bulkhead_http_request_duration_seconds{route}, plus the Go and process
 // collectors. The tenant label is bounded: at most MaxTenants tenants hold
 // a label value of their own at a time — the busiest by requests, found by

@@ -102,7 +102,7 @@ func (f *zipfFleet) series(t testing.TB) (series, tenants map[string]int, reques
 			for _, lp := range mt.GetLabel() {
 				if lp.GetName() == "tenant" {
 					seen[lp.GetValue()] = true
-					if fam.GetName() == "bulkhead_http_requests_total" {
+					if fam.GetName() == "bulkhead_tenant_requests_total" {
 						requests[lp.GetValue()] += mt.GetCounter().GetValue()
 					}
 				}
@@ -146,8 +146,8 @@ func TestTopTenantsAreLabelledAndExact(t *testing.T) {
 				t.Errorf("%s has %d tenant label values, want at most %d (and _other)", fam, c, telemetry.DefaultMaxTenants)
 			}
 		}
-		if tenants["bulkhead_http_requests_total"] < telemetry.DefaultMaxTenants {
-			t.Errorf("only %d tenants labelled", tenants["bulkhead_http_requests_total"])
+		if tenants["bulkhead_tenant_requests_total"] < telemetry.DefaultMaxTenants {
+			t.Errorf("only %d tenants labelled", tenants["bulkhead_tenant_requests_total"])
 		}
 		for rank := range 50 {
 			id := f.tenant(rank) // Zipf: tenant i is the (i+1)th busiest
@@ -175,6 +175,7 @@ func BenchmarkTenantSeries100k(b *testing.B) {
 	f.m.Rerank()
 	series, _, _ := f.series(b)
 	b.ReportMetric(float64(series["bulkhead_http_requests_total"]), "series_http_requests")
+	b.ReportMetric(float64(series["bulkhead_tenant_requests_total"]), "series_tenant_requests")
 	b.ReportMetric(float64(series["test_throttled_total"]), "series_throttled")
 	b.ReportMetric(float64(series["test_streams"]), "series_streams")
 	mx := 0

@@ -42,9 +42,13 @@ type MetricsOptions struct {
 // concurrent use.
 type Metrics struct {
 	reg      *prometheus.Registry
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-	tenants  *labels
+	requests *prometheus.CounterVec // by route and code: no tenant
+	// tenantRequests counts requests by tenant and status class: the one
+	// family where a labelled tenant is crossed with few other values, so
+	// that it stays within (MaxTenants + 2) × 5 series.
+	tenantRequests *prometheus.CounterVec
+	duration       *prometheus.HistogramVec
+	tenants        *labels
 }
 
 // NewMetrics returns metrics registered on a new private registry, together
@@ -64,8 +68,12 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bulkhead_http_requests_total",
-			Help: "HTTP requests served, by tenant (bounded; see _other and _none), route pattern and status code.",
-		}, []string{"tenant", "route", "code"}),
+			Help: "HTTP requests served, by route pattern and status code (per tenant: bulkhead_tenant_requests_total).",
+		}, []string{"route", "code"}),
+		tenantRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulkhead_tenant_requests_total",
+			Help: "HTTP requests served, by tenant (the busiest hold their own label; see _other and _none) and status class (2xx, 3xx, 4xx, 5xx).",
+		}, []string{"tenant", "class"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "bulkhead_http_request_duration_seconds",
 			Help:    "HTTP request latency by route pattern.",
@@ -73,9 +81,10 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 		}, []string{"route"}),
 		tenants: newLabels(max, opts.RerankInterval, opts.Now),
 	}
-	m.tenants.tracked = append(m.tenants.tracked, m.requests)
+	m.tenants.tracked = append(m.tenants.tracked, m.tenantRequests)
 	m.reg.MustRegister(
 		m.requests,
+		m.tenantRequests,
 		m.duration,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -117,7 +126,8 @@ func (m *Metrics) ObserveRequest(tenant, route string, code int, d time.Duration
 	if tenant != "" {
 		m.tenants.count(tenant)
 	}
-	m.requests.WithLabelValues(m.TenantLabel(tenant), route, strconv.Itoa(code)).Inc()
+	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+	m.tenantRequests.WithLabelValues(m.TenantLabel(tenant), statusClass(code)).Inc()
 	m.duration.WithLabelValues(route).Observe(d.Seconds())
 }
 
@@ -171,4 +181,21 @@ func (r trackingRegisterer) Unregister(c prometheus.Collector) bool {
 	r.m.tenants.tracked = slices.DeleteFunc(r.m.tenants.tracked, func(v TenantVec) bool { return prometheus.Collector(v) == c })
 	r.m.tenants.mu.Unlock()
 	return r.m.reg.Unregister(c)
+}
+
+// statusClass returns "1xx" to "5xx" for a status code, "other" outside.
+func statusClass(code int) string {
+	switch code / 100 {
+	case 1:
+		return "1xx"
+	case 2:
+		return "2xx"
+	case 3:
+		return "3xx"
+	case 4:
+		return "4xx"
+	case 5:
+		return "5xx"
+	}
+	return "other"
 }

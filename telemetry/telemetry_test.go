@@ -117,8 +117,9 @@ func TestMiddlewareLogsAndCountsWithoutSecrets(t *testing.T) {
 	}
 	out := scrape(t, m)
 	for _, want := range []string{
-		`bulkhead_http_requests_total{code="201",route="PUT /v1/collections/{c}/records/{id}",tenant="acme"} 1`,
-		`bulkhead_http_requests_total{code="201",route="PUT /v1/collections/{c}/records/{id}",tenant="_other"} 1`,
+		`bulkhead_http_requests_total{code="201",route="PUT /v1/collections/{c}/records/{id}"} 2`,
+		`bulkhead_tenant_requests_total{class="2xx",tenant="acme"} 1`,
+		`bulkhead_tenant_requests_total{class="2xx",tenant="_other"} 1`,
 		`bulkhead_http_request_duration_seconds_count{route="PUT /v1/collections/{c}/records/{id}"} 2`,
 		`go_goroutines`,
 	} {
@@ -151,8 +152,10 @@ func TestMiddlewareCountsPanicsAndUnmatchedRoutes(t *testing.T) {
 	}()
 	out := scrape(t, m)
 	for _, want := range []string{
-		`bulkhead_http_requests_total{code="404",route="_unmatched",tenant="_none"} 1`,
-		`bulkhead_http_requests_total{code="500",route="_unmatched",tenant="_none"} 1`,
+		`bulkhead_http_requests_total{code="404",route="_unmatched"} 1`,
+		`bulkhead_http_requests_total{code="500",route="_unmatched"} 1`,
+		`bulkhead_tenant_requests_total{class="4xx",tenant="_none"} 1`,
+		`bulkhead_tenant_requests_total{class="5xx",tenant="_none"} 1`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("metrics lack %s\n", want)
