@@ -53,14 +53,19 @@ func (s *leakSecrets) addToken(label, tok string) {
 
 // found returns the labels of the secrets text holds, sorted.
 func (s *leakSecrets) found(text string) []string {
+	return s.foundBy(func(v string) bool { return strings.Contains(text, v) })
+}
+
+// foundBy returns the labels of the secrets that contains reports, sorted.
+func (s *leakSecrets) foundBy(contains func(string) bool) []string {
 	var out []string
 	for label, v := range s.byLabel {
-		if strings.Contains(text, v) {
+		if contains(v) {
 			out = append(out, label)
 			continue
 		}
 		for i := 0; s.windowed[label] && i+leakWindow <= len(v); i++ {
-			if strings.Contains(text, v[i:i+leakWindow]) {
+			if contains(v[i : i+leakWindow]) {
 				out = append(out, label+" (16 characters of it)")
 				break
 			}
