@@ -223,6 +223,7 @@ func offIfZero(d time.Duration) time.Duration {
 // serve runs the server until ctx is done or the process gets SIGINT or
 // SIGTERM, then shuts it down gracefully and closes the stores.
 func serve(ctx context.Context, addr, dataDir string, opts server.Options) error {
+	logger := opts.Logger // redacted with the default rules (telemetry.NewLogger)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
@@ -256,7 +257,7 @@ func serve(ctx context.Context, addr, dataDir string, opts server.Options) error
 		ln.Close()
 		return flagErrors(err) // says what failed where, and how to fix it
 	}
-	logger := srv.Logger() // redacted with the --log-redact-* rules too
+	logger = srv.Logger() // redacted with the --log-redact-* rules too
 	logger.Info("bulkhead listening",
 		"addr", "http://"+ln.Addr().String(),
 		"data_dir", dir,
