@@ -211,4 +211,15 @@ type Options struct {
 	// trim the outboxes to those bounds (default
 	// DefaultEventsTrimInterval; negative: no trimming).
 	EventsTrimInterval time.Duration
+
+	// DisableDashboard turns the operator dashboard at /dashboard off.
+	DisableDashboard bool
+	// DashboardOrigin is the dashboard's public origin
+	// ("https://ops.example.com") when a proxy in front changes the scheme
+	// or host; sign-ins and sign-outs from any other origin are refused.
+	// Empty: the request's own.
+	DashboardOrigin string
+	// DashboardSecureCookie marks the dashboard's session cookie Secure
+	// (set it when a TLS-terminating proxy is in front).
+	DashboardSecureCookie bool
 }

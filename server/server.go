@@ -20,6 +20,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/analytics"
 	"github.com/bulkhead-dev/bulkhead/audit"
 	"github.com/bulkhead-dev/bulkhead/catalog"
+	"github.com/bulkhead-dev/bulkhead/dashboard"
 	"github.com/bulkhead-dev/bulkhead/fleet"
 	"github.com/bulkhead-dev/bulkhead/identity"
 	"github.com/bulkhead-dev/bulkhead/ingress"
@@ -82,8 +83,11 @@ type Server struct {
 	natsRelay relayPtr
 	// eventTrim trims tenants' outboxes in the background (outbox.go).
 	eventTrim *eventTrim
-	closeOne  sync.Once
-	closeErr  error
+	// dash is the operator dashboard at /dashboard (dashboard.go); nil
+	// with Options.DisableDashboard.
+	dash     *dashboard.Dashboard
+	closeOne sync.Once
+	closeErr error
 }
 
 // Open opens the server's state in opts.DataDir: it creates the directory
@@ -232,6 +236,10 @@ func Open(ctx context.Context, opts Options) (_ *Server, err error) {
 		return nil, fmt.Errorf("open server: %w", err)
 	}
 	if err := s.initEvents(cursorKey); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open server: %w", err)
+	}
+	if s.dash, err = s.newDashboard(); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open server: %w", err)
 	}
