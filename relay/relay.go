@@ -108,10 +108,12 @@ type Options struct {
 // Relay publishes every tenant's outbox events to JetStream, at least
 // once, in each tenant's order. It is safe for concurrent use.
 type Relay struct {
-	opts  Options
-	js    jetstream.JetStream
-	sched *sched.Scheduler
-	log   *slog.Logger
+	opts Options
+	js   jetstream.JetStream
+	// expectStream is the publish option naming Options.Stream, made once.
+	expectStream jetstream.PublishOpt
+	sched        *sched.Scheduler
+	log          *slog.Logger
 
 	mu      sync.Mutex
 	tenants map[tenant.ID]*tstate // guarded by mu
@@ -172,7 +174,7 @@ func New(opts Options) (*Relay, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Relay{opts: opts, js: js, sched: opts.Scheduler, log: log, tenants: map[tenant.ID]*tstate{}}
+	r := &Relay{opts: opts, js: js, expectStream: jetstream.WithExpectStream(opts.Stream), sched: opts.Scheduler, log: log, tenants: map[tenant.ID]*tstate{}}
 	if r.sched == nil {
 		r.sched = sched.New(sched.Options{Weight: r.weight})
 	}

@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bulkhead-dev/bulkhead/catalog"
@@ -170,8 +168,9 @@ func (r *Relay) step(ctx context.Context) sched.Outcome {
 		h(id, evs)
 	}
 	b := &batch{gen: gen, to: evs[len(evs)-1].Seq, done: make(chan struct{}), futures: make([]jetstream.PubAckFuture, 0, len(evs))}
+	pb := r.newPubBatch(id, inc, evs)
 	for i := range evs {
-		f, err := r.publish(id, inc, &evs[i])
+		f, err := pb.publish(r, i)
 		if err != nil {
 			r.log.Warn("nats relay: publish failed", attr, slog.Int64("seq", evs[i].Seq), slog.String("error", err.Error()))
 			b.futures = append(b.futures, nil) // the batch fails at its acks
@@ -193,27 +192,6 @@ func (r *Relay) step(ctx context.Context) sched.Outcome {
 	st.mu.Unlock()
 	r.acks.Go(func() { r.await(context.WithoutCancel(ctx), id, st, b) })
 	return sched.Outcome{Cost: len(evs), More: more}
-}
-
-// publish sends one event: subject <prefix>.<tenant>.<collection>,
-// Nats-Msg-Id <tenant>.<incarnation>.<seq>, the event JSON as body.
-func (r *Relay) publish(id tenant.ID, inc time.Time, ev *store.Event) (jetstream.PubAckFuture, error) {
-	// The prefix was checked by New and tenant ids are safe by their rule;
-	// the collection is checked here (Subject checks all three).
-	if err := checkToken(ev.Collection); err != nil {
-		return nil, err
-	}
-	subj := r.opts.SubjectPrefix + "." + id.String() + "." + ev.Collection
-	body, err := encodeEvent(make([]byte, 0, 192+len(ev.Data)), ev)
-	if err != nil {
-		return nil, fmt.Errorf("encode event %d: %w", ev.Seq, err)
-	}
-	h := make(nats.Header, 5) // and the two the publish options add
-	h[HeaderTenant] = []string{id.String()}
-	h[HeaderSeq] = []string{strconv.FormatInt(ev.Seq, 10)}
-	h[HeaderIncarnation] = []string{strconv.FormatInt(inc.UnixMicro(), 10)}
-	msg := &nats.Msg{Subject: subj, Data: body, Header: h}
-	return r.js.PublishMsgAsync(msg, jetstream.WithMsgID(MsgID(id, inc, ev.Seq)), jetstream.WithExpectStream(r.opts.Stream))
 }
 
 // waitRoom waits until fewer than Pipeline of the tenant's batches await

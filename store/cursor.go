@@ -64,7 +64,7 @@ func (c *CursorCodec) Decode(t tenant.ID, collection string, fs []Filter, s stri
 		return "", fmt.Errorf("%w: too long", ErrInvalidCursor)
 	}
 	p64, m64, ok := strings.Cut(s, ".")
-	if !ok {
+	if !ok || !b64url(p64) || !b64url(m64) {
 		return "", fmt.Errorf("%w: malformed", ErrInvalidCursor)
 	}
 	payload, err1 := strictB64.DecodeString(p64)
@@ -86,4 +86,17 @@ func (c *CursorCodec) Decode(t tenant.ID, collection string, fs []Filter, s stri
 		return "", fmt.Errorf("%w: malformed", ErrInvalidCursor)
 	}
 	return cur.After, nil
+}
+
+// b64url reports whether s holds only the unpadded base64url alphabet.
+// The decoders skip '\r' and '\n', which would give a cursor a second
+// spelling.
+func b64url(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }

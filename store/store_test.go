@@ -57,6 +57,14 @@ func TestCursorBinding(t *testing.T) {
 			_, err := c.Decode(b, "invoices", nil, p+"."+strings.Split(cur, ".")[1])
 			return err
 		}},
+		// Go's base64 decoders skip '\r' and '\n': a cursor must still have
+		// one spelling.
+		{"a leading newline", func() error { _, err := c.Decode(a, "invoices", fs, "\n"+cur); return err }},
+		{"a newline inside", func() error { _, err := c.Decode(a, "invoices", fs, cur[:4]+"\r\n"+cur[4:]); return err }},
+		{"a newline in the mac", func() error {
+			_, err := c.Decode(a, "invoices", fs, cur[:len(cur)-2]+"\n"+cur[len(cur)-2:])
+			return err
+		}},
 		{"a huge cursor", func() error { _, err := c.Decode(a, "invoices", fs, strings.Repeat("a", 5000)); return err }},
 	}
 	for _, tc := range cases {

@@ -151,6 +151,7 @@ func (t *tx) Events(ctx context.Context, after int64, limit int, collections []s
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("sqlite: read events: %w", err)
 	}
+	evs = make([]store.Event, 0, min(limit, 64))
 	for rows.Next() {
 		ev := store.Event{Tenant: id}
 		var op string
