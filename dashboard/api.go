@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/catalog"
+	"github.com/bulkhead-dev/bulkhead/health"
 	"github.com/bulkhead-dev/bulkhead/limits"
 	"github.com/bulkhead-dev/bulkhead/problem"
 	"github.com/bulkhead-dev/bulkhead/store"
@@ -231,10 +232,10 @@ func (d *Dashboard) top(r *http.Request) (Top, error) {
 		return out, nil
 	}
 	names := map[tenant.ID]string{}
-	list := func(by Order) []TopTenant {
+	list := func(by health.Order) []TopTenant {
 		ts := []TopTenant{}
 		for _, s := range d.cfg.Health.Top(by, topN) {
-			if by == "errors" && s.Window.Errors == 0 {
+			if by == health.ByErrors && s.Window.Errors == 0 {
 				continue
 			}
 			name, ok := names[s.Tenant]
@@ -252,7 +253,7 @@ func (d *Dashboard) top(r *http.Request) (Top, error) {
 		}
 		return ts
 	}
-	out.ByRequests, out.ByErrors = list("requests"), list("errors")
+	out.ByRequests, out.ByErrors = list(health.ByRequests), list(health.ByErrors)
 	return out, nil
 }
 

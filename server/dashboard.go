@@ -36,10 +36,6 @@ func (s *Server) newDashboard() (*dashboard.Dashboard, error) {
 	return dashboard.New(cfg)
 }
 
-// dashboardHealth is the per-tenant health the dashboard shows (nil:
-// none yet).
-func (s *Server) dashboardHealth() dashboard.Health { return nil }
-
 // serverUsage reads the usage gauges' tracker, which Open makes after the
 // routes.
 type serverUsage struct{ s *Server }
