@@ -190,14 +190,12 @@ func (d *Dashboard) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 4*maxTokenBytes)
-	if err := r.ParseForm(); err != nil {
-		d.signInPage(w, http.StatusBadRequest, "The sign-in form could not be read.")
-		return
-	}
+	// A form that does not parse (too big, malformed) is a failed attempt.
+	formErr := r.ParseForm()
 	token := r.PostForm.Get("token")
 	sum := sha256.Sum256([]byte(token))
 	want := d.cfg.OperatorHash()
-	if len(token) > maxTokenBytes || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+	if formErr != nil || len(token) > maxTokenBytes || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
 		d.throttle.fail(client, now)
 		d.record(r, ingress.Principal{}, SignInAction, "deny:unauthenticated")
 		d.signInPage(w, http.StatusUnauthorized, "That is not the operator token.")
