@@ -153,15 +153,17 @@ func (d *Dashboard) origin(r *http.Request) string {
 
 // sameOrigin reports whether a state-changing request comes from the
 // dashboard's own pages: Sec-Fetch-Site, when sent, must be same-origin,
-// and Origin, when sent, must be the dashboard's; one of them must be
-// there (every browser this page runs in sends both on a POST).
+// and Origin, when sent, must be the dashboard's. A browser sends
+// "Origin: null" for a form posted from a page with Referrer-Policy
+// no-referrer (as the dashboard's are); then, as when Origin is missing,
+// only Sec-Fetch-Site: same-origin, which no page can forge, lets it in.
 func (d *Dashboard) sameOrigin(r *http.Request) bool {
 	site := r.Header.Get("Sec-Fetch-Site")
 	if site != "" && site != "same-origin" {
 		return false
 	}
 	o := r.Header.Get("Origin")
-	if o == "" {
+	if o == "" || o == "null" {
 		return site == "same-origin"
 	}
 	return o == d.origin(r)

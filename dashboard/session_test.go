@@ -125,6 +125,7 @@ func TestCrossOriginSignInAndSignOutAreRefused(t *testing.T) {
 		"a cross-site fetch":      {"Origin", e.origin(), "Sec-Fetch-Site", "cross-site"},
 		"a same-site fetch":       {"Sec-Fetch-Site", "same-site"},
 		"an opaque origin":        {"Origin", "null"},
+		"an opaque cross site":    {"Origin", "null", "Sec-Fetch-Site", "cross-site"},
 		"neither Origin nor site": nil,
 	} {
 		if r := post("/dashboard/signin", hdr...); r.status != 403 || r.header.Get("Set-Cookie") != "" {
