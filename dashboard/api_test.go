@@ -73,7 +73,7 @@ func TestTenantDrillDownRefusesBadAndUnknownIDs(t *testing.T) {
 }
 
 // fleetOf reads the fleet answer.
-func fleetOf(t *testing.T, e *env, c string) dashboard.Fleet {
+func fleetOf(t testing.TB, e *env, c string) dashboard.Fleet {
 	t.Helper()
 	var f dashboard.Fleet
 	r := e.do("GET", "/dashboard/api/fleet", nil, "Cookie", c)
