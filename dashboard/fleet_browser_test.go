@@ -161,10 +161,11 @@ func TestDashboardScreenshot(t *testing.T) {
 	}
 	const bad = "t-0017"
 	e.load(ids, keys, bad, 42, 35)
+	b.do(chromedp.EmulateViewport(1440, 1440))
 	b.signIn(e.http.URL, e.op)
 	b.do(chromedp.WaitReady(`#top-errors li[data-id]`),
 		chromedp.Click(`#fleet tr[data-id="`+bad+`"]`), chromedp.WaitReady(`body[data-detail="`+bad+`"]`))
-	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	png, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		t.Fatal(err)
 	}

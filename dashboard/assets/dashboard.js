@@ -115,7 +115,7 @@
   }
 
   function loadAudit() {
-    return get("audit?limit=50").then(function (a) {
+    return get("audit?limit=20").then(function (a) {
       document.querySelector("#audit tbody").innerHTML = a.items.length ? a.items.map(function (e) {
         return "<tr><td>" + esc(new Date(e.time).toLocaleString()) + "</td><td>" + esc(e.principal) + "</td><td>" +
           esc(e.action) + "</td><td>" + esc(e.resource) + "</td><td>" + esc(e.decision) + '</td><td class="muted">' +
@@ -164,7 +164,7 @@
       $("detail-windows").innerHTML = "<tr><th>Window</th><th class=\"num\">Requests</th><th class=\"num\">Errors</th>" +
         "<th class=\"num\">Throttled</th><th class=\"num\">Queued</th><th class=\"num\">p50 ms</th><th class=\"num\">p99 ms</th></tr>" +
         t.windows.map(function (w) {
-          return "<tr><td>" + esc(Math.round(w.seconds / 60)) + ' min</td><td class="num">' + esc(w.requests) + '</td><td class="num">' +
+          return "<tr><td>" + esc(Math.ceil(w.seconds / 60)) + ' min</td><td class="num">' + esc(w.requests) + '</td><td class="num">' +
             esc(w.errors) + '</td><td class="num">' + esc(w.throttled) + '</td><td class="num">' + esc(w.queued) +
             '</td><td class="num">' + num(w.p50_ms, 1) + '</td><td class="num">' + num(w.p99_ms, 1) + "</td></tr>";
         }).join("");
