@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/bulkhead-dev/bulkhead/dashboard"
+	"github.com/bulkhead-dev/bulkhead/health"
 	"github.com/bulkhead-dev/bulkhead/store"
 	"github.com/bulkhead-dev/bulkhead/telemetry"
 	"github.com/bulkhead-dev/bulkhead/tenant"
@@ -30,11 +31,16 @@ func (s *Server) newDashboard() (*dashboard.Dashboard, error) {
 		Now:          s.opts.Now,
 		Logger:       s.log,
 	}
-	if h := s.dashboardHealth(); h != nil {
-		cfg.Health = h
+	if s.health != nil {
+		cfg.Health = s.health
 	}
 	return dashboard.New(cfg)
 }
+
+// HealthMonitor returns the server's per-tenant health monitor, for a
+// team that embeds the server and reads or feeds it (the dashboard's
+// tests feed it for tenants they do not drive over HTTP).
+func (s *Server) HealthMonitor() *health.Monitor { return s.health }
 
 // serverUsage reads the usage gauges' tracker, which Open makes after the
 // routes.

@@ -139,6 +139,5 @@ func (s *Server) offboard(r *http.Request, id tenant.ID) (keys []string, err err
 		keys = []string{}
 	}
 	s.tracked.remove(id) // its usage gauges go at once, not at the next sweep
-	s.forgetHealth(id)
 	return keys, nil
 }

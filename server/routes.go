@@ -133,7 +133,6 @@ func (s *Server) routes() http.Handler {
 	var h http.Handler = mux
 	h = s.limitBody(h)
 	h = s.recoverPanics(h)
-	h = s.feedHealth(h)
 	h = telemetry.Middleware(s.log, s.metrics)(h)
 	h = requestID(h)
 	return h

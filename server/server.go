@@ -22,7 +22,6 @@ import (
 	"github.com/bulkhead-dev/bulkhead/catalog"
 	"github.com/bulkhead-dev/bulkhead/dashboard"
 	"github.com/bulkhead-dev/bulkhead/fleet"
-	"github.com/bulkhead-dev/bulkhead/health"
 	"github.com/bulkhead-dev/bulkhead/identity"
 	"github.com/bulkhead-dev/bulkhead/ingress"
 	"github.com/bulkhead-dev/bulkhead/internal/datadir"
@@ -86,9 +85,7 @@ type Server struct {
 	eventTrim *eventTrim
 	// dash is the operator dashboard at /dashboard (dashboard.go); nil
 	// with Options.DisableDashboard.
-	dash *dashboard.Dashboard
-	// monitor is the per-tenant health (healthfeed.go).
-	monitor  *health.Monitor
+	dash     *dashboard.Dashboard
 	closeOne sync.Once
 	closeErr error
 }
@@ -242,10 +239,6 @@ func Open(ctx context.Context, opts Options) (_ *Server, err error) {
 		s.Close()
 		return nil, fmt.Errorf("open server: %w", err)
 	}
-	if err := s.initHealth(); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("open server: %w", err)
-	}
 	if s.dash, err = s.newDashboard(); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open server: %w", err)
@@ -337,7 +330,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go s.policy.Watch(wctx)
-	go s.runHealth(wctx)
 	if s.limitsFile != nil {
 		go s.limitsFile.Watch(wctx, 0)
 	}
