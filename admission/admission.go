@@ -77,6 +77,9 @@ type Options struct {
 	// OnReject, if set, is called (outside the lock) for each request
 	// refused or abandoned, with the reason.
 	OnReject func(id tenant.ID, reason string)
+	// OnWait, if set, is called (outside the lock) for each request that
+	// must wait in a queue, with the request's context, before it waits.
+	OnWait func(ctx context.Context, id tenant.ID)
 	// Now is the clock for wait deadlines (time.Now if nil).
 	Now func() time.Time
 }
@@ -203,6 +206,9 @@ func (c *Controller) Acquire(ctx context.Context, id tenant.ID) (release func(),
 	}
 	if w == nil {
 		return c.releaser(id), nil
+	}
+	if c.opts.OnWait != nil {
+		c.opts.OnWait(ctx, id)
 	}
 	timer := time.NewTimer(c.opts.MaxWait)
 	defer timer.Stop()

@@ -54,7 +54,7 @@ type Options struct {
 // bucket ring for the last minute with a latency histogram each, a
 // one-minute ring for the hour with histograms for the last 15 minutes,
 // three baselines) plus its map entry, so the default cap of 100,000
-// tenants bounds the monitor at about 330 MB; TestMemoryPerTenant checks
+// tenants bounds the monitor at about 310 MB; TestMemoryPerTenant checks
 // the figure.
 type Monitor struct {
 	opts    Options

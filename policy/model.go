@@ -73,6 +73,7 @@ var Actions = map[string]string{
 	"collection.list": GroupDataPlane,
 	"record.export":   GroupDataPlane,
 	"event.read":      GroupDataPlane,
+	"health.read":     GroupDataPlane,
 
 	"key.manage": GroupTenantAdmin,
 	"audit.read": GroupTenantAdmin,
@@ -126,6 +127,7 @@ var capabilities = map[string]string{
 	"record.read":     "read",
 	"collection.list": "read",
 	"event.read":      "read",
+	"health.read":     "read",
 	"record.write":    "write",
 	"record.delete":   "write",
 	"key.manage":      "admin",

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"context"
+
 	"github.com/bulkhead-dev/bulkhead/admission"
 	"github.com/bulkhead-dev/bulkhead/telemetry"
 	"github.com/bulkhead-dev/bulkhead/tenant"
@@ -22,11 +24,14 @@ func newAdmission(opts Options, m *telemetry.Metrics) *admission.Controller {
 		Limits:   opts.AdmissionLimits,
 		MaxWait:  opts.AdmissionMaxWait,
 		FIFO:     opts.AdmissionFIFO,
+		OnWait: func(ctx context.Context, _ tenant.ID) {
+			telemetry.InfoFrom(ctx).SetQueued() // health counts the request as queued
+		},
 		OnReject: func(id tenant.ID, reason string) {
 			rejected.WithLabelValues(m.TenantLabel(id.String()), reason).Inc()
 		},
 	})
-	m.Registry().MustRegister(rejected,
+	m.Registerer().MustRegister(rejected,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "bulkhead_admission_queued",
 			Help: "Data-plane requests waiting for admission, all tenants.",

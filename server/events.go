@@ -80,7 +80,7 @@ func (s *Server) initEvents(cursorKey []byte) error {
 	if err != nil {
 		return err
 	}
-	m, err := events.NewMetrics(s.metrics.Registry(), s.metrics.TenantLabel)
+	m, err := events.NewMetrics(s.metrics.Registerer(), s.metrics.TenantLabel)
 	if err != nil {
 		return fmt.Errorf("event metrics: %w", err)
 	}

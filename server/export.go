@@ -139,5 +139,6 @@ func (s *Server) offboard(r *http.Request, id tenant.ID) (keys []string, err err
 		keys = []string{}
 	}
 	s.tracked.remove(id) // its usage gauges go at once, not at the next sweep
+	s.forgetTenant(id)   // its health and metric labels too
 	return keys, nil
 }

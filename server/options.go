@@ -222,4 +222,11 @@ type Options struct {
 	// DashboardSecureCookie marks the dashboard's session cookie Secure
 	// (set it when a TLS-terminating proxy is in front).
 	DashboardSecureCookie bool
+	// HealthMaxTenants caps the tenants whose health the server keeps
+	// (default health.DefaultMaxTenants, about 3 KiB each; the least
+	// recently seen go first).
+	HealthMaxTenants int
+	// HealthMaxFlagLabels bounds the tenants bulkhead_tenant_anomaly names
+	// (default health.DefaultMaxFlagLabels).
+	HealthMaxFlagLabels int
 }

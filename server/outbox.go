@@ -37,7 +37,7 @@ func (s *Server) initEventTrim() error {
 	if o.EventsTrimInterval == 0 {
 		o.EventsTrimInterval = DefaultEventsTrimInterval
 	}
-	m, err := outbox.NewTrimMetrics(s.metrics.Registry(), s.metrics.TenantLabel)
+	m, err := outbox.NewTrimMetrics(s.metrics.Registerer(), s.metrics.TenantLabel)
 	if err != nil {
 		return fmt.Errorf("outbox metrics: %w", err)
 	}

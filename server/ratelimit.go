@@ -24,7 +24,7 @@ func (s *Server) openRateLimiter(opts Options) (redis.UniversalClient, error) {
 		Name: "bulkhead_ratelimit_throttled_total",
 		Help: "Data-plane requests refused by the rate limiter, by tenant (bounded; see _other) and reason (rate_limited: over the tenant's rate, 429; unavailable: Redis unreachable with fail-closed, 503).",
 	}, []string{"tenant", "reason"})
-	s.metrics.Registry().MustRegister(s.throttled)
+	s.metrics.Registerer().MustRegister(s.throttled)
 	s.rateLimits = opts.RateLimits
 	if s.rateLimits == nil {
 		s.rateLimits = s.limits

@@ -45,7 +45,7 @@ func (s *Server) initRelay(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("connect to NATS at %s (check --nats and that nats-server runs with -js): %w", redactURL(s.opts.NATSURL), err)
 	}
-	m, err := relay.NewMetrics(s.metrics.Registry(), s.metrics.TenantLabel)
+	m, err := relay.NewMetrics(s.metrics.Registerer(), s.metrics.TenantLabel)
 	if err != nil {
 		nc.Close()
 		return fmt.Errorf("relay metrics: %w", err)

@@ -25,7 +25,7 @@ func (s *Server) initRetention() error {
 	if s.opts.RetentionInterval == 0 {
 		s.opts.RetentionInterval = DefaultRetentionInterval
 	}
-	m, err := retention.NewMetrics(s.metrics.Registry(), s.metrics.TenantLabel)
+	m, err := retention.NewMetrics(s.metrics.Registerer(), s.metrics.TenantLabel)
 	if err != nil {
 		return fmt.Errorf("retention metrics: %w", err)
 	}

@@ -53,6 +53,7 @@ func (s *Server) table() []route {
 		{P, "/v1/admin/tenants/{id}/suspend", control, "tenant.suspend", s.suspendTenant},
 		{P, "/v1/admin/tenants/{id}/resume", control, "tenant.resume", s.resumeTenant},
 		{G, "/v1/admin/tenants/{id}/export", control, "tenant.export", s.exportTenant},
+		{G, "/v1/admin/tenants/{id}/health", control, "tenant.read", s.adminHealth},
 		{P, "/v1/admin/tenants/{id}/offboard", control, "tenant.delete", s.offboardTenant},
 		{G, "/v1/admin/receipt-key", control, "receipt.key", s.receiptKey},
 		{G, "/v1/admin/tenants/{id}/keys", control, "key.list", s.listKeys},
@@ -82,6 +83,7 @@ func (s *Server) table() []route {
 		{G, "/v1/usage", data, "collection.list", s.usage},
 		{G, "/v1/export", data, "record.export", s.exportOwn},
 		{G, "/v1/events", data, "event.read", s.streamEvents},
+		{G, "/v1/health", data, "health.read", s.ownHealth},
 	}
 	// The records: /v1/collections and below (package recordapi).
 	for _, rt := range s.records.Routes() {
@@ -133,6 +135,7 @@ func (s *Server) routes() http.Handler {
 	var h http.Handler = mux
 	h = s.limitBody(h)
 	h = s.recoverPanics(h)
+	h = s.feedHealth(h)
 	h = telemetry.Middleware(s.log, s.metrics)(h)
 	h = requestID(h)
 	return h

@@ -22,6 +22,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/catalog"
 	"github.com/bulkhead-dev/bulkhead/dashboard"
 	"github.com/bulkhead-dev/bulkhead/fleet"
+	"github.com/bulkhead-dev/bulkhead/health"
 	"github.com/bulkhead-dev/bulkhead/identity"
 	"github.com/bulkhead-dev/bulkhead/ingress"
 	"github.com/bulkhead-dev/bulkhead/internal/datadir"
@@ -85,7 +86,9 @@ type Server struct {
 	eventTrim *eventTrim
 	// dash is the operator dashboard at /dashboard (dashboard.go); nil
 	// with Options.DisableDashboard.
-	dash     *dashboard.Dashboard
+	dash *dashboard.Dashboard
+	// health keeps per-tenant health and anomaly flags (health.go).
+	health   *health.Monitor
 	closeOne sync.Once
 	closeErr error
 }
@@ -157,7 +160,10 @@ func Open(ctx context.Context, opts Options) (_ *Server, err error) {
 		receiptSigner: receiptSigner,
 		lock:          lock,
 		opPath:        filepath.Join(dir, operatorTokenFile),
-		metrics:       telemetry.NewMetrics(telemetry.MetricsOptions{MaxTenants: opts.MaxTenantLabels}),
+		metrics:       telemetry.NewMetrics(telemetry.MetricsOptions{MaxTenants: opts.MaxTenantLabels, Now: opts.Now}),
+	}
+	if s.health, err = s.newHealth(); err != nil {
+		return nil, fmt.Errorf("open server: %w", err)
 	}
 	if created {
 		s.log.Info("operator token created; pass it as 'Authorization: Bearer <token>' to /v1/admin", slog.String("path", s.opPath))
@@ -330,6 +336,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go s.policy.Watch(wctx)
+	go s.health.Run(wctx)
 	if s.limitsFile != nil {
 		go s.limitsFile.Watch(wctx, 0)
 	}

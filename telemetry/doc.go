@@ -8,9 +8,13 @@
 // Metrics live on a private prometheus.Registry owned by a Metrics value
 // (no package globals): bulkhead_http_requests_total{tenant,route,code} and
 // bulkhead_http_request_duration_seconds{route}, plus the Go and process
-// collectors. The tenant label is bounded: the first MaxTenants distinct
-// tenants keep their own label value, later ones are folded into "_other",
-// and requests without a tenant are labelled "_none".
+// collectors. The tenant label is bounded: at most MaxTenants tenants hold
+// a label value of their own at a time — the busiest by requests, found by
+// a heavy-hitter sketch and re-ranked every RerankInterval — and their
+// counters count exactly while they hold it; everything else is folded
+// into "_other", and requests without a tenant are labelled "_none". A
+// tenant that loses its label has its series deleted from every vector
+// registered through Metrics.Registerer, so series do not pile up.
 //
 //	logger := telemetry.NewLogger(os.Stderr, slog.LevelInfo)
 //	metrics := telemetry.NewMetrics(telemetry.MetricsOptions{})

@@ -23,6 +23,21 @@ type RequestInfo struct {
 	tenant string // guarded by mu
 	route  string // guarded by mu
 	client string // guarded by mu
+	queued bool   // guarded by mu
+}
+
+// SetQueued records that the request waited in an admission queue.
+func (i *RequestInfo) SetQueued() {
+	i.mu.Lock()
+	i.queued = true
+	i.mu.Unlock()
+}
+
+// Queued reports whether the request waited in an admission queue.
+func (i *RequestInfo) Queued() bool {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.queued
 }
 
 // SetClientID records the request id the client sent (X-Request-ID), kept

@@ -2,8 +2,8 @@ package telemetry
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,9 +27,15 @@ const DefaultMaxTenants = 100
 
 // MetricsOptions configures NewMetrics.
 type MetricsOptions struct {
-	// MaxTenants is how many distinct tenants get their own label value
-	// (default DefaultMaxTenants); later tenants are counted as OtherTenant.
+	// MaxTenants is how many tenants hold their own label value at a time
+	// (default DefaultMaxTenants): the busiest, re-ranked every
+	// RerankInterval; the others are counted as OtherTenant.
 	MaxTenants int
+	// RerankInterval is how often the labels are re-ranked (default
+	// DefaultRerankInterval).
+	RerankInterval time.Duration
+	// Now is the clock of the re-ranking (time.Now if nil).
+	Now func() time.Time
 }
 
 // Metrics holds the HTTP metrics on a private registry. It is safe for
@@ -38,7 +44,7 @@ type Metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
-	tenants  *labelBudget
+	tenants  *labels
 }
 
 // NewMetrics returns metrics registered on a new private registry, together
@@ -47,6 +53,12 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 	max := opts.MaxTenants
 	if max <= 0 {
 		max = DefaultMaxTenants
+	}
+	if opts.RerankInterval <= 0 {
+		opts.RerankInterval = DefaultRerankInterval
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
@@ -59,8 +71,9 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 			Help:    "HTTP request latency by route pattern.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"route"}),
-		tenants: &labelBudget{max: max, seen: make(map[string]struct{}, max)},
+		tenants: newLabels(max, opts.RerankInterval, opts.Now),
 	}
+	m.tenants.tracked = append(m.tenants.tracked, m.requests)
 	m.reg.MustRegister(
 		m.requests,
 		m.duration,
@@ -79,55 +92,83 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
+// Registerer returns a prometheus.Registerer on the private registry that
+// also tracks every collector with a tenant label it registers (a
+// TenantVec): when a tenant loses its label, its series are deleted from
+// them. Register vectors whose tenant label comes from TenantLabel here.
+func (m *Metrics) Registerer() prometheus.Registerer { return trackingRegisterer{m} }
+
+// TrackTenantVec makes the label scheme delete a tenant's series from v
+// when the tenant loses its label (Registerer does it for what it
+// registers).
+func (m *Metrics) TrackTenantVec(v TenantVec) {
+	m.tenants.mu.Lock()
+	m.tenants.tracked = append(m.tenants.tracked, v)
+	m.tenants.mu.Unlock()
+}
+
 // ObserveRequest counts one request. tenant is the canonical tenant id or
-// "" for none; route is a route pattern ("" for no match).
+// "" for none; route is a route pattern ("" for no match). The request
+// counts towards the tenant's rank for a label of its own.
 func (m *Metrics) ObserveRequest(tenant, route string, code int, d time.Duration) {
 	if route == "" {
 		route = NoRoute
+	}
+	if tenant != "" {
+		m.tenants.count(tenant)
 	}
 	m.requests.WithLabelValues(m.TenantLabel(tenant), route, strconv.Itoa(code)).Inc()
 	m.duration.WithLabelValues(route).Observe(d.Seconds())
 }
 
 // TenantLabel returns the label value for tenant: NoTenant for "", the id
-// itself while the budget lasts (and forever after for ids already given
-// one), OtherTenant once it is spent.
+// itself while it holds a label (a tenant gets one at once while fewer
+// than MaxTenants hold one, later only by re-ranking), OtherTenant
+// otherwise.
 func (m *Metrics) TenantLabel(tenant string) string {
 	if tenant == "" {
 		return NoTenant
 	}
-	if m.tenants.admit(tenant) {
+	if m.tenants.has(tenant) || m.tenants.admit(tenant) {
 		return tenant
 	}
 	return OtherTenant
 }
 
-// labelBudget admits at most max distinct values.
-type labelBudget struct {
-	mu   sync.RWMutex
-	max  int
-	seen map[string]struct{} // guarded by mu
+// Rerank re-ranks the tenant labels now (ObserveRequest does it every
+// RerankInterval).
+func (m *Metrics) Rerank() { m.tenants.rerank() }
+
+// ForgetTenant takes tenant's label away and deletes its series (a deleted
+// tenant: the same id created again starts from zero).
+func (m *Metrics) ForgetTenant(tenant string) { m.tenants.forget(tenant) }
+
+// LabelledTenants returns how many tenants hold a label of their own.
+func (m *Metrics) LabelledTenants() int { return len(*m.tenants.current.Load()) }
+
+type trackingRegisterer struct{ m *Metrics }
+
+func (r trackingRegisterer) Register(c prometheus.Collector) error {
+	if err := r.m.reg.Register(c); err != nil {
+		return err
+	}
+	if v, ok := c.(TenantVec); ok {
+		r.m.TrackTenantVec(v)
+	}
+	return nil
 }
 
-func (b *labelBudget) admit(v string) bool {
-	b.mu.RLock()
-	_, ok := b.seen[v]
-	full := len(b.seen) >= b.max
-	b.mu.RUnlock()
-	if ok {
-		return true
+func (r trackingRegisterer) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if err := r.Register(c); err != nil {
+			panic(err)
+		}
 	}
-	if full {
-		return false
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if _, ok := b.seen[v]; ok {
-		return true
-	}
-	if len(b.seen) >= b.max {
-		return false
-	}
-	b.seen[v] = struct{}{}
-	return true
+}
+
+func (r trackingRegisterer) Unregister(c prometheus.Collector) bool {
+	r.m.tenants.mu.Lock()
+	r.m.tenants.tracked = slices.DeleteFunc(r.m.tenants.tracked, func(v TenantVec) bool { return prometheus.Collector(v) == c })
+	r.m.tenants.mu.Unlock()
+	return r.m.reg.Unregister(c)
 }

@@ -39,6 +39,7 @@ func newServeCommand(g *globals) *cobra.Command {
 	var ev eventFlags
 	var dash dashboardFlags
 	var nf natsFlags
+	var hf healthFlags
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the Bulkhead server",
@@ -152,6 +153,7 @@ or not every consumer has read them (a consumer behind a trim is told so).`,
 				}
 				opts.Shards = append(opts.Shards, server.ShardURLs{Name: sh.Name, URL: sh.URL, AdminURL: sh.AdminURL})
 			}
+			hf.apply(&opts)
 			if err := replicas.apply(cmd.Flags(), &opts); err != nil {
 				return &usageError{cmd: cmd.CommandPath(), err: err}
 			}
@@ -170,6 +172,7 @@ or not every consumer has read them (a consumer behind a trim is told so).`,
 	pg.register(cmd.Flags())
 	nf.register(cmd.Flags())
 	replicas.register(cmd.Flags())
+	hf.register(cmd.Flags())
 	cmd.Flags().StringVar(&policyDir, "policy-dir", "",
 		"directory of Cedar policies (*.cedar) added to the default set; default.cedar there replaces it; reloaded on change")
 	cmd.Flags().StringVar(&limitsFile, "limits-file", "",
