@@ -37,6 +37,7 @@ func newServeCommand(g *globals) *cobra.Command {
 	var encrypt bool
 	var keyring string
 	var ev eventFlags
+	var dash dashboardFlags
 	var nf natsFlags
 	var hf healthFlags
 	cmd := &cobra.Command{
@@ -132,6 +133,7 @@ or not every consumer has read them (a consumer behind a trim is told so).`,
 				opts.RetentionInterval = -1 // off
 			}
 			ev.apply(&opts)
+			dash.apply(&opts)
 			nf.apply(&opts)
 			opts.EventsMaxAge, opts.EventsMaxCount, opts.EventsTrimInterval = offIfZero(evMaxAge), evMaxCount, offIfZero(evTrim)
 			if evMaxCount == 0 {
@@ -198,6 +200,7 @@ or not every consumer has read them (a consumer behind a trim is told so).`,
 	cmd.Flags().DurationVar(&evTrim, "events-trim-interval", server.DefaultEventsTrimInterval,
 		"pause between background runs that trim tenants' outboxes to --events-max-age and --events-max-count; 0: no trimming")
 	ev.register(cmd.Flags())
+	dash.register(cmd.Flags())
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error (logs are JSON lines on stderr)")
 	return cmd
 }
