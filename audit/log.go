@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS heads (
 	hash  TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS entries_by_action ON entries (chain, action, seq);
+CREATE INDEX IF NOT EXISTS entries_by_time ON entries (time_ns);
 CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
 BEGIN SELECT RAISE(ABORT, 'audit log is append-only: UPDATE of entries refused'); END;
 CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
@@ -84,6 +85,7 @@ CREATE TABLE IF NOT EXISTS bulkhead_audit.heads (
 	hash  TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS entries_by_action ON bulkhead_audit.entries (chain, action, seq);
+CREATE INDEX IF NOT EXISTS entries_by_time ON bulkhead_audit.entries (time_ns);
 CREATE OR REPLACE FUNCTION bulkhead_audit.reject_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
 	RAISE EXCEPTION 'audit log is append-only: % of %.% refused', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME

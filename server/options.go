@@ -212,6 +212,16 @@ type Options struct {
 	// DefaultEventsTrimInterval; negative: no trimming).
 	EventsTrimInterval time.Duration
 
+	// DisableDashboard turns the operator dashboard at /dashboard off.
+	DisableDashboard bool
+	// DashboardOrigin is the dashboard's public origin
+	// ("https://ops.example.com") when a proxy in front changes the scheme
+	// or host; sign-ins and sign-outs from any other origin are refused.
+	// Empty: the request's own.
+	DashboardOrigin string
+	// DashboardSecureCookie marks the dashboard's session cookie Secure
+	// (set it when a TLS-terminating proxy is in front).
+	DashboardSecureCookie bool
 	// HealthMaxTenants caps the tenants whose health the server keeps
 	// (default health.DefaultMaxTenants, about 3 KiB each; the least
 	// recently seen go first).

@@ -126,6 +126,7 @@ func (s *Server) routes() http.Handler {
 		s.handle(mux, p, paths[p])
 	}
 
+	s.mountDashboard(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, newError(http.StatusNotFound, "route_not_found",
 			"no such route; the v1 API lives under /v1/collections and /v1/admin/tenants"))

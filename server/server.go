@@ -20,6 +20,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/analytics"
 	"github.com/bulkhead-dev/bulkhead/audit"
 	"github.com/bulkhead-dev/bulkhead/catalog"
+	"github.com/bulkhead-dev/bulkhead/dashboard"
 	"github.com/bulkhead-dev/bulkhead/fleet"
 	"github.com/bulkhead-dev/bulkhead/health"
 	"github.com/bulkhead-dev/bulkhead/identity"
@@ -83,6 +84,9 @@ type Server struct {
 	natsRelay relayPtr
 	// eventTrim trims tenants' outboxes in the background (outbox.go).
 	eventTrim *eventTrim
+	// dash is the operator dashboard at /dashboard (dashboard.go); nil
+	// with Options.DisableDashboard.
+	dash *dashboard.Dashboard
 	// health keeps per-tenant health and anomaly flags (health.go).
 	health   *health.Monitor
 	closeOne sync.Once
@@ -241,6 +245,10 @@ func Open(ctx context.Context, opts Options) (_ *Server, err error) {
 		return nil, fmt.Errorf("open server: %w", err)
 	}
 	if err := s.initEvents(cursorKey); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open server: %w", err)
+	}
+	if s.dash, err = s.newDashboard(); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open server: %w", err)
 	}

@@ -37,6 +37,7 @@ func newServeCommand(g *globals) *cobra.Command {
 	var encrypt bool
 	var keyring string
 	var ev eventFlags
+	var dash dashboardFlags
 	var nf natsFlags
 	var redactKeys, redactPatterns []string
 	var hf healthFlags
@@ -133,6 +134,7 @@ or not every consumer has read them (a consumer behind a trim is told so).`,
 				opts.RetentionInterval = -1 // off
 			}
 			ev.apply(&opts)
+			dash.apply(&opts)
 			nf.apply(&opts)
 			opts.EventsMaxAge, opts.EventsMaxCount, opts.EventsTrimInterval = offIfZero(evMaxAge), evMaxCount, offIfZero(evTrim)
 			if evMaxCount == 0 {
@@ -203,6 +205,7 @@ or not every consumer has read them (a consumer behind a trim is told so).`,
 	cmd.Flags().DurationVar(&evTrim, "events-trim-interval", server.DefaultEventsTrimInterval,
 		"pause between background runs that trim tenants' outboxes to --events-max-age and --events-max-count; 0: no trimming")
 	ev.register(cmd.Flags())
+	dash.register(cmd.Flags())
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error (logs are JSON lines on stderr)")
 	cmd.Flags().StringSliceVar(&redactKeys, "log-redact-keys", nil,
 		"more attribute keys whose values the log hides (comma-separated), besides authorization, cookie, token, secret, password, api_key...")
