@@ -308,9 +308,12 @@ func lineWith(text, s string) string {
 
 // TestNoSecretOrRecordDataLeavesThroughTelemetry pushes credentials and
 // record data through every path the test knows and finds none of them in
-// the server's log (at debug) or its telemetry responses.
+// the server's log (at debug), its telemetry responses (/metrics, health,
+// audit) or the operator dashboard's page and API answers.
 func TestNoSecretOrRecordDataLeavesThroughTelemetry(t *testing.T) {
 	w := newLeakWorld(t, server.Options{}, true)
+	w.dashboard(t, w.secret.byLabel["alpha's API key"], w.secret.byLabel["alpha user's JWT"],
+		w.secret.byLabel["unknown API key"]+" "+w.secret.byLabel["e-mail address"])
 	w.scan(t)
 }
 
@@ -319,6 +322,7 @@ func TestNoSecretOrRecordDataLeavesThroughTelemetry(t *testing.T) {
 func TestNoSecretOrRecordDataLeavesThroughTelemetryOnPostgres(t *testing.T) {
 	opts, _ := pgOptions(t)
 	w := newLeakWorld(t, opts, true)
+	w.dashboard(t, w.secret.byLabel["alpha's API key"])
 	w.scan(t)
 }
 
