@@ -56,9 +56,23 @@ func (s *Server) feedHealth(next http.Handler) http.Handler {
 			return // no tenant: not counted
 		}
 		status := rec.Status()
+		if !healthCounts(info.Route(), status) {
+			return
+		}
 		s.health.Observe(health.Sample{Tenant: id, Latency: time.Since(start), Status: status,
 			Throttled: status == http.StatusTooManyRequests, Queued: info.Queued()})
 	})
+}
+
+// eventsRoute is the change feed's route: a stream that ran lasts as long
+// as its client stays, which is no latency.
+const eventsRoute = "GET /v1/events"
+
+// healthCounts reports whether a request of route that ended with status
+// counts in the tenant's health: every request but a change-feed stream
+// that was served (a refused one, 4xx or 429, counts).
+func healthCounts(route string, status int) bool {
+	return route != eventsRoute || status != http.StatusOK
 }
 
 // forgetTenant drops a deleted tenant's health and metric labels: the same

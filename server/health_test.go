@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bulkhead-dev/bulkhead/server"
 )
@@ -156,4 +157,27 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// A change-feed stream lasts as long as its client stays: it is neither a
+// request nor a latency of the tenant's health (a refused stream is).
+func TestHealthLeavesServedStreamsOut(t *testing.T) {
+	e := newEnv(t)
+	a := e.tenantWithKey("delta", "pooled")
+	st, _ := e.openStream(a, "")
+	for range 3 {
+		want(t, e.req("GET", "/v1/collections", a, nil), 200, "")
+	}
+	st.close()
+	ended := func() bool {
+		return strings.Contains(string(e.req("GET", "/metrics", "", nil).body), `bulkhead_event_streams_ended_total{reason="client"} 1`)
+	}
+	for !ended() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	want(t, e.req("GET", "/v1/events?after=garbage", a, nil), 400, "invalid_event_position")
+	_, w15, _ := healthOf(t, e.req("GET", "/v1/admin/tenants/delta/health", e.op, nil))
+	if w15["requests"] != 4.0 {
+		t.Fatalf("delta's health counts %v requests, want 4: three lists and the refused stream, not the served one", w15["requests"])
+	}
 }
