@@ -60,7 +60,7 @@ func triggers(s string) uint8 {
 				t |= trigEyJ
 			}
 		case 'r', 'R':
-			if i >= 5 && strings.EqualFold(s[i-5:i+1], "bearer") {
+			if i >= 5 && s[i-5]|0x20 == 'b' && strings.EqualFold(s[i-5:i+1], "bearer") {
 				t |= trigBearer
 			}
 		}
