@@ -32,6 +32,7 @@ type tstate struct {
 	gen      int        // bumped when in-flight batches no longer count
 	acked    int64      // every event up to it is acknowledged by JetStream
 	saved    int64      // the offset saved in the tenant's database
+	savedAt  time.Time  // when a save last began
 	sent     int64      // every event up to it is published (maybe not acked)
 	inflight []*batch   // published batches awaiting acks, oldest first
 	bucket   *bucket
@@ -273,10 +274,22 @@ func (r *Relay) await(ctx context.Context, id tenant.ID, st *tstate, b *batch) {
 	b.received = true
 	r.opts.Metrics.addPublished(id.String(), len(b.futures))
 	st.acked = b.to
+	// Save now if no later batch is on its way (its await saves), or if
+	// the last save is saveEvery old: a tenant publishing without pause
+	// saves a few times a second, not once a batch.
+	later := len(st.inflight) > 0 && st.inflight[len(st.inflight)-1] != b
+	due := !later || time.Since(st.savedAt) >= saveEvery
 	st.mu.Unlock()
 	close(b.done) // the next batch may go on while the position is saved
-	r.save(ctx, id, st)
+	if due {
+		r.save(ctx, id, st)
+	}
 }
+
+// saveEvery is how often a tenant whose batches follow each other without
+// pause saves its position. A crash loses at most that much of it: those
+// events are published again and JetStream drops them as duplicates.
+const saveEvery = 250 * time.Millisecond
 
 // save saves the tenant's acknowledged position in its own database, one
 // save at a time: a save that finds a later one already done does
@@ -293,6 +306,9 @@ func (r *Relay) save(ctx context.Context, id tenant.ID, st *tstate) {
 	if seq <= saved {
 		return
 	}
+	st.mu.Lock()
+	st.savedAt = time.Now()
+	st.mu.Unlock()
 	if h := testHookBeforeSave; h != nil {
 		h(id, seq)
 	}

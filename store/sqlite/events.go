@@ -152,15 +152,17 @@ func (t *tx) Events(ctx context.Context, after int64, limit int, collections []s
 		return nil, 0, 0, fmt.Errorf("sqlite: read events: %w", err)
 	}
 	evs = make([]store.Event, 0, min(limit, 64))
+	var in interner // a page's collections, ops and reasons repeat
 	for rows.Next() {
 		ev := store.Event{Tenant: id}
-		var op string
+		var coll, op, reason sql.RawBytes
 		var at int64
 		var data sql.NullString
-		if err := rows.Scan(&ev.Seq, &ev.Collection, &ev.ID, &op, &ev.Version, &at, &ev.Reason, &data); err != nil {
+		if err := rows.Scan(&ev.Seq, &coll, &ev.ID, &op, &ev.Version, &at, &reason, &data); err != nil {
 			return nil, 0, 0, fmt.Errorf("sqlite: read events: %w", err)
 		}
-		ev.Op, ev.At = store.Op(op), fromMicros(at)
+		ev.Collection, ev.Op, ev.Reason = in.get(coll), store.Op(in.get(op)), in.get(reason)
+		ev.At = fromMicros(at)
 		if data.Valid {
 			ev.Data = json.RawMessage(data.String)
 		}
@@ -234,4 +236,23 @@ func (t *tx) SetEventOffset(ctx context.Context, consumer string, seq int64) err
 		return fmt.Errorf("sqlite: save event offset: %w", err)
 	}
 	return nil
+}
+
+// interner returns one string for equal bytes: a page of events holds a
+// few collection names, ops and reasons many times over.
+type interner map[string]string
+
+func (in *interner) get(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if s, ok := (*in)[string(b)]; ok { // no allocation for the lookup
+		return s
+	}
+	if *in == nil {
+		*in = make(interner, 4)
+	}
+	s := string(b)
+	(*in)[s] = s
+	return s
 }
