@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/bulkhead-dev/bulkhead/fleet"
 	"github.com/bulkhead-dev/bulkhead/limits"
 )
@@ -211,4 +213,9 @@ type Options struct {
 	// trim the outboxes to those bounds (default
 	// DefaultEventsTrimInterval; negative: no trimming).
 	EventsTrimInterval time.Duration
+	// TracerProvider traces requests, the gate's steps and the store's
+	// transactions (package tracing); tracing/otlp.Setup makes one from
+	// the OTEL_* variables. Nil: the global provider, which traces nothing
+	// unless the program set one.
+	TracerProvider trace.TracerProvider
 }

@@ -240,6 +240,13 @@ func serve(ctx context.Context, addr, dataDir string, opts server.Options) error
 		return fmt.Errorf("listen on %s: %w (set --addr or BULKHEAD_ADDR to a free host:port)", hostPort, err)
 	}
 	opts.DataDir = dir
+	tp, err := setupTracing(ctx, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer flushTracing(tp, logger)
+	opts.TracerProvider = tp
 	srv, err := server.Open(ctx, opts)
 	if err != nil {
 		ln.Close()
