@@ -50,6 +50,24 @@ type Receiver struct {
 	spans    []Span   // guarded by mu
 	raw      [][]byte // guarded by mu
 	requests int      // guarded by mu
+	received int      // spans, guarded by mu
+	discard  bool     // guarded by mu
+}
+
+// Discard makes the receiver decode each request and count its spans but
+// keep nothing (for benchmarks, whose millions of spans would otherwise
+// fill the memory of the process under test).
+func (r *Receiver) Discard() {
+	r.mu.Lock()
+	r.discard = true
+	r.mu.Unlock()
+}
+
+// Received returns how many spans were received.
+func (r *Receiver) Received() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.received
 }
 
 // NewReceiver starts a receiver, closed when the test ends.
@@ -89,11 +107,28 @@ func (r *Receiver) export(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	spans := flatten(&msg)
 	r.mu.Lock()
-	r.spans = append(r.spans, spans...)
-	r.raw = append(r.raw, b)
+	discard := r.discard
+	r.mu.Unlock()
+	var spans []Span
+	n := 0
+	if discard {
+		for _, rs := range msg.GetResourceSpans() {
+			for _, ss := range rs.GetScopeSpans() {
+				n += len(ss.GetSpans())
+			}
+		}
+	} else {
+		spans = flatten(&msg)
+		n = len(spans)
+	}
+	r.mu.Lock()
+	if !discard {
+		r.spans = append(r.spans, spans...)
+		r.raw = append(r.raw, b)
+	}
 	r.requests++
+	r.received += n
 	r.mu.Unlock()
 	out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
 	w.Header().Set("Content-Type", "application/x-protobuf")
@@ -181,6 +216,6 @@ func (r *Receiver) Contains(s string) bool {
 // Reset forgets what was received.
 func (r *Receiver) Reset() {
 	r.mu.Lock()
-	r.spans, r.raw, r.requests = nil, nil, 0
+	r.spans, r.raw, r.requests, r.received = nil, nil, 0, 0
 	r.mu.Unlock()
 }

@@ -1,0 +1,65 @@
+package server_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/bulkhead-dev/bulkhead/server"
+	"github.com/bulkhead-dev/bulkhead/tracing/otlp"
+	"github.com/bulkhead-dev/bulkhead/tracing/otlptest"
+)
+
+// BenchmarkTracing measures what exporting traces costs the data plane:
+// the load of BenchmarkDataPlane (dataPlaneClients closed-loop clients
+// over real loopback HTTP, dataplane.reads of GETs of one record, the
+// rest PUTs) on two servers on SQLite (pooled), one tracing every request
+// (OTEL_TRACES_SAMPLER=always_on, the batch span processor, OTLP/HTTP to a
+// receiver in this process, which decodes every request) and one with
+// tracing off, in alternate rounds (the order flips every round).
+// Reported: ops/s of each and traced/off, the figure (target
+// ≥ 0.95).
+//
+//	go test -run '^$' -bench BenchmarkTracing -benchtime 1x ./server
+func BenchmarkTracing(b *testing.B) {
+	rcv := otlptest.NewReceiver(b)
+	rcv.Discard()
+	b.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rcv.URL)
+	b.Setenv("OTEL_TRACES_SAMPLER", "always_on")
+	tp, err := otlp.Setup(context.Background(), otlp.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	traced := newBenchServerWith(b, server.Options{TracerProvider: tp}, "pooled")
+	off := newBenchServerWith(b, server.Options{}, "pooled")
+	if err := tp.ForceFlush(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	rcv.Reset() // the spans of the setup (tenants, keys, records) are not the load's
+
+	var res [2]dataPlaneResult
+	for range b.N {
+		for round := range *dataPlaneRounds {
+			order := []int{0, 1}
+			if round%2 == 1 {
+				order = []int{1, 0}
+			}
+			for _, v := range order {
+				res[v].add(dataPlaneLoad(b, []*benchServer{traced, off}[v], *dataPlaneRound))
+			}
+		}
+	}
+	if err := tp.ForceFlush(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	if rcv.Requests() == 0 {
+		b.Fatal("the receiver got no spans: tracing did not export")
+	}
+	t, o := res[0], res[1]
+	b.ReportMetric(t.opsPerSec(), "traced-ops/s")
+	b.ReportMetric(o.opsPerSec(), "off-ops/s")
+	b.ReportMetric(t.opsPerSec()/o.opsPerSec(), "traced/off")
+	b.ReportMetric(t.cpuPerOp(t.goCPU), "traced-go-µs/op")
+	b.ReportMetric(o.cpuPerOp(o.goCPU), "off-go-µs/op")
+	b.ReportMetric(float64(rcv.Received())/float64(t.ops), "spans/op")
+}
