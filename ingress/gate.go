@@ -360,38 +360,29 @@ func (g *Gate) allowed(ctx context.Context, r policy.Request) bool {
 // limit rate-limits (unless rate is false: support reads are not the
 // tenant's traffic) and admits the request of p.
 func (g *Gate) limit(p *Pass, rate bool) error {
+	rate = rate && g.cfg.Limiter != nil
+	if !rate && g.cfg.Admission == nil {
+		return nil
+	}
+	// One span for both: its duration is what the request waited.
+	ctx, span := g.tracer.Start(p.ctx, "ingress.admission")
 	if rate {
-		if err := g.rateLimit(p); err != nil {
+		if err := g.checkRate(ctx, p); err != nil {
+			traceDecision(span, p.Tenant, "throttled", err)
 			return err
 		}
 	}
-	if g.cfg.Admission == nil {
-		return nil
-	}
-	ctx, span := g.tracer.Start(p.ctx, "ingress.admission")
-	release, err := g.cfg.Admission.Acquire(ctx, p.Tenant)
-	if err != nil {
-		err := admissionDenial(err)
-		traceDecision(span, p.Tenant, "refused", err)
-		return err
+	if g.cfg.Admission != nil {
+		release, err := g.cfg.Admission.Acquire(ctx, p.Tenant)
+		if err != nil {
+			err := admissionDenial(err)
+			traceDecision(span, p.Tenant, "refused", err)
+			return err
+		}
+		p.release = release
 	}
 	traceDecision(span, p.Tenant, "admitted", nil)
-	p.release = release
 	return nil
-}
-
-func (g *Gate) rateLimit(p *Pass) error {
-	if g.cfg.Limiter == nil {
-		return nil
-	}
-	ctx, span := g.tracer.Start(p.ctx, "ingress.ratelimit")
-	err := g.checkRate(ctx, p)
-	decision := "allowed"
-	if err != nil {
-		decision = "throttled"
-	}
-	traceDecision(span, p.Tenant, decision, err)
-	return err
 }
 
 func (g *Gate) checkRate(ctx context.Context, p *Pass) error {

@@ -14,9 +14,10 @@ import (
 
 // Tracing: each step of the gate is a span, the child of the span in the
 // request's context (Config.TracerProvider; the global provider if nil):
-// ingress.authenticate, ingress.authorize, ingress.ratelimit and
-// ingress.admission, whose duration is the time the request waited for
-// admission in its tenant's queue. The tenant (tracing.TenantKey) goes on
+// ingress.authenticate, ingress.authorize and ingress.admission, the rate
+// limit and the admission queue together, whose duration is the time the
+// request waited in its tenant's queue (bulkhead.decision admitted,
+// throttled or refused). The tenant (tracing.TenantKey) goes on
 // each step that knows it, and on the request's own span once the gate has
 // settled it. No span holds the token, a header's value, the collection or
 // an error's message: a refusal is its problem code.

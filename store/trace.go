@@ -16,9 +16,10 @@ import (
 // context (Config.TracerProvider; the global provider if nil). Its
 // attributes say where it ran, never what it read or wrote: the tenant,
 // the shard, the isolation mode, the backend (BackendNamer), read-only or
-// write, own SQL, whether a replica was asked for and whether one served
-// it (ReplicaReporter), and how it ended (commit or rollback, with a
-// stable error class such as "not_found" or "conflict", never an error's
+// write, own SQL, whether a replica was asked for and then whether one
+// served it (ReplicaReporter), and a rollback (bulkhead.store.outcome; a
+// commit is the common case and is not marked, unless a replica was asked
+// for), with a stable error class such as "not_found" or "conflict", never an error's
 // message, which may quote a record id or a value).
 
 // The attributes of a store.tx span.
@@ -93,11 +94,17 @@ func (tx *Tx) endSpan(outcome string, err error) {
 	if span == nil || !span.IsRecording() {
 		return
 	}
-	served := "primary"
-	if rr, ok := tx.btx.(ReplicaReporter); ok && rr.OnReplica() {
-		served = "replica"
+	// A write that committed is the common case: no attribute for it.
+	switch {
+	case tx.askedReplica:
+		served := "primary"
+		if rr, ok := tx.btx.(ReplicaReporter); ok && rr.OnReplica() {
+			served = "replica"
+		}
+		span.SetAttributes(attrOutcome.String(outcome), attrServedBy.String(served))
+	case outcome != "commit":
+		span.SetAttributes(attrOutcome.String(outcome))
 	}
-	span.SetAttributes(attrOutcome.String(outcome), attrServedBy.String(served))
 	if err != nil {
 		tracing.Fail(span, ErrorClass(err))
 	}

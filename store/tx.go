@@ -37,7 +37,8 @@ type Tx struct {
 	appended bool
 	// span traces the transaction (trace.go); it never records when
 	// tracing is off.
-	span trace.Span
+	span         trace.Span
+	askedReplica bool // TxOptions.Replica, for the span
 }
 
 // Tenant returns the tenant the transaction is scoped to.

@@ -35,8 +35,8 @@ const (
 	// PrincipalKey is the kind of principal a credential names: tenant,
 	// support, operator or analyst (never its id or token).
 	PrincipalKey = attribute.Key("bulkhead.principal.kind")
-	// DecisionKey is a step's outcome: allow or deny (policy), allowed or
-	// throttled (rate limit), admitted or refused (admission).
+	// DecisionKey is a step's outcome: allow or deny (policy); admitted,
+	// throttled (rate limit) or refused (admission).
 	DecisionKey = attribute.Key("bulkhead.decision")
 )
 

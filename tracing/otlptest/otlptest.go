@@ -50,24 +50,27 @@ type Receiver struct {
 	spans    []Span   // guarded by mu
 	raw      [][]byte // guarded by mu
 	requests int      // guarded by mu
-	received int      // spans, guarded by mu
+	bytes    int64    // guarded by mu
 	discard  bool     // guarded by mu
 }
 
-// Discard makes the receiver decode each request and count its spans but
-// keep nothing (for benchmarks, whose millions of spans would otherwise
-// fill the memory of the process under test).
+// Discard makes the receiver read and answer each export request without
+// decoding or keeping it (for benchmarks: a collector is another process,
+// whose decoding would otherwise be counted against the process under
+// test, and millions of spans would fill its memory). It then counts
+// requests and bytes, not spans.
 func (r *Receiver) Discard() {
 	r.mu.Lock()
 	r.discard = true
 	r.mu.Unlock()
 }
 
-// Received returns how many spans were received.
-func (r *Receiver) Received() int {
+// Bytes returns how many bytes of export requests were received
+// (uncompressed).
+func (r *Receiver) Bytes() int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.received
+	return r.bytes
 }
 
 // NewReceiver starts a receiver, closed when the test ends.
@@ -102,33 +105,24 @@ func (r *Receiver) export(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "Content-Type "+ct+", want application/x-protobuf", http.StatusUnsupportedMediaType)
 		return
 	}
+	r.mu.Lock()
+	discard := r.discard
+	r.requests++
+	r.bytes += int64(len(b))
+	r.mu.Unlock()
+	if discard {
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		return // an empty ExportTraceServiceResponse
+	}
 	var msg coltracepb.ExportTraceServiceRequest
 	if err := proto.Unmarshal(b, &msg); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	spans := flatten(&msg)
 	r.mu.Lock()
-	discard := r.discard
-	r.mu.Unlock()
-	var spans []Span
-	n := 0
-	if discard {
-		for _, rs := range msg.GetResourceSpans() {
-			for _, ss := range rs.GetScopeSpans() {
-				n += len(ss.GetSpans())
-			}
-		}
-	} else {
-		spans = flatten(&msg)
-		n = len(spans)
-	}
-	r.mu.Lock()
-	if !discard {
-		r.spans = append(r.spans, spans...)
-		r.raw = append(r.raw, b)
-	}
-	r.requests++
-	r.received += n
+	r.spans = append(r.spans, spans...)
+	r.raw = append(r.raw, b)
 	r.mu.Unlock()
 	out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
 	w.Header().Set("Content-Type", "application/x-protobuf")
@@ -216,6 +210,6 @@ func (r *Receiver) Contains(s string) bool {
 // Reset forgets what was received.
 func (r *Receiver) Reset() {
 	r.mu.Lock()
-	r.spans, r.raw, r.requests, r.received = nil, nil, 0, 0
+	r.spans, r.raw, r.requests, r.bytes = nil, nil, 0, 0
 	r.mu.Unlock()
 }
