@@ -381,7 +381,7 @@ func (g *Gate) limit(p *Pass, rate bool) error {
 		}
 		p.release = release
 	}
-	traceDecision(span, p.Tenant, "admitted", nil)
+	traceDecision(span, p.Tenant, "", nil)
 	return nil
 }
 

@@ -37,12 +37,16 @@ func traceAuth(span trace.Span, p Principal, err error) {
 	span.End()
 }
 
-// traceDecision ends a decision's span (authorize, ratelimit, admission)
-// with its tenant, its outcome and, if refused, the refusal's code.
+// traceDecision ends a decision's span (authorize, admission) with its
+// tenant and, if it refused (decision is not "" for a refusal), the
+// decision and the refusal's code. A step that let the request in is not
+// marked: it is the common case, and every attribute costs the exporter.
 func traceDecision(span trace.Span, id tenant.ID, decision string, err error) {
 	if span.IsRecording() {
 		attrs := make([]attribute.KeyValue, 0, 2)
-		attrs = append(attrs, tracing.DecisionKey.String(decision))
+		if decision != "" {
+			attrs = append(attrs, tracing.DecisionKey.String(decision))
+		}
 		if !id.IsZero() {
 			attrs = append(attrs, tracing.TenantKey.String(id.String()))
 		}
@@ -60,7 +64,7 @@ func traceAuthorize(span trace.Span, r policy.Request, allow bool) {
 		span.SetAttributes(tracing.ActionKey.String(r.Action))
 		d := "deny"
 		if allow {
-			d = "allow"
+			d = ""
 		}
 		traceDecision(span, r.Tenant, d, nil)
 		return

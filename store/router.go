@@ -240,7 +240,7 @@ func (r *Router) begin(ctx context.Context, opts TxOptions, span trace.Span) (*T
 		return nil, fmt.Errorf("begin: %w", err)
 	}
 	return &Tx{r: r, tenant: sc.Tenant, shard: sc.Placement.Shard, btx: btx, readOnly: opts.ReadOnly, seal: seal, span: span,
-		askedReplica: opts.Replica}, nil
+		askedReplica: opts.Replica && isReplicaBackend(sc.backend)}, nil
 }
 
 // Tx runs fn in a read-write transaction for the tenant in ctx, committing

@@ -67,7 +67,7 @@ func describeTx(span trace.Span, sc Scope, opts TxOptions) {
 	if opts.SQL {
 		attrs = append(attrs, attrSQL.Bool(true))
 	}
-	if opts.Replica {
+	if opts.Replica && isReplicaBackend(sc.backend) {
 		attrs = append(attrs, attrAskRep.Bool(true))
 	}
 	if n, ok := sc.backend.(BackendNamer); ok {
@@ -96,7 +96,7 @@ func (tx *Tx) endSpan(outcome string, err error) {
 	}
 	// A write that committed is the common case: no attribute for it.
 	switch {
-	case tx.askedReplica:
+	case tx.askedReplica && tx.btx != nil:
 		served := "primary"
 		if rr, ok := tx.btx.(ReplicaReporter); ok && rr.OnReplica() {
 			served = "replica"
@@ -166,4 +166,9 @@ func ErrorClass(err error) string {
 		}
 	}
 	return "error"
+}
+
+func isReplicaBackend(b Backend) bool {
+	_, ok := b.(ReplicaBackend)
+	return ok
 }

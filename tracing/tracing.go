@@ -35,8 +35,9 @@ const (
 	// PrincipalKey is the kind of principal a credential names: tenant,
 	// support, operator or analyst (never its id or token).
 	PrincipalKey = attribute.Key("bulkhead.principal.kind")
-	// DecisionKey is a step's outcome: allow or deny (policy); admitted,
-	// throttled (rate limit) or refused (admission).
+	// DecisionKey is the outcome of a step that refused a request: deny
+	// (policy), throttled (rate limit) or refused (admission). A step that
+	// let the request in does not carry it.
 	DecisionKey = attribute.Key("bulkhead.decision")
 )
 
