@@ -51,7 +51,7 @@ type ReplicaReporter interface {
 
 // startTx starts the span of a transaction in ctx.
 func (r *Router) startTx(ctx context.Context) trace.Span {
-	_, span := r.tracer.Start(ctx, "store.tx", trace.WithSpanKind(trace.SpanKindClient))
+	_, span := r.tracer.StartKind(ctx, "store.tx", trace.SpanKindClient)
 	return span
 }
 

@@ -52,7 +52,7 @@ func Middleware(tp trace.TracerProvider, opts HTTPOptions) func(http.Handler) ht
 			}
 			ctx := propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 			method := safeMethod(r.Method)
-			ctx, span := t.Start(ctx, method, trace.WithSpanKind(trace.SpanKindServer))
+			ctx, span := t.StartKind(ctx, method, trace.SpanKindServer)
 			defer span.End()
 			rec := &statusWriter{ResponseWriter: w}
 			r = r.WithContext(ctx)

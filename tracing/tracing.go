@@ -106,15 +106,25 @@ func (t *Tracer) current() trace.Tracer {
 // Enabled reports whether spans started now may be recorded.
 func (t *Tracer) Enabled() bool { return t.current() != nil }
 
-// Start starts a span named name (an internal span unless opts say
-// otherwise) as a child of the span in ctx. Set attributes on it only if
-// span.IsRecording(), so that tracing that is off costs nothing.
-func (t *Tracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+// Start starts an internal span named name as a child of the span in ctx.
+// Set attributes on it only if span.IsRecording(), so that tracing that is
+// off costs nothing.
+func (t *Tracer) Start(ctx context.Context, name string) (context.Context, trace.Span) {
+	return t.StartKind(ctx, name, trace.SpanKindInternal)
+}
+
+// StartKind is Start for a span of another kind (server, client...). It
+// takes no options: options built by a caller would be allocated whether
+// tracing is on or off.
+func (t *Tracer) StartKind(ctx context.Context, name string, kind trace.SpanKind) (context.Context, trace.Span) {
 	tr := t.current()
 	if tr == nil {
 		return ctx, noSpan
 	}
-	return tr.Start(ctx, name, opts...)
+	if kind == trace.SpanKindInternal {
+		return tr.Start(ctx, name)
+	}
+	return tr.Start(ctx, name, trace.WithSpanKind(kind))
 }
 
 // SetTenant puts the tenant on the span in ctx, if it records and id is
