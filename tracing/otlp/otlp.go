@@ -174,6 +174,11 @@ func endpoint() string {
 	if v := os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"); v != "" {
 		return redactURL(v, "v1/traces")
 	}
+	for _, k := range []string{"OTEL_EXPORTER_OTLP_TRACES_INSECURE", "OTEL_EXPORTER_OTLP_INSECURE"} {
+		if strings.EqualFold(os.Getenv(k), "true") {
+			return "http://localhost:4318/v1/traces"
+		}
+	}
 	return "https://localhost:4318/v1/traces"
 }
 
