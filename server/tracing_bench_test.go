@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"flag"
 	"strconv"
 	"testing"
 
@@ -22,6 +23,8 @@ import (
 // ≥ 0.95).
 //
 //	go test -run '^$' -bench BenchmarkTracing -benchtime 1x ./server
+var tracingOnly = flag.String("tracing.only", "", `BenchmarkTracing: "traced" or "off" runs that variant alone (for a CPU profile of it)`)
+
 func BenchmarkTracing(b *testing.B) {
 	rcv := otlptest.NewReceiver(b)
 	rcv.Discard()
@@ -47,6 +50,9 @@ func BenchmarkTracing(b *testing.B) {
 				order = []int{1, 0}
 			}
 			for _, v := range order {
+				if *tracingOnly != "" && *tracingOnly != []string{"traced", "off"}[v] {
+					continue
+				}
 				res[v].add(dataPlaneLoad(b, []*benchServer{traced, off}[v], *dataPlaneRound))
 			}
 		}
@@ -54,10 +60,16 @@ func BenchmarkTracing(b *testing.B) {
 	if err := tp.ForceFlush(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	if rcv.Requests() == 0 {
+	if rcv.Requests() == 0 && *tracingOnly != "off" {
 		b.Fatal("the receiver got no spans: tracing did not export")
 	}
 	t, o := res[0], res[1]
+	if *tracingOnly != "" {
+		r := map[string]dataPlaneResult{"traced": t, "off": o}[*tracingOnly]
+		b.ReportMetric(r.opsPerSec(), *tracingOnly+"-ops/s")
+		b.ReportMetric(r.cpuPerOp(r.goCPU), *tracingOnly+"-go-µs/op")
+		return
+	}
 	b.ReportMetric(t.opsPerSec(), "traced-ops/s")
 	b.ReportMetric(o.opsPerSec(), "off-ops/s")
 	b.ReportMetric(t.opsPerSec()/o.opsPerSec(), "traced/off")

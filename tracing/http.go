@@ -50,7 +50,7 @@ func Middleware(tp trace.TracerProvider, opts HTTPOptions) func(http.Handler) ht
 				next.ServeHTTP(w, r)
 				return
 			}
-			ctx := propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+			ctx := propagator.Extract(r.Context(), traceHeaders(r.Header))
 			method := safeMethod(r.Method)
 			ctx, span := t.StartKind(ctx, method, trace.SpanKindServer)
 			defer span.End()
@@ -144,3 +144,27 @@ func (s *statusWriter) Flush() {
 }
 
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// traceHeaders reads the two headers the propagator asks for without
+// canonicalizing their names on every request (net/http has done it).
+type traceHeaders http.Header
+
+func (h traceHeaders) Get(key string) string {
+	var v []string
+	switch key {
+	case "traceparent":
+		v = h["Traceparent"]
+	case "tracestate":
+		v = h["Tracestate"]
+	default:
+		return http.Header(h).Get(key)
+	}
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+func (h traceHeaders) Set(key, value string) { http.Header(h).Set(key, value) }
+
+func (h traceHeaders) Keys() []string { return propagation.HeaderCarrier(h).Keys() }
