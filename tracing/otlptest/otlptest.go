@@ -96,24 +96,35 @@ func (r *Receiver) export(w http.ResponseWriter, req *http.Request) {
 		defer zr.Close()
 		body = zr
 	}
-	b, err := io.ReadAll(body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
 	if ct := req.Header.Get("Content-Type"); ct != "application/x-protobuf" {
 		http.Error(w, "Content-Type "+ct+", want application/x-protobuf", http.StatusUnsupportedMediaType)
 		return
 	}
 	r.mu.Lock()
 	discard := r.discard
-	r.requests++
-	r.bytes += int64(len(b))
 	r.mu.Unlock()
 	if discard {
+		n, err := io.Copy(io.Discard, body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.mu.Lock()
+		r.requests++
+		r.bytes += n
+		r.mu.Unlock()
 		w.Header().Set("Content-Type", "application/x-protobuf")
 		return // an empty ExportTraceServiceResponse
 	}
+	b, err := io.ReadAll(body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	r.mu.Lock()
+	r.requests++
+	r.bytes += int64(len(b))
+	r.mu.Unlock()
 	var msg coltracepb.ExportTraceServiceRequest
 	if err := proto.Unmarshal(b, &msg); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
