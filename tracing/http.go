@@ -31,8 +31,9 @@ var propagator = propagation.TraceContext{}
 // span on tp (the global provider if nil), the child of the request's W3C
 // traceparent when it holds a valid one (a malformed, oversized or
 // all-zero one is ignored and the span starts a new trace). The span's name
-// is the route pattern; its attributes are the method (one of the standard
-// ones, or OTHER), the route, the response status, the tenant (set by the
+// is the route pattern with its method; its attributes are the method (one
+// of the standard ones, or OTHER), the route's path template, the response
+// status, the tenant (set by the
 // ingress gate once known) and the problem code of an error: never the
 // path, the query, a header's value or the body. A status of 500 or more
 // marks the span as failed. Nothing is added to the response.
@@ -70,6 +71,10 @@ func Middleware(tp trace.TracerProvider, opts HTTPOptions) func(http.Handler) ht
 					attribute.Int("http.response.status_code", status))
 				if rt := route(r); rt != "" {
 					span.SetName(rt)
+					// http.route is the path template alone.
+					if _, tmpl, ok := strings.Cut(rt, " "); ok {
+						rt = tmpl
+					}
 					attrs = append(attrs, attribute.String("http.route", rt))
 				}
 				if opts.RequestID != nil {
