@@ -209,6 +209,13 @@ func (p *Pass) Done(outcome string) error {
 // served with the returned Pass; otherwise the error is a *Denial (answer
 // it as such) or an internal failure.
 func (g *Gate) Enter(ctx context.Context, req Request) (*Pass, error) {
+	ctx, gt := g.startGate(ctx, req.Action)
+	pass, err := g.enter(ctx, req)
+	endGate(gt, err)
+	return pass, err
+}
+
+func (g *Gate) enter(ctx context.Context, req Request) (*Pass, error) {
 	switch {
 	case req.Control && req.Analytics:
 		return nil, errors.New("ingress: a request is on the control or the analytics plane, not both")
@@ -221,9 +228,8 @@ func (g *Gate) Enter(ctx context.Context, req Request) (*Pass, error) {
 }
 
 func (g *Gate) authenticate(ctx context.Context, token string) (Principal, error) {
-	ctx, span := g.tracer.Start(ctx, "ingress.authenticate")
 	p, err := g.credential(ctx, token)
-	traceAuth(span, p, err)
+	traceAuth(ctx, p, err)
 	return p, err
 }
 
@@ -259,7 +265,7 @@ func (g *Gate) control(ctx context.Context, req Request) (*Pass, error) {
 	if !g.allowed(ctx, policy.Request{Principal: p.Policy(), Action: req.Action, Tenant: req.Tenant}) {
 		return nil, g.deny(ctx, audit.ControlChain, p, req.Action, res, forbidden("the policy does not allow "+req.Action))
 	}
-	tracing.SetTenant(ctx, req.Tenant)
+	settleTenant(ctx, req.Tenant)
 	pass := &Pass{
 		Principal: p, Tenant: req.Tenant,
 		g: g, chain: audit.ControlChain, action: req.Action, resource: res,
@@ -288,7 +294,7 @@ func (g *Gate) data(ctx context.Context, req Request) (*Pass, error) {
 			return nil, fmt.Errorf("ingress: the authenticator returned a %s principal without a tenant (id %q)", p.Kind, p.ID)
 		}
 		telemetry.InfoFrom(ctx).SetTenant(p.Tenant.String())
-		tracing.SetTenant(ctx, p.Tenant)
+		settleTenant(ctx, p.Tenant)
 		if len(req.ActAs) > 0 {
 			return nil, g.deny(ctx, p.Tenant.String(), p, req.Action, ResourceName(p.Tenant, req.Collection),
 				forbidden(ActAsHeader+" is for support agents; a tenant credential always acts on its own tenant"))
@@ -317,7 +323,7 @@ func (g *Gate) data(ctx context.Context, req Request) (*Pass, error) {
 			return nil, g.deny(ctx, id.String(), p, req.Action, ResourceName(id, req.Collection),
 				forbidden("support access needs a live grant for this tenant and is read-only"))
 		}
-		tracing.SetTenant(ctx, id)
+		settleTenant(ctx, id)
 	case p.Kind == KindAnalyst:
 		return nil, g.deny(ctx, audit.ControlChain, p, req.Action, "",
 			forbidden("analyst credentials reach only the analytics API, never a tenant's data"))
@@ -350,10 +356,9 @@ func (g *Gate) data(ctx context.Context, req Request) (*Pass, error) {
 // allowed asks the policy; an error (a request the model cannot express)
 // is a denial.
 func (g *Gate) allowed(ctx context.Context, r policy.Request) bool {
-	ctx, span := g.tracer.Start(ctx, "ingress.authorize")
 	d, err := g.cfg.Policy.Authorize(ctx, r)
 	allow := err == nil && d.Allow
-	traceAuthorize(span, r, allow)
+	traceAuthorize(ctx, allow)
 	return allow
 }
 
@@ -364,24 +369,22 @@ func (g *Gate) limit(p *Pass, rate bool) error {
 	if !rate && g.cfg.Admission == nil {
 		return nil
 	}
-	// One span for both: its duration is what the request waited.
-	ctx, span := g.tracer.Start(p.ctx, "ingress.admission")
+	ctx, start := p.ctx, admissionStart(p.ctx)
 	if rate {
 		if err := g.checkRate(ctx, p); err != nil {
-			traceDecision(span, p.Tenant, "throttled", err)
+			traceAdmission(ctx, start, "throttled")
 			return err
 		}
 	}
 	if g.cfg.Admission != nil {
 		release, err := g.cfg.Admission.Acquire(ctx, p.Tenant)
 		if err != nil {
-			err := admissionDenial(err)
-			traceDecision(span, p.Tenant, "refused", err)
-			return err
+			traceAdmission(ctx, start, "refused")
+			return admissionDenial(err)
 		}
 		p.release = release
 	}
-	traceDecision(span, p.Tenant, "", nil)
+	traceAdmission(ctx, start, "")
 	return nil
 }
 

@@ -3,73 +3,136 @@ package ingress
 import (
 	"context"
 	"errors"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/bulkhead-dev/bulkhead/policy"
 	"github.com/bulkhead-dev/bulkhead/tenant"
 	"github.com/bulkhead-dev/bulkhead/tracing"
 )
 
-// Tracing: each step of the gate is a span, the child of the span in the
-// request's context (Config.TracerProvider; the global provider if nil):
-// ingress.authenticate, ingress.authorize and ingress.admission, the rate
-// limit and the admission queue together, whose duration is the time the
-// request waited in its tenant's queue (bulkhead.decision admitted,
-// throttled or refused). The tenant (tracing.TenantKey) goes on
-// each step that knows it, and on the request's own span once the gate has
-// settled it. No span holds the token, a header's value, the collection or
-// an error's message: a refusal is its problem code.
+// Tracing: each pass through the gate (Enter) is one span, ingress.gate,
+// the child of the span in the request's context (Config.TracerProvider;
+// the global provider if nil). Its steps are events on it, each at the
+// time the step ended: "authenticated" (with the principal's kind),
+// "authorized" and "admitted" (after the rate limit and the admission
+// queue; bulkhead.admission.wait_us is how long the request waited there).
+// One span with events rather than a span per step: the steps take
+// microseconds, and a span costs the exporter several times what an event
+// does (see docs/operations.md#tracing). The span carries the route's
+// action, the tenant once the gate has settled it (also put on the
+// request's own span), and, when the gate refuses, bulkhead.decision and
+// the problem code. No span holds the token, a header's value, the
+// collection or an error's message.
 
-// traceAuth ends the authentication span.
-func traceAuth(span trace.Span, p Principal, err error) {
-	if span.IsRecording() {
-		if err != nil {
-			tracing.Fail(span, errorCode(err))
-		} else {
-			span.SetAttributes(tracing.PrincipalKey.String(principalKind(p.Kind)))
-			if p.IsTenant() && !p.Tenant.IsZero() {
-				span.SetAttributes(tracing.TenantKey.String(p.Tenant.String()))
-			}
-		}
-	}
-	span.End()
+// The attributes of an ingress.gate span besides tracing's.
+const attrWait = attribute.Key("bulkhead.admission.wait_us")
+
+// gateTrace is a gate pass's span and what it learned, carried in the
+// context under gateKey while the gate runs (only when the span records).
+type gateTrace struct {
+	span     trace.Span
+	tenant   tenant.ID
+	decision string
 }
 
-// traceDecision ends a decision's span (authorize, admission) with its
-// tenant and, if it refused (decision is not "" for a refusal), the
-// decision and the refusal's code. A step that let the request in is not
-// marked: it is the common case, and every attribute costs the exporter.
-func traceDecision(span trace.Span, id tenant.ID, decision string, err error) {
-	if span.IsRecording() {
-		attrs := make([]attribute.KeyValue, 0, 2)
-		if decision != "" {
-			attrs = append(attrs, tracing.DecisionKey.String(decision))
-		}
-		if !id.IsZero() {
-			attrs = append(attrs, tracing.TenantKey.String(id.String()))
-		}
-		span.SetAttributes(attrs...)
-		if err != nil {
-			tracing.Fail(span, errorCode(err))
-		}
+type gateKey struct{}
+
+// startGate starts the gate's span and returns ctx carrying it for the
+// steps (the request's own span stays the context's current span).
+func (g *Gate) startGate(ctx context.Context, action string) (context.Context, *gateTrace) {
+	_, span := g.tracer.Start(ctx, "ingress.gate")
+	if !span.IsRecording() {
+		return ctx, nil
 	}
-	span.End()
+	gt := &gateTrace{span: span}
+	span.SetAttributes(tracing.ActionKey.String(action))
+	return context.WithValue(ctx, gateKey{}, gt), gt
 }
 
-// traceAuthorize ends the policy's span.
-func traceAuthorize(span trace.Span, r policy.Request, allow bool) {
-	if span.IsRecording() {
-		span.SetAttributes(tracing.ActionKey.String(r.Action))
-		d := "deny"
-		if allow {
-			d = ""
-		}
-		traceDecision(span, r.Tenant, d, nil)
+// gateFrom returns the gate's trace in ctx, or nil when it does not record.
+func gateFrom(ctx context.Context) *gateTrace {
+	gt, _ := ctx.Value(gateKey{}).(*gateTrace)
+	return gt
+}
+
+// endGate ends the gate's span: the tenant, and the refusal if err is one.
+func endGate(gt *gateTrace, err error) {
+	if gt == nil {
 		return
 	}
-	span.End()
+	attrs := make([]attribute.KeyValue, 0, 2)
+	if !gt.tenant.IsZero() {
+		attrs = append(attrs, tracing.TenantKey.String(gt.tenant.String()))
+	}
+	if gt.decision != "" {
+		attrs = append(attrs, tracing.DecisionKey.String(gt.decision))
+	}
+	gt.span.SetAttributes(attrs...)
+	if err != nil {
+		tracing.Fail(gt.span, errorCode(err))
+	}
+	gt.span.End()
+}
+
+// traceAuth notes the authentication's outcome.
+func traceAuth(ctx context.Context, p Principal, err error) {
+	gt := gateFrom(ctx)
+	if gt == nil || err != nil {
+		return
+	}
+	gt.span.AddEvent("authenticated", trace.WithAttributes(tracing.PrincipalKey.String(principalKind(p.Kind))))
+	if p.IsTenant() {
+		gt.tenant = p.Tenant
+	}
+}
+
+// settleTenant records the tenant the gate settled on the request's span
+// and the gate's.
+func settleTenant(ctx context.Context, id tenant.ID) {
+	tracing.SetTenant(ctx, id)
+	if gt := gateFrom(ctx); gt != nil && !id.IsZero() {
+		gt.tenant = id
+	}
+}
+
+// traceAuthorize notes the policy's decision.
+func traceAuthorize(ctx context.Context, allow bool) {
+	gt := gateFrom(ctx)
+	if gt == nil {
+		return
+	}
+	if !allow {
+		gt.decision = "deny"
+		return
+	}
+	gt.span.AddEvent("authorized")
+}
+
+// admissionStart returns the time the request began to wait for
+// admission, zero when the gate does not record.
+func admissionStart(ctx context.Context) time.Time {
+	if gateFrom(ctx) == nil {
+		return time.Time{}
+	}
+	return time.Now()
+}
+
+// traceAdmission notes the rate limit's and admission's outcome: decision
+// is "" when the request was admitted.
+func traceAdmission(ctx context.Context, start time.Time, decision string) {
+	gt := gateFrom(ctx)
+	if gt == nil {
+		return
+	}
+	if decision != "" {
+		gt.decision = decision
+	}
+	gt.span.SetAttributes(attrWait.Int64(time.Since(start).Microseconds()))
+	if decision == "" {
+		gt.span.AddEvent("admitted")
+	}
 }
 
 // errorCode is a refusal's problem code, "internal" for anything else.

@@ -113,7 +113,7 @@ func TestTracesCarryTheCredentialsTenantAndNoSecretOrData(t *testing.T) {
 		if _, tmpl, _ := strings.Cut(q.route, " "); root.Name != q.route || root.Attributes["http.route"] != tmpl || root.Kind != 2 /* server */ {
 			t.Errorf("request span %q (route %q, kind %v), want %q, a server span", root.Name, root.Attributes["http.route"], root.Kind, q.route)
 		}
-		for _, n := range []string{"ingress.authenticate", "ingress.authorize", "ingress.admission", "store.tx"} {
+		for _, n := range []string{"ingress.gate", "store.tx"} {
 			if names[n] != 1 {
 				t.Errorf("%s %s: %d spans %q, want 1 (spans: %v)", q.tenant, q.route, names[n], n, names)
 			}
@@ -123,6 +123,10 @@ func TestTracesCarryTheCredentialsTenantAndNoSecretOrData(t *testing.T) {
 				if s.ParentSpanID != root.SpanID {
 					t.Errorf("%s: span %q is not a child of the request span", q.route, s.Name)
 				}
+			}
+			if s.Name == "ingress.gate" && (strings.Join(s.Events, ",") != "authenticated,authorized,admitted" ||
+				s.Attributes["bulkhead.action"] == "" || s.Attributes["bulkhead.admission.wait_us"] == "") {
+				t.Errorf("%s: gate span events %v, attributes %v", q.route, s.Events, s.Attributes)
 			}
 			if s.Name == "store.tx" {
 				wantRO := "true"
@@ -181,14 +185,14 @@ func TestTracesRecordRefusalsByTheirProblemCode(t *testing.T) {
 			t.Errorf("an unauthenticated request's span %q names tenant %q", s.Name, s.Attributes["bulkhead.tenant"])
 		}
 		switch s.Name {
-		case "ingress.authenticate":
+		case "ingress.gate":
 			auth = s.StatusCode == 2 && s.Attributes["bulkhead.problem.code"] == "unauthenticated"
 		case "GET /v1/collections/{c}/records/{id}":
 			req = s.Attributes["http.response.status_code"] == "401" && s.Attributes["bulkhead.problem.code"] == "unauthenticated"
 		}
 	}
 	if !auth || !req {
-		t.Errorf("401: authenticate span failed with unauthenticated %v, request span 401 unauthenticated %v: %+v", auth, req, byTrace[traceID])
+		t.Errorf("401: gate span failed with unauthenticated %v, request span 401 unauthenticated %v: %+v", auth, req, byTrace[traceID])
 	}
 	// A tenant key naming another tenant in the act-as header: refused,
 	// and its spans name the key's tenant, never the one in the header.
