@@ -32,8 +32,9 @@ const (
 	RequestIDKey = attribute.Key("bulkhead.request_id")
 	// ActionKey is the policy action of a route, such as "record.read".
 	ActionKey = attribute.Key("bulkhead.action")
-	// PrincipalKey is the kind of principal a credential names: tenant,
-	// support, operator or analyst (never its id or token).
+	// PrincipalKey is the kind of principal a credential names:
+	// tenant_key, tenant_user, support, operator or analyst (never its id
+	// or token).
 	PrincipalKey = attribute.Key("bulkhead.principal.kind")
 	// DecisionKey is the outcome of a step that refused a request: deny
 	// (policy), throttled (rate limit) or refused (admission). A step that
