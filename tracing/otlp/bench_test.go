@@ -22,7 +22,7 @@ func BenchmarkSpan(b *testing.B) {
 		ctx := context.Background()
 		b.ReportAllocs()
 		for b.Loop() {
-			c, span := tr.Start(ctx, "ingress.authorize")
+			c, span := tr.Start(ctx, "ingress.gate")
 			tracing.SetTenant(c, id)
 			if span.IsRecording() {
 				span.SetAttributes(tracing.ActionKey.String("record.read"), tracing.DecisionKey.String("deny"))
