@@ -120,7 +120,7 @@ func Setup(ctx context.Context, opts Options) (*Provider, error) {
 	if opts.SpanProcessor != nil {
 		sp = opts.SpanProcessor(exp)
 	} else {
-		sp = sdktrace.NewBatchSpanProcessor(exp) // sizes and delays from OTEL_BSP_*
+		sp = newBatcher(exp) // sizes and delays from OTEL_BSP_*
 	}
 	// The sampler comes from OTEL_TRACES_SAMPLER (checked above).
 	tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithSpanProcessor(sp))
