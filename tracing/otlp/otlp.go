@@ -11,8 +11,10 @@
 // The exporter reads the rest: the endpoints, OTEL_EXPORTER_OTLP_HEADERS,
 // _TIMEOUT, _COMPRESSION, _CERTIFICATE and their TRACES_ forms; the SDK
 // reads OTEL_TRACES_SAMPLER (default parentbased_always_on) with
-// OTEL_TRACES_SAMPLER_ARG, OTEL_BSP_* (the batch span processor),
-// OTEL_SPAN_*_LIMIT, OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES.
+// OTEL_TRACES_SAMPLER_ARG, OTEL_SPAN_*_LIMIT, OTEL_SERVICE_NAME and
+// OTEL_RESOURCE_ATTRIBUTES; the batching processor in front of the
+// exporter reads OTEL_BSP_SCHEDULE_DELAY, _MAX_EXPORT_BATCH_SIZE,
+// _MAX_QUEUE_SIZE and _EXPORT_TIMEOUT.
 package otlp
 
 import (
@@ -43,8 +45,8 @@ type Options struct {
 	ServiceName string
 	// ServiceVersion is service.version, if set.
 	ServiceVersion string
-	// SpanProcessor, if set, replaces the batch span processor in front
-	// of the exporter (tests; most programs leave it nil).
+	// SpanProcessor, if set, replaces the batching processor in front of
+	// the exporter (most programs leave it nil).
 	SpanProcessor func(sdktrace.SpanExporter) sdktrace.SpanProcessor
 }
 
