@@ -20,7 +20,7 @@ import (
 // queue; bulkhead.admission.wait_us is how long the request waited there).
 // One span with events rather than a span per step: the steps take
 // microseconds, and a span costs the exporter several times what an event
-// does (see docs/operations.md#tracing). The span carries the route's
+// does (see docs/tracing.md). The span carries the route's
 // action, the tenant once the gate has settled it (also put on the
 // request's own span), and, when the gate refuses, bulkhead.decision and
 // the problem code. No span holds the token, a header's value, the
