@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/bulkhead-dev/bulkhead/fleet"
 	"github.com/bulkhead-dev/bulkhead/limits"
 )
@@ -229,4 +231,10 @@ type Options struct {
 	// HealthMaxFlagLabels bounds the tenants bulkhead_tenant_anomaly names
 	// (default health.DefaultMaxFlagLabels).
 	HealthMaxFlagLabels int
+
+	// TracerProvider traces requests, the gate's steps and the store's
+	// transactions (package tracing); tracing/otlp.Setup makes one from
+	// the OTEL_* variables. Nil: the global provider, which traces nothing
+	// unless the program set one.
+	TracerProvider trace.TracerProvider
 }
