@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/bulkhead-dev/bulkhead/admission"
 	"github.com/bulkhead-dev/bulkhead/audit"
 	"github.com/bulkhead-dev/bulkhead/limits"
@@ -15,6 +17,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/ratelimit"
 	"github.com/bulkhead-dev/bulkhead/telemetry"
 	"github.com/bulkhead-dev/bulkhead/tenant"
+	"github.com/bulkhead-dev/bulkhead/tracing"
 )
 
 // ActAsHeader names the tenant a support agent acts as on the data plane
@@ -84,6 +87,10 @@ type Config struct {
 	// Now is the clock of the audit log's bound on unauthenticated
 	// requests (time.Now if nil).
 	Now func() time.Time
+	// TracerProvider traces the gate's steps as spans (see trace.go).
+	// Nil: the global provider, which traces nothing until a program sets
+	// one.
+	TracerProvider trace.TracerProvider
 }
 
 // Gate is the ingress: it authenticates a request, settles its tenant
@@ -95,6 +102,7 @@ type Gate struct {
 	log      *slog.Logger
 	http     HTTPOptions
 	failures failureLog
+	tracer   *tracing.Tracer
 }
 
 // New returns a Gate.
@@ -116,7 +124,7 @@ func New(cfg Config) (*Gate, error) {
 		}
 		cfg.Policy = eng
 	}
-	return &Gate{cfg: cfg, log: log}, nil
+	return &Gate{cfg: cfg, log: log, tracer: tracing.NewTracer(cfg.TracerProvider)}, nil
 }
 
 // Request is what the gate needs to know of a request, whatever its
@@ -201,6 +209,13 @@ func (p *Pass) Done(outcome string) error {
 // served with the returned Pass; otherwise the error is a *Denial (answer
 // it as such) or an internal failure.
 func (g *Gate) Enter(ctx context.Context, req Request) (*Pass, error) {
+	ctx, gt := g.startGate(ctx, req.Action)
+	pass, err := g.enter(ctx, req)
+	endGate(gt, err)
+	return pass, err
+}
+
+func (g *Gate) enter(ctx context.Context, req Request) (*Pass, error) {
 	switch {
 	case req.Control && req.Analytics:
 		return nil, errors.New("ingress: a request is on the control or the analytics plane, not both")
@@ -213,6 +228,12 @@ func (g *Gate) Enter(ctx context.Context, req Request) (*Pass, error) {
 }
 
 func (g *Gate) authenticate(ctx context.Context, token string) (Principal, error) {
+	p, err := g.credential(ctx, token)
+	traceAuth(ctx, p, err)
+	return p, err
+}
+
+func (g *Gate) credential(ctx context.Context, token string) (Principal, error) {
 	if token == "" {
 		return Principal{}, deny(Unauthenticated, "unauthenticated", DetailUnauthenticated)
 	}
@@ -244,6 +265,7 @@ func (g *Gate) control(ctx context.Context, req Request) (*Pass, error) {
 	if !g.allowed(ctx, policy.Request{Principal: p.Policy(), Action: req.Action, Tenant: req.Tenant}) {
 		return nil, g.deny(ctx, audit.ControlChain, p, req.Action, res, forbidden("the policy does not allow "+req.Action))
 	}
+	settleTenant(ctx, req.Tenant)
 	pass := &Pass{
 		Principal: p, Tenant: req.Tenant,
 		g: g, chain: audit.ControlChain, action: req.Action, resource: res,
@@ -272,6 +294,7 @@ func (g *Gate) data(ctx context.Context, req Request) (*Pass, error) {
 			return nil, fmt.Errorf("ingress: the authenticator returned a %s principal without a tenant (id %q)", p.Kind, p.ID)
 		}
 		telemetry.InfoFrom(ctx).SetTenant(p.Tenant.String())
+		settleTenant(ctx, p.Tenant)
 		if len(req.ActAs) > 0 {
 			return nil, g.deny(ctx, p.Tenant.String(), p, req.Action, ResourceName(p.Tenant, req.Collection),
 				forbidden(ActAsHeader+" is for support agents; a tenant credential always acts on its own tenant"))
@@ -300,6 +323,7 @@ func (g *Gate) data(ctx context.Context, req Request) (*Pass, error) {
 			return nil, g.deny(ctx, id.String(), p, req.Action, ResourceName(id, req.Collection),
 				forbidden("support access needs a live grant for this tenant and is read-only"))
 		}
+		settleTenant(ctx, id)
 	case p.Kind == KindAnalyst:
 		return nil, g.deny(ctx, audit.ControlChain, p, req.Action, "",
 			forbidden("analyst credentials reach only the analytics API, never a tenant's data"))
@@ -333,37 +357,43 @@ func (g *Gate) data(ctx context.Context, req Request) (*Pass, error) {
 // is a denial.
 func (g *Gate) allowed(ctx context.Context, r policy.Request) bool {
 	d, err := g.cfg.Policy.Authorize(ctx, r)
-	return err == nil && d.Allow
+	allow := err == nil && d.Allow
+	traceAuthorize(ctx, allow)
+	return allow
 }
 
 // limit rate-limits (unless rate is false: support reads are not the
 // tenant's traffic) and admits the request of p.
 func (g *Gate) limit(p *Pass, rate bool) error {
+	rate = rate && g.cfg.Limiter != nil
+	if !rate && g.cfg.Admission == nil {
+		return nil
+	}
+	ctx, start := p.ctx, admissionStart(p.ctx)
 	if rate {
-		if err := g.rateLimit(p); err != nil {
+		if err := g.checkRate(ctx, p); err != nil {
+			traceAdmission(ctx, start, "throttled")
 			return err
 		}
 	}
-	if g.cfg.Admission == nil {
-		return nil
+	if g.cfg.Admission != nil {
+		release, err := g.cfg.Admission.Acquire(ctx, p.Tenant)
+		if err != nil {
+			traceAdmission(ctx, start, "refused")
+			return admissionDenial(err)
+		}
+		p.release = release
 	}
-	release, err := g.cfg.Admission.Acquire(p.ctx, p.Tenant)
-	if err != nil {
-		return admissionDenial(err)
-	}
-	p.release = release
+	traceAdmission(ctx, start, "")
 	return nil
 }
 
-func (g *Gate) rateLimit(p *Pass) error {
-	if g.cfg.Limiter == nil {
-		return nil
-	}
-	l, err := g.cfg.Limits.For(p.ctx, p.Tenant)
+func (g *Gate) checkRate(ctx context.Context, p *Pass) error {
+	l, err := g.cfg.Limits.For(ctx, p.Tenant)
 	if err != nil {
 		return err
 	}
-	d, err := g.cfg.Limiter.Allow(p.ctx, p.Tenant, l)
+	d, err := g.cfg.Limiter.Allow(ctx, p.Tenant, l)
 	if errors.Is(err, ratelimit.ErrUnavailable) {
 		g.throttled(p.Tenant, "unavailable")
 		return &Denial{Reason: Unavailable, Code: "unavailable",

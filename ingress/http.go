@@ -15,6 +15,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/ratelimit"
 	"github.com/bulkhead-dev/bulkhead/telemetry"
 	"github.com/bulkhead-dev/bulkhead/tenant"
+	"github.com/bulkhead-dev/bulkhead/tracing"
 )
 
 // MaxTokenLen bounds a bearer token: API keys are short, JWTs from real
@@ -212,6 +213,7 @@ func (g *Gate) pathTenant(r *http.Request) tenant.ID {
 func (g *Gate) WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	var d *Denial
 	if errors.As(err, &d) {
+		tracing.RecordProblem(r.Context(), d.Code)
 		problem.Write(w, DenialProblem(d))
 		return
 	}
@@ -220,9 +222,11 @@ func (g *Gate) WriteError(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		tracing.RecordProblem(r.Context(), "unavailable")
 		problem.Write(w, problem.New(http.StatusServiceUnavailable, "unavailable", "the request was cancelled or timed out"))
 		return
 	}
+	tracing.RecordProblem(r.Context(), "internal")
 	g.log.LogAttrs(r.Context(), slog.LevelError, "request failed",
 		slog.String("request_id", telemetry.InfoFrom(r.Context()).ID()), slog.String("error", err.Error()))
 	problem.Write(w, problem.New(http.StatusInternalServerError, "internal",

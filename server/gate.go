@@ -39,6 +39,8 @@ func (s *Server) newGate() (*ingress.Gate, error) {
 		Admission:     s.admission,
 		AlwaysAudit:   alwaysAudited,
 		Logger:        s.log,
+		// The gate's steps as spans (package tracing).
+		TracerProvider: s.opts.TracerProvider,
 	}
 	if s.audit != nil {
 		cfg.Audit = s.audit

@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/bulkhead-dev/bulkhead/telemetry"
+	"github.com/bulkhead-dev/bulkhead/tracing"
 )
 
 // maxRequestIDLen bounds an inbound X-Request-ID the server will log.
@@ -71,6 +72,7 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 				// Too late for a problem document: cut the response short.
 				panic(http.ErrAbortHandler)
 			}
+			tracing.RecordProblem(r.Context(), "internal")
 			writeProblem(w, newError(http.StatusInternalServerError, "internal", detailInternal))
 		}()
 		next.ServeHTTP(rec, r)
@@ -85,6 +87,7 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > max {
 			w.Header().Set("Connection", "close")
+			tracing.RecordProblem(r.Context(), "body_too_large")
 			writeProblem(w, newError(http.StatusRequestEntityTooLarge, "body_too_large",
 				"the request body is larger than "+strconv.FormatInt(max, 10)+" bytes"))
 			return

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/bulkhead-dev/bulkhead/fleet"
 	"github.com/bulkhead-dev/bulkhead/limits"
 )
@@ -244,4 +246,9 @@ type Options struct {
 	// is for tests that prove the redaction does something; never set it
 	// in production (docs/operations.md, Redaction).
 	DisableLogRedaction bool
+	// TracerProvider traces requests, the gate's steps and the store's
+	// transactions (package tracing); tracing/otlp.Setup makes one from
+	// the OTEL_* variables. Nil: the global provider, which traces nothing
+	// unless the program set one.
+	TracerProvider trace.TracerProvider
 }

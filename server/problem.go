@@ -13,6 +13,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/recordapi"
 	"github.com/bulkhead-dev/bulkhead/telemetry"
 	"github.com/bulkhead-dev/bulkhead/tenant"
+	"github.com/bulkhead-dev/bulkhead/tracing"
 )
 
 // Problem is an RFC 9457 problem document as the API writes it (package
@@ -86,6 +87,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			e = newError(http.StatusInternalServerError, "internal", detailInternal)
 		}
 	}
+	tracing.RecordProblem(r.Context(), e.Code)
 	writeProblem(w, e)
 }
 

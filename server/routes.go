@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/telemetry"
+	"github.com/bulkhead-dev/bulkhead/tracing"
 )
 
 // plane says who may reach a route.
@@ -128,6 +129,7 @@ func (s *Server) routes() http.Handler {
 
 	s.mountDashboard(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		tracing.RecordProblem(r.Context(), "route_not_found")
 		writeProblem(w, newError(http.StatusNotFound, "route_not_found",
 			"no such route; the v1 API lives under /v1/collections and /v1/admin/tenants"))
 	})
@@ -137,6 +139,7 @@ func (s *Server) routes() http.Handler {
 	h = s.recoverPanics(h)
 	h = s.feedHealth(h)
 	h = telemetry.Middleware(s.log, s.metrics)(h)
+	h = tracing.Middleware(s.opts.TracerProvider, traceHTTP)(h)
 	h = requestID(h)
 	return h
 }
@@ -164,6 +167,7 @@ func (s *Server) handle(mux *http.ServeMux, pattern string, ms methods) {
 		}
 		if h == nil {
 			info.SetRoute(pattern)
+			tracing.RecordProblem(r.Context(), "method_not_allowed")
 			writeProblem(w, newError(http.StatusMethodNotAllowed, "method_not_allowed", "use one of: "+allow).
 				WithHeader("Allow", allow))
 			return

@@ -208,7 +208,7 @@ func Open(ctx context.Context, opts Options) (_ *Server, err error) {
 	if err == nil {
 		fl, err = fleet.New(fleet.Config{Catalog: cat, Backends: backends, Placement: opts.Placement,
 			Router: store.Config{CursorKey: cursorKey, Quotas: s.limits, Now: opts.Now, Sealer: s.enc.sealer(),
-				EventsCommitted: s.committed, EventData: cat}, Keys: s.enc.fleetKeys()})
+				EventsCommitted: s.committed, EventData: cat, TracerProvider: opts.TracerProvider}, Keys: s.enc.fleetKeys()})
 	}
 	if err != nil {
 		_ = s.enc.close()

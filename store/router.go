@@ -9,7 +9,10 @@ import (
 	"sort"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/bulkhead-dev/bulkhead/tenant"
+	"github.com/bulkhead-dev/bulkhead/tracing"
 )
 
 // Placements tells the Router where a tenant lives. The catalog implements
@@ -49,6 +52,10 @@ type Config struct {
 	// events has committed, with its tenant: a change feed or a relay
 	// wakes up on it rather than polling. It must not block.
 	EventsCommitted func(tenant.ID)
+	// TracerProvider traces every transaction as a span (see trace.go).
+	// Nil: the global provider, which traces nothing until a program sets
+	// one; tracing that is off costs no allocation.
+	TracerProvider trace.TracerProvider
 }
 
 // ErrNoCursorKey reports a List on a Router made without a cursor key:
@@ -68,6 +75,7 @@ type Router struct {
 	noEvents   bool
 	eventData  EventData
 	committed  func(tenant.ID)
+	tracer     *tracing.Tracer
 }
 
 // NewRouter returns a Router for cfg.
@@ -94,7 +102,8 @@ func NewRouter(cfg Config) (*Router, error) {
 		b[name] = be
 	}
 	return &Router{placements: cfg.Placements, backends: b, cursors: codec, now: now, quotas: cfg.Quotas, sealer: cfg.Sealer,
-		noEvents: cfg.NoEvents, eventData: cfg.EventData, committed: cfg.EventsCommitted}, nil
+		noEvents: cfg.NoEvents, eventData: cfg.EventData, committed: cfg.EventsCommitted,
+		tracer: tracing.NewTracer(cfg.TracerProvider)}, nil
 }
 
 // Shards returns the names of the router's shards, sorted.
@@ -193,6 +202,16 @@ type TxOptions struct {
 // Begin opens a transaction for the tenant in ctx. Without a tenant in ctx
 // it fails with tenant.ErrMissing; it never opens an unscoped transaction.
 func (r *Router) Begin(ctx context.Context, opts TxOptions) (*Tx, error) {
+	span := r.startTx(ctx)
+	tx, err := r.begin(ctx, opts, span)
+	if err != nil {
+		beginFailed(ctx, span, err)
+		return nil, err
+	}
+	return tx, nil
+}
+
+func (r *Router) begin(ctx context.Context, opts TxOptions, span trace.Span) (*Tx, error) {
 	sc, err := r.Resolve(ctx)
 	if err != nil {
 		return nil, err
@@ -203,6 +222,7 @@ func (r *Router) Begin(ctx context.Context, opts TxOptions) (*Tx, error) {
 			return nil, fmt.Errorf("begin: tenant keys: %w", err)
 		}
 	}
+	describeTx(span, sc, opts)
 	after, err := r.checkReadAfter(ctx, sc)
 	if err != nil {
 		return nil, err
@@ -219,7 +239,8 @@ func (r *Router) Begin(ctx context.Context, opts TxOptions) (*Tx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	return &Tx{r: r, tenant: sc.Tenant, shard: sc.Placement.Shard, btx: btx, readOnly: opts.ReadOnly, seal: seal}, nil
+	return &Tx{r: r, tenant: sc.Tenant, shard: sc.Placement.Shard, btx: btx, readOnly: opts.ReadOnly, seal: seal, span: span,
+		askedReplica: opts.Replica && isReplicaBackend(sc.backend)}, nil
 }
 
 // Tx runs fn in a read-write transaction for the tenant in ctx, committing
@@ -247,6 +268,7 @@ func (r *Router) Run(ctx context.Context, opts TxOptions, fn func(*Tx) error) (e
 		}
 	}()
 	if err := fn(tx); err != nil {
+		tx.failed(err)
 		_ = tx.Rollback()
 		return err
 	}

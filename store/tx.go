@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/bulkhead-dev/bulkhead/tenant"
 )
 
@@ -33,6 +35,10 @@ type Tx struct {
 	afterKnown bool
 	// appended: a write appended an event to the outbox.
 	appended bool
+	// span traces the transaction (trace.go); it never records when
+	// tracing is off.
+	span         trace.Span
+	askedReplica bool // TxOptions.Replica, for the span
 }
 
 // Tenant returns the tenant the transaction is scoped to.
@@ -66,8 +72,10 @@ func (tx *Tx) Commit() error {
 	}
 	tx.done = true
 	if err := tx.btx.Commit(); err != nil {
+		tx.endSpan("commit", err)
 		return err
 	}
+	tx.endSpan("commit", nil)
 	if tx.appended && tx.r.committed != nil {
 		tx.r.committed(tx.tenant)
 	}
@@ -80,7 +88,9 @@ func (tx *Tx) Rollback() error {
 		return nil
 	}
 	tx.done = true
-	return tx.btx.Rollback()
+	err := tx.btx.Rollback()
+	tx.endSpan("rollback", nil)
+	return err
 }
 
 // Get returns the record, or ErrNotFound.

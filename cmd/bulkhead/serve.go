@@ -90,7 +90,14 @@ Every --events-trim-interval (default 1m; 0 turns it off) a background run
 trims tenants' change-event outboxes: events older than --events-max-age
 (default 168h; 0: no age bound) and beyond each tenant's newest
 --events-max-count (default 100000; 0: no count bound) are deleted, whether
-or not every consumer has read them (a consumer behind a trim is told so).`,
+or not every consumer has read them (a consumer behind a trim is told so).
+
+OpenTelemetry tracing is off unless the standard variables turn it on:
+OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318 (or
+OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or OTEL_TRACES_EXPORTER=otlp) exports
+spans over OTLP/HTTP; OTEL_TRACES_SAMPLER, OTEL_SERVICE_NAME and the other
+OTEL_* variables apply. Spans carry the tenant, never tokens, paths or
+record data.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if maxOpen < 1 {
@@ -255,6 +262,13 @@ func serve(ctx context.Context, addr, dataDir string, opts server.Options) error
 		return fmt.Errorf("listen on %s: %w (set --addr or BULKHEAD_ADDR to a free host:port)", hostPort, err)
 	}
 	opts.DataDir = dir
+	tp, err := setupTracing(ctx, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer flushTracing(tp, logger)
+	opts.TracerProvider = tp
 	srv, err := server.Open(ctx, opts)
 	if err != nil {
 		ln.Close()

@@ -329,6 +329,10 @@ func (b *Backend) beginErr(id tenant.ID, mode store.Mode, err error) error {
 	return fmt.Errorf("postgres: begin: %w", err)
 }
 
+// BackendName implements store.BackendNamer: traces name the engine
+// "postgresql".
+func (b *Backend) BackendName() string { return "postgresql" }
+
 // Ping reports whether the shard is reachable with both roles.
 func (b *Backend) Ping(ctx context.Context) error {
 	if b.handles.Closed() {

@@ -178,6 +178,10 @@ func (x *replicaTx) Collections(ctx context.Context) ([]store.Collection, error)
 	return cs, err
 }
 
+// OnReplica implements store.ReplicaReporter: false once a read has moved
+// to the primary.
+func (x *replicaTx) OnReplica() bool { return x.onReplica && !x.moved }
+
 func (x *replicaTx) count() {
 	if x.counted {
 		return

@@ -277,6 +277,10 @@ func (b *Backend) check(id tenant.ID, mode store.Mode) error {
 	return b.Supports(mode)
 }
 
+// BackendName implements store.BackendNamer: traces name the engine
+// "sqlite".
+func (b *Backend) BackendName() string { return "sqlite" }
+
 // Ping reports whether the pooled database and the tenants directory are
 // reachable.
 func (b *Backend) Ping(ctx context.Context) error {

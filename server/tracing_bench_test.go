@@ -1,0 +1,109 @@
+package server_test
+
+import (
+	"context"
+	"flag"
+	"strconv"
+	"testing"
+
+	"github.com/bulkhead-dev/bulkhead/server"
+	"github.com/bulkhead-dev/bulkhead/tracing/otlp"
+	"github.com/bulkhead-dev/bulkhead/tracing/otlptest"
+)
+
+// BenchmarkTracing measures what exporting traces costs the data plane:
+// the load of BenchmarkDataPlane (dataPlaneClients closed-loop clients
+// over real loopback HTTP, dataplane.reads of GETs of one record, the
+// rest PUTs) on two servers on SQLite (pooled), one tracing every request
+// (OTEL_TRACES_SAMPLER=always_on, the batch span processor, OTLP/HTTP to a
+// receiver in this process that reads and answers each export without
+// decoding it, as a collector in another process would) and one with
+// tracing off, in alternate rounds (the order flips every round).
+// Reported: ops/s of each and traced/off, the issue's figure (target
+// ≥ 0.95).
+//
+//	go test -run '^$' -bench BenchmarkTracing -benchtime 1x ./server
+var tracingOnly = flag.String("tracing.only", "", `BenchmarkTracing: "traced" or "off" runs that variant alone (for a CPU profile of it)`)
+
+func BenchmarkTracing(b *testing.B) {
+	rcv := otlptest.NewReceiver(b)
+	rcv.Discard()
+	b.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rcv.URL)
+	b.Setenv("OTEL_TRACES_SAMPLER", "always_on")
+	tp, err := otlp.Setup(context.Background(), otlp.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	traced := newBenchServerWith(b, server.Options{TracerProvider: tp}, "pooled")
+	off := newBenchServerWith(b, server.Options{}, "pooled")
+	if err := tp.ForceFlush(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	rcv.Reset() // the spans of the setup (tenants, keys, records) are not the load's
+
+	var res [2]dataPlaneResult
+	for range b.N {
+		for round := range *dataPlaneRounds {
+			order := []int{0, 1}
+			if round%2 == 1 {
+				order = []int{1, 0}
+			}
+			for _, v := range order {
+				if *tracingOnly != "" && *tracingOnly != []string{"traced", "off"}[v] {
+					continue
+				}
+				res[v].add(dataPlaneLoad(b, []*benchServer{traced, off}[v], *dataPlaneRound))
+			}
+		}
+	}
+	if err := tp.ForceFlush(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	if rcv.Requests() == 0 && *tracingOnly != "off" {
+		b.Fatal("the receiver got no spans: tracing did not export")
+	}
+	t, o := res[0], res[1]
+	if *tracingOnly != "" {
+		r := map[string]dataPlaneResult{"traced": t, "off": o}[*tracingOnly]
+		b.ReportMetric(r.opsPerSec(), *tracingOnly+"-ops/s")
+		b.ReportMetric(r.cpuPerOp(r.goCPU), *tracingOnly+"-go-µs/op")
+		return
+	}
+	b.ReportMetric(t.opsPerSec(), "traced-ops/s")
+	b.ReportMetric(o.opsPerSec(), "off-ops/s")
+	b.ReportMetric(t.opsPerSec()/o.opsPerSec(), "traced/off")
+	b.ReportMetric(t.cpuPerOp(t.goCPU), "traced-go-µs/op")
+	b.ReportMetric(o.cpuPerOp(o.goCPU), "off-go-µs/op")
+	b.ReportMetric(float64(rcv.Bytes())/float64(t.ops), "exported-B/op")
+}
+
+// BenchmarkTracingGet is one client's GET of one record over loopback
+// HTTP, on a server with tracing off and on one exporting every request
+// (always_on, batch span processor, the in-process receiver): ns/op and
+// allocs/op say what tracing adds to a request's own path (a profile's
+// view; the ratio that counts is BenchmarkTracing's).
+func BenchmarkTracingGet(b *testing.B) {
+	rcv := otlptest.NewReceiver(b)
+	rcv.Discard()
+	b.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rcv.URL)
+	b.Setenv("OTEL_TRACES_SAMPLER", "always_on")
+	tp, err := otlp.Setup(context.Background(), otlp.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	for _, v := range []struct {
+		name string
+		opts server.Options
+	}{{"off", server.Options{}}, {"traced", server.Options{TracerProvider: tp}}} {
+		b.Run(v.name, func(b *testing.B) {
+			bs := newBenchServerWith(b, v.opts, "pooled")
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				bs.must(b, "GET", "/v1/collections/bench/records/r"+strconv.Itoa(i%benchRecords), bs.tokens[i%benchTenants], "", 200)
+			}
+		})
+	}
+}

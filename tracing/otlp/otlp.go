@@ -1,0 +1,197 @@
+// Package otlp builds an OpenTelemetry TracerProvider that exports spans
+// over OTLP/HTTP (protobuf), configured by the standard OTEL_* environment
+// variables, and off unless they ask for it. `bulkhead serve` uses it; a
+// service that embeds Bulkhead can do the same and pass the provider to
+// ingress.Config, store.Config and tracing.Middleware (see package
+// tracing).
+//
+// Tracing is on when OTEL_TRACES_EXPORTER is "otlp", or when it is unset
+// and OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is
+// set; OTEL_TRACES_EXPORTER=none or OTEL_SDK_DISABLED=true turn it off.
+// The exporter reads the rest: the endpoints, OTEL_EXPORTER_OTLP_HEADERS,
+// _TIMEOUT, _COMPRESSION, _CERTIFICATE and their TRACES_ forms; the SDK
+// reads OTEL_TRACES_SAMPLER (default parentbased_always_on) with
+// OTEL_TRACES_SAMPLER_ARG, OTEL_SPAN_*_LIMIT, OTEL_SERVICE_NAME and
+// OTEL_RESOURCE_ATTRIBUTES; the batching processor in front of the
+// exporter reads OTEL_BSP_SCHEDULE_DELAY, _MAX_EXPORT_BATCH_SIZE,
+// _MAX_QUEUE_SIZE and _EXPORT_TIMEOUT.
+package otlp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+)
+
+// ErrConfig reports OTEL_* variables that ask for something this package
+// cannot do; the message names the variable and what it accepts.
+var ErrConfig = errors.New("tracing configuration")
+
+// Options configure Setup.
+type Options struct {
+	// ServiceName is service.name unless OTEL_SERVICE_NAME (or
+	// service.name in OTEL_RESOURCE_ATTRIBUTES) says otherwise; default
+	// "bulkhead".
+	ServiceName string
+	// ServiceVersion is service.version, if set.
+	ServiceVersion string
+	// SpanProcessor, if set, replaces the batching processor in front of
+	// the exporter (most programs leave it nil).
+	SpanProcessor func(sdktrace.SpanExporter) sdktrace.SpanProcessor
+}
+
+// Provider is the TracerProvider Setup made: the SDK's, exporting over
+// OTLP/HTTP, or a no-op one when tracing is off.
+type Provider struct {
+	trace.TracerProvider
+	sdk      *sdktrace.TracerProvider // nil when off
+	endpoint string
+}
+
+// Enabled reports whether spans are exported.
+func (p *Provider) Enabled() bool { return p.sdk != nil }
+
+// Endpoint returns the URL spans are sent to, without any user
+// information or query (which may hold credentials), or "" when off.
+func (p *Provider) Endpoint() string { return p.endpoint }
+
+// ForceFlush exports the spans that have ended and not yet been sent.
+func (p *Provider) ForceFlush(ctx context.Context) error {
+	if p.sdk == nil {
+		return nil
+	}
+	return p.sdk.ForceFlush(ctx)
+}
+
+// Shutdown exports the spans not yet sent, within ctx, and stops the
+// provider: spans started later are dropped. It does nothing when off.
+func (p *Provider) Shutdown(ctx context.Context) error {
+	if p.sdk == nil {
+		return nil
+	}
+	return p.sdk.Shutdown(ctx)
+}
+
+// Setup returns a Provider configured by the OTEL_* environment variables:
+// a no-op one (tracing off, no exporter, no cost) unless they configure an
+// OTLP exporter. It fails, with an error wrapping ErrConfig that says what
+// to change, on an exporter, protocol or sampler it does not support.
+func Setup(ctx context.Context, opts Options) (*Provider, error) {
+	on, err := enabled()
+	if err != nil {
+		return nil, err
+	}
+	if !on {
+		return &Provider{TracerProvider: noop.NewTracerProvider()}, nil
+	}
+	if err := checkProtocol(); err != nil {
+		return nil, err
+	}
+	if err := checkSampler(); err != nil {
+		return nil, err
+	}
+	exp, err := otlptracehttp.New(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("tracing: OTLP exporter: %w", err)
+	}
+	name := opts.ServiceName
+	if name == "" {
+		name = "bulkhead"
+	}
+	attrs := []attribute.KeyValue{attribute.String("service.name", name)}
+	if opts.ServiceVersion != "" {
+		attrs = append(attrs, attribute.String("service.version", opts.ServiceVersion))
+	}
+	// Later detectors win: the environment over the defaults.
+	res, err := resource.New(ctx, resource.WithTelemetrySDK(), resource.WithAttributes(attrs...), resource.WithFromEnv())
+	if err != nil {
+		_ = exp.Shutdown(ctx)
+		return nil, fmt.Errorf("%w: OTEL_RESOURCE_ATTRIBUTES or OTEL_SERVICE_NAME: %v (use key=value pairs separated by commas)", ErrConfig, err)
+	}
+	var sp sdktrace.SpanProcessor
+	if opts.SpanProcessor != nil {
+		sp = opts.SpanProcessor(exp)
+	} else {
+		sp = newBatcher(exp) // sizes and delays from OTEL_BSP_*
+	}
+	// The sampler comes from OTEL_TRACES_SAMPLER (checked above).
+	tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithSpanProcessor(sp))
+	return &Provider{TracerProvider: tp, sdk: tp, endpoint: endpoint()}, nil
+}
+
+// enabled reads OTEL_SDK_DISABLED and OTEL_TRACES_EXPORTER.
+func enabled() (bool, error) {
+	if strings.EqualFold(strings.TrimSpace(os.Getenv("OTEL_SDK_DISABLED")), "true") {
+		return false, nil
+	}
+	switch v := strings.ToLower(strings.TrimSpace(os.Getenv("OTEL_TRACES_EXPORTER"))); v {
+	case "none":
+		return false, nil
+	case "otlp":
+		return true, nil
+	case "":
+		return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "", nil
+	default:
+		return false, fmt.Errorf("%w: OTEL_TRACES_EXPORTER=%q is not supported (use otlp, or none to turn tracing off)", ErrConfig, v)
+	}
+}
+
+// checkProtocol refuses the OTLP protocols other than http/protobuf.
+func checkProtocol() error {
+	for _, k := range []string{"OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"} {
+		if v := strings.TrimSpace(os.Getenv(k)); v != "" && v != "http/protobuf" {
+			return fmt.Errorf("%w: %s=%q is not supported (use http/protobuf, usually on port 4318)", ErrConfig, k, v)
+		}
+	}
+	return nil
+}
+
+// checkSampler refuses a sampler the SDK would ignore with only a log line.
+func checkSampler() error {
+	switch v := strings.ToLower(strings.TrimSpace(os.Getenv("OTEL_TRACES_SAMPLER"))); v {
+	case "", "always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio":
+		return nil
+	default:
+		return fmt.Errorf("%w: OTEL_TRACES_SAMPLER=%q is not supported (use always_on, always_off, traceidratio, "+
+			"parentbased_always_on, parentbased_always_off or parentbased_traceidratio)", ErrConfig, v)
+	}
+}
+
+// endpoint says where the exporter sends spans, as it reads the
+// variables, without user information or query.
+func endpoint() string {
+	if v := os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"); v != "" {
+		return redactURL(v, "")
+	}
+	if v := os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"); v != "" {
+		return redactURL(v, "v1/traces")
+	}
+	for _, k := range []string{"OTEL_EXPORTER_OTLP_TRACES_INSECURE", "OTEL_EXPORTER_OTLP_INSECURE"} {
+		if strings.EqualFold(os.Getenv(k), "true") {
+			return "http://localhost:4318/v1/traces"
+		}
+	}
+	return "https://localhost:4318/v1/traces"
+}
+
+func redactURL(raw, suffix string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(an endpoint that is not a URL)"
+	}
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	if suffix != "" {
+		u = u.JoinPath(suffix)
+	}
+	return u.String()
+}
