@@ -23,8 +23,11 @@ type HTTPOptions struct {
 	RequestID func(r *http.Request) string
 }
 
-// propagator reads W3C trace context (traceparent, tracestate) only:
-// baggage is not read, so nothing a client sends in it reaches a span.
+// propagator reads W3C trace context only, and of it only traceparent
+// (traceHeaders hides tracestate): a tracestate is free text from the
+// client that every span would carry to the collector (a token sent in it
+// would be exported), and baggage is not read either, so nothing a client
+// sends reaches a span but the ids and the sampled flag.
 var propagator = propagation.TraceContext{}
 
 // Middleware returns HTTP middleware that serves each request in a server
@@ -160,7 +163,7 @@ func (h traceHeaders) Get(key string) string {
 	case "traceparent":
 		v = h["Traceparent"]
 	case "tracestate":
-		v = h["Tracestate"]
+		return "" // never read: see propagator
 	default:
 		return http.Header(h).Get(key)
 	}

@@ -111,8 +111,8 @@ func TestMiddlewareJoinsAValidTraceparent(t *testing.T) {
 	if s.SpanContext().TraceID().String() != tid || s.Parent().SpanID().String() != sid || !s.Parent().IsRemote() {
 		t.Errorf("trace %s parent %s, want %s %s", s.SpanContext().TraceID(), s.Parent().SpanID(), tid, sid)
 	}
-	if s.SpanContext().TraceState().String() != "vendor=opaque" {
-		t.Errorf("trace state %q", s.SpanContext().TraceState())
+	if ts := s.SpanContext().TraceState().String(); ts != "" {
+		t.Errorf("the client's tracestate %q reached the span (the exporter would carry it to the collector)", ts)
 	}
 	if s.Name() != "GET /items/{id}" || s.SpanKind() != trace.SpanKindServer {
 		t.Errorf("span %q kind %v, want the route pattern, server", s.Name(), s.SpanKind())
