@@ -23,13 +23,18 @@ import (
 // ≥ 0.95).
 //
 //	go test -run '^$' -bench BenchmarkTracing -benchtime 1x ./server
-var tracingOnly = flag.String("tracing.only", "", `BenchmarkTracing: "traced" or "off" runs that variant alone (for a CPU profile of it)`)
+var (
+	tracingOnly    = flag.String("tracing.only", "", `BenchmarkTracing: "traced" or "off" runs that variant alone (for a CPU profile of it)`)
+	tracingSampler = flag.String("tracing.sampler", "always_on", `BenchmarkTracing: the traced server's OTEL_TRACES_SAMPLER, e.g. "parentbased_traceidratio" with -tracing.sampler-arg 0.1`)
+	tracingArg     = flag.String("tracing.sampler-arg", "", "BenchmarkTracing: the traced server's OTEL_TRACES_SAMPLER_ARG")
+)
 
 func BenchmarkTracing(b *testing.B) {
 	rcv := otlptest.NewReceiver(b)
 	rcv.Discard()
 	b.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rcv.URL)
-	b.Setenv("OTEL_TRACES_SAMPLER", "always_on")
+	b.Setenv("OTEL_TRACES_SAMPLER", *tracingSampler)
+	b.Setenv("OTEL_TRACES_SAMPLER_ARG", *tracingArg)
 	tp, err := otlp.Setup(context.Background(), otlp.Options{})
 	if err != nil {
 		b.Fatal(err)
