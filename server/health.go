@@ -44,24 +44,15 @@ func (s *Server) newHealth() (*health.Monitor, error) {
 	})
 }
 
-// feedHealth counts each request of a tenant in the monitor once it ends.
-func (s *Server) feedHealth(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		rec := &telemetry.StatusRecorder{ResponseWriter: w}
-		next.ServeHTTP(rec, r)
-		info := telemetry.InfoFrom(r.Context())
-		id, err := tenant.Parse(info.Tenant())
-		if err != nil {
-			return // no tenant: not counted
-		}
-		status := rec.Status()
-		if !healthCounts(info.Route(), status) {
-			return
-		}
-		s.health.Observe(health.Sample{Tenant: id, Latency: time.Since(start), Status: status,
-			Throttled: status == http.StatusTooManyRequests, Queued: info.Queued()})
-	})
+// observeHealth counts a finished request of a tenant in the monitor; the
+// telemetry middleware calls it with the status and duration it measured.
+func (s *Server) observeHealth(info *telemetry.RequestInfo, status int, d time.Duration) {
+	id, err := tenant.Parse(info.Tenant())
+	if err != nil || !healthCounts(info.Route(), status) {
+		return // no tenant, or a served change-feed stream: not counted
+	}
+	s.health.Observe(health.Sample{Tenant: id, Latency: d, Status: status,
+		Throttled: status == http.StatusTooManyRequests, Queued: info.Queued()})
 }
 
 // eventsRoute is the change feed's route: a stream that ran lasts as long

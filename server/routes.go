@@ -137,8 +137,7 @@ func (s *Server) routes() http.Handler {
 	var h http.Handler = mux
 	h = s.limitBody(h)
 	h = s.recoverPanics(h)
-	h = s.feedHealth(h)
-	h = telemetry.Middleware(s.log, s.metrics)(h)
+	h = telemetry.Middleware(s.log, s.metrics, s.observeHealth)(h)
 	h = tracing.Middleware(s.opts.TracerProvider, traceHTTP)(h)
 	h = requestID(h)
 	return h

@@ -15,7 +15,11 @@ import (
 // and the response size — nothing from the request's path, query, headers
 // or body, so tokens and record data cannot reach the log through it.
 // Responses with status 500 and above are logged at level Error.
-func Middleware(logger *slog.Logger, metrics *Metrics) func(http.Handler) http.Handler {
+//
+// Each of done, if any, is called after the request is logged and counted,
+// with its status and duration, so that other per-request accounting (a
+// health monitor) needs no second recorder or clock around the handler.
+func Middleware(logger *slog.Logger, metrics *Metrics, done ...func(info *RequestInfo, status int, d time.Duration)) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
@@ -35,9 +39,15 @@ func Middleware(logger *slog.Logger, metrics *Metrics) func(http.Handler) http.H
 						status = http.StatusInternalServerError
 					}
 					observe(logger, metrics, r, info, status, rec.Bytes(), d)
+					for _, f := range done {
+						f(info, status, d)
+					}
 					panic(p)
 				}
 				observe(logger, metrics, r, info, status, rec.Bytes(), d)
+				for _, f := range done {
+					f(info, status, d)
+				}
 			}()
 			next.ServeHTTP(rec, r)
 		})
