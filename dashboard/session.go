@@ -195,9 +195,12 @@ func (d *Dashboard) signIn(w http.ResponseWriter, r *http.Request) {
 	// A form that does not parse (too big, malformed) is a failed attempt.
 	formErr := r.ParseForm()
 	token := r.PostForm.Get("token")
-	sum := sha256.Sum256([]byte(token))
 	want := d.cfg.OperatorHash()
-	if formErr != nil || len(token) > maxTokenBytes || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+	var authErr error
+	if formErr == nil && len(token) <= maxTokenBytes {
+		_, authErr = ingress.OperatorToken(want).Authenticate(r.Context(), token) // the gate's own check
+	}
+	if formErr != nil || len(token) > maxTokenBytes || authErr != nil {
 		d.throttle.fail(client, now)
 		d.record(r, ingress.Principal{}, SignInAction, "deny:unauthenticated")
 		d.signInPage(w, http.StatusUnauthorized, "That is not the operator token.")
