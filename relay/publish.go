@@ -17,7 +17,9 @@ import (
 // values, the msg id's prefix, the subject of each collection; bodies,
 // messages and header slices come from arrays allocated once per batch.
 // Every message keeps its own header map, which the publish options add
-// to. Nothing is reused across batches: JetStream may hold a message until
+// and the Nats-Msg-Id and Nats-Expected-Stream headers are set in it
+// directly (the publish options would allocate a slice for each value).
+// Nothing is reused across batches: JetStream may hold a message until
 // its ack.
 type pubBatch struct {
 	evs      []store.Event
@@ -26,8 +28,9 @@ type pubBatch struct {
 	idBase   string   // "<tenant>.<incarnation>."
 	subjects map[string]string
 	msgs     []nats.Msg
-	seqs     []string
-	body     []byte // every message's body, back to back
+	seqs     []string // each message's HeaderSeq value
+	ids      []string // each message's Nats-Msg-Id value
+	body     []byte   // every message's body, back to back
 }
 
 func (r *Relay) newPubBatch(id tenant.ID, inc time.Time, evs []store.Event) *pubBatch {
@@ -44,6 +47,7 @@ func (r *Relay) newPubBatch(id tenant.ID, inc time.Time, evs []store.Event) *pub
 		subjects: make(map[string]string, 1),
 		msgs:     make([]nats.Msg, len(evs)),
 		seqs:     make([]string, len(evs)),
+		ids:      make([]string, len(evs)),
 		body:     make([]byte, 0, size),
 	}
 }
@@ -68,15 +72,17 @@ func (p *pubBatch) publish(r *Relay, i int) (jetstream.PubAckFuture, error) {
 		return nil, fmt.Errorf("encode event %d: %w", ev.Seq, err)
 	}
 	p.body = body
-	msgID := p.idBase + strconv.FormatInt(ev.Seq, 10)
-	p.seqs[i] = msgID[len(p.idBase):]
+	p.ids[i] = p.idBase + strconv.FormatInt(ev.Seq, 10)
+	p.seqs[i] = p.ids[i][len(p.idBase):]
 	m := &p.msgs[i]
 	m.Subject = subj
 	m.Data = body[start:len(body):len(body)]
-	h := make(nats.Header, 5) // and the two the publish options add
+	h := make(nats.Header, 5)
 	h[HeaderTenant] = p.tenant
 	h[HeaderSeq] = p.seqs[i : i+1 : i+1]
 	h[HeaderIncarnation] = p.inc
+	h[jetstream.MsgIDHeader] = p.ids[i : i+1 : i+1] // as jetstream.WithMsgID
+	h[jetstream.ExpectedStreamHeader] = r.streamHdr // as jetstream.WithExpectStream
 	m.Header = h
-	return r.js.PublishMsgAsync(m, jetstream.WithMsgID(msgID), r.expectStream)
+	return r.js.PublishMsgAsync(m)
 }

@@ -110,8 +110,9 @@ type Options struct {
 type Relay struct {
 	opts Options
 	js   jetstream.JetStream
-	// expectStream is the publish option naming Options.Stream, made once.
-	expectStream jetstream.PublishOpt
+	// streamHdr is the Nats-Expected-Stream header's value, shared by
+	// every message (read-only).
+	streamHdr []string
 	sched        *sched.Scheduler
 	log          *slog.Logger
 
@@ -174,7 +175,7 @@ func New(opts Options) (*Relay, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Relay{opts: opts, js: js, expectStream: jetstream.WithExpectStream(opts.Stream), sched: opts.Scheduler, log: log, tenants: map[tenant.ID]*tstate{}}
+	r := &Relay{opts: opts, js: js, streamHdr: []string{opts.Stream}, sched: opts.Scheduler, log: log, tenants: map[tenant.ID]*tstate{}}
 	if r.sched == nil {
 		r.sched = sched.New(sched.Options{Weight: r.weight})
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,7 +52,13 @@ const (
 		ON CONFLICT (tenant_id, consumer) DO UPDATE SET seq = seq + excluded.seq RETURNING seq`
 	sqlEventInsert = `INSERT INTO tenant_events (tenant_id, seq, collection, id, op, version, at, reason, data)
 		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)`
-	sqlEventsRead = `SELECT seq, collection, id, op, version, at, reason, data FROM tenant_events
+	// sqlEventsRead packs an event's text fields into one column,
+	// separated by char(31) (the unit separator, which collection names,
+	// ops and reasons never hold; the record id comes last): the driver
+	// takes a lock and allocates for every column of every row, and the
+	// relay reads events by the thousand.
+	sqlEventsRead = `SELECT seq || char(31) || version || char(31) || at || char(31) || collection || char(31) || op || char(31) || reason || char(31) || id, data
+		FROM tenant_events
 		WHERE tenant_id = ?1 AND seq > ?2 AND (?4 IS NULL OR collection IN (SELECT value FROM json_each(?4)))
 		ORDER BY seq LIMIT ?3`
 	sqlEventsRange = `SELECT coalesce((SELECT seq FROM tenant_event_offsets WHERE tenant_id = ?1 AND consumer = '` + headConsumer + `'), 0),
@@ -155,13 +162,25 @@ func (t *tx) Events(ctx context.Context, after int64, limit int, collections []s
 	var in interner // a page's collections, ops and reasons repeat
 	for rows.Next() {
 		ev := store.Event{Tenant: id}
-		var coll, op, reason sql.RawBytes
-		var at int64
+		var packed string
 		var data sql.NullString
-		if err := rows.Scan(&ev.Seq, &coll, &ev.ID, &op, &ev.Version, &at, &reason, &data); err != nil {
+		if err := rows.Scan(&packed, &data); err != nil {
 			return nil, 0, 0, fmt.Errorf("sqlite: read events: %w", err)
 		}
-		ev.Collection, ev.Op, ev.Reason = in.get(coll), store.Op(in.get(op)), in.get(reason)
+		var f [7]string // seq, version, at, collection, op, reason, id
+		for i := range len(f) - 1 {
+			f[i], packed, _ = strings.Cut(packed, "\x1f")
+		}
+		f[6] = packed
+		var at int64
+		var err1, err2, err3 error
+		ev.Seq, err1 = strconv.ParseInt(f[0], 10, 64)
+		ev.Version, err2 = strconv.ParseInt(f[1], 10, 64)
+		at, err3 = strconv.ParseInt(f[2], 10, 64)
+		if err1 != nil || err2 != nil || err3 != nil || f[6] == "" {
+			return nil, 0, 0, fmt.Errorf("sqlite: read events: a malformed event after %d", after)
+		}
+		ev.Collection, ev.Op, ev.Reason, ev.ID = in.get(f[3]), store.Op(in.get(f[4])), in.get(f[5]), f[6]
 		ev.At = fromMicros(at)
 		if data.Valid {
 			ev.Data = json.RawMessage(data.String)
@@ -242,17 +261,17 @@ func (t *tx) SetEventOffset(ctx context.Context, consumer string, seq int64) err
 // few collection names, ops and reasons many times over.
 type interner map[string]string
 
-func (in *interner) get(b []byte) string {
+func (in *interner) get(b string) string {
 	if len(b) == 0 {
 		return ""
 	}
-	if s, ok := (*in)[string(b)]; ok { // no allocation for the lookup
+	if s, ok := (*in)[b]; ok {
 		return s
 	}
 	if *in == nil {
 		*in = make(interner, 4)
 	}
-	s := string(b)
+	s := strings.Clone(b) // not a slice of the row's packed text
 	(*in)[s] = s
 	return s
 }
