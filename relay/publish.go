@@ -14,54 +14,66 @@ import (
 
 // pubBatch publishes the events of one batch of one tenant. What the
 // messages share is made once per batch: the tenant and incarnation header
-// values, the msg id's prefix, the subject of each collection; bodies,
-// messages and header slices come from arrays allocated once per batch.
-// Every message keeps its own header map, which the publish options add
-// and the Nats-Msg-Id and Nats-Expected-Stream headers are set in it
-// directly (the publish options would allocate a slice for each value).
-// Nothing is reused across batches: JetStream may hold a message until
-// its ack.
+// values, the subject of each collection. The msg ids (and the seq header
+// values, their tails) are slices of one string; bodies, messages and
+// header slices come from arrays allocated once per batch. Every message
+// has its own header map, in which the Nats-Msg-Id and
+// Nats-Expected-Stream headers are set directly (the publish options
+// would allocate a slice for each value). Nothing is reused across
+// batches: JetStream may hold a message until its ack.
 type pubBatch struct {
 	evs      []store.Event
 	tenant   []string // HeaderTenant's value, shared (read-only)
 	inc      []string // HeaderIncarnation's value, shared (read-only)
-	idBase   string   // "<tenant>.<incarnation>."
 	subjects map[string]string
 	msgs     []nats.Msg
-	seqs     []string // each message's HeaderSeq value
-	ids      []string // each message's Nats-Msg-Id value
+	ids      []string // each message's Nats-Msg-Id value: <tenant>.<incarnation>.<seq>
+	seqs     []string // each message's HeaderSeq value: <seq>, the id's tail
 	body     []byte   // every message's body, back to back
 }
 
 func (r *Relay) newPubBatch(id tenant.ID, inc time.Time, evs []store.Event) *pubBatch {
 	incs := strconv.FormatInt(inc.UnixMicro(), 10)
+	idBase := id.String() + "." + incs + "."
 	size := 0
 	for i := range evs {
 		size += 160 + len(evs[i].Collection) + len(evs[i].ID) + len(evs[i].Data)
 	}
-	return &pubBatch{
+	p := &pubBatch{
 		evs:      evs,
 		tenant:   []string{id.String()},
 		inc:      []string{incs},
-		idBase:   id.String() + "." + incs + ".",
 		subjects: make(map[string]string, 1),
 		msgs:     make([]nats.Msg, len(evs)),
-		seqs:     make([]string, len(evs)),
 		ids:      make([]string, len(evs)),
+		seqs:     make([]string, len(evs)),
 		body:     make([]byte, 0, size),
 	}
+	buf := make([]byte, 0, len(evs)*(len(idBase)+20))
+	ends := make([]int, len(evs))
+	for i := range evs {
+		buf = append(buf, idBase...)
+		buf = strconv.AppendInt(buf, evs[i].Seq, 10)
+		ends[i] = len(buf)
+	}
+	all, at := string(buf), 0
+	for i, end := range ends {
+		p.ids[i], p.seqs[i] = all[at:end], all[at+len(idBase):end]
+		at = end
+	}
+	return p
 }
 
 // publish sends event i: subject <prefix>.<tenant>.<collection>,
 // Nats-Msg-Id <tenant>.<incarnation>.<seq> (MsgID), the event JSON as body.
-func (p *pubBatch) publish(r *Relay, i int) (jetstream.PubAckFuture, error) {
+func (p *pubBatch) publish(r *Relay, b *batch, i int) error {
 	ev := &p.evs[i]
 	subj, ok := p.subjects[ev.Collection]
 	if !ok {
 		// The prefix was checked by New and tenant ids are safe by their
 		// rule; the collection is checked here (Subject checks all three).
 		if err := checkToken(ev.Collection); err != nil {
-			return nil, err
+			return err
 		}
 		subj = r.opts.SubjectPrefix + "." + p.tenant[0] + "." + ev.Collection
 		p.subjects[ev.Collection] = subj
@@ -69,11 +81,9 @@ func (p *pubBatch) publish(r *Relay, i int) (jetstream.PubAckFuture, error) {
 	start := len(p.body)
 	body, err := encodeEvent(p.body, ev)
 	if err != nil {
-		return nil, fmt.Errorf("encode event %d: %w", ev.Seq, err)
+		return fmt.Errorf("encode event %d: %w", ev.Seq, err)
 	}
 	p.body = body
-	p.ids[i] = p.idBase + strconv.FormatInt(ev.Seq, 10)
-	p.seqs[i] = p.ids[i][len(p.idBase):]
 	m := &p.msgs[i]
 	m.Subject = subj
 	m.Data = body[start:len(body):len(body)]
@@ -84,5 +94,12 @@ func (p *pubBatch) publish(r *Relay, i int) (jetstream.PubAckFuture, error) {
 	h[jetstream.MsgIDHeader] = p.ids[i : i+1 : i+1] // as jetstream.WithMsgID
 	h[jetstream.ExpectedStreamHeader] = r.streamHdr // as jetstream.WithExpectStream
 	m.Header = h
-	return r.js.PublishMsgAsync(m)
+	r.ackr.add(m, b)
+	if _, err := r.js.PublishMsgAsync(m); err != nil {
+		if r.ackr.take(m) != nil {
+			b.answered()
+		}
+		return err
+	}
+	return nil
 }

@@ -113,8 +113,9 @@ type Relay struct {
 	// streamHdr is the Nats-Expected-Stream header's value, shared by
 	// every message (read-only).
 	streamHdr []string
-	sched        *sched.Scheduler
-	log          *slog.Logger
+	ackr      *acks // routes the publisher's acks to batches
+	sched     *sched.Scheduler
+	log       *slog.Logger
 
 	mu      sync.Mutex
 	tenants map[tenant.ID]*tstate // guarded by mu
@@ -167,7 +168,9 @@ func New(opts Options) (*Relay, error) {
 		opts.DuplicateWindow = DefaultDuplicateWindow
 	}
 	maxPending := opts.Workers*opts.Pipeline*opts.BatchSize + opts.BatchSize
-	js, err := jetstream.New(opts.Conn, jetstream.WithPublishAsyncMaxPending(maxPending))
+	ackr := newAcks()
+	js, err := jetstream.New(opts.Conn, jetstream.WithPublishAsyncMaxPending(maxPending),
+		jetstream.WithPublishAsyncAckHandler(ackr.onAck), jetstream.WithPublishAsyncErrHandler(ackr.onErr))
 	if err != nil {
 		return nil, fmt.Errorf("relay: jetstream: %w", err)
 	}
@@ -175,7 +178,7 @@ func New(opts Options) (*Relay, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Relay{opts: opts, js: js, streamHdr: []string{opts.Stream}, sched: opts.Scheduler, log: log, tenants: map[tenant.ID]*tstate{}}
+	r := &Relay{opts: opts, js: js, ackr: ackr, streamHdr: []string{opts.Stream}, sched: opts.Scheduler, log: log, tenants: map[tenant.ID]*tstate{}}
 	if r.sched == nil {
 		r.sched = sched.New(sched.Options{Weight: r.weight})
 	}

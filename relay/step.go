@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/bulkhead-dev/bulkhead/catalog"
 	"github.com/bulkhead-dev/bulkhead/sched"
 	"github.com/bulkhead-dev/bulkhead/store"
@@ -42,9 +40,10 @@ type tstate struct {
 
 // batch is one published batch awaiting its acks.
 type batch struct {
+	batchAcks
 	gen      int
 	to       int64
-	futures  []jetstream.PubAckFuture
+	n        int // messages published
 	prev     *batch
 	done     chan struct{}
 	received bool // every ack arrived (set before done is closed)
@@ -168,17 +167,19 @@ func (r *Relay) step(ctx context.Context) sched.Outcome {
 	if h := testHookBeforePublish; h != nil {
 		h(id, evs)
 	}
-	b := &batch{gen: gen, to: evs[len(evs)-1].Seq, done: make(chan struct{}), futures: make([]jetstream.PubAckFuture, 0, len(evs))}
 	pb := r.newPubBatch(id, inc, evs)
+	b := &batch{gen: gen, to: evs[len(evs)-1].Seq, done: make(chan struct{})}
+	b.msgs, b.all = pb.msgs, make(chan struct{})
+	b.pending.Store(1) // the publisher's hold: all is not closed before every message is out
 	for i := range evs {
-		f, err := pb.publish(r, i)
-		if err != nil {
+		if err := pb.publish(r, b, i); err != nil {
 			r.log.Warn("nats relay: publish failed", attr, slog.Int64("seq", evs[i].Seq), slog.String("error", err.Error()))
-			b.futures = append(b.futures, nil) // the batch fails at its acks
+			b.fail(errPublish)
 			break
 		}
-		b.futures = append(b.futures, f)
+		b.n++
 	}
+	b.answered() // the hold
 	st.mu.Lock()
 	if st.gen != gen { // reset while publishing: the acks will not count
 		st.mu.Unlock()
@@ -235,22 +236,20 @@ func (r *Relay) await(ctx context.Context, id tenant.ID, st *tstate, b *batch) {
 		<-b.prev.done
 		ok = b.prev.received
 	}
-	timer := time.NewTimer(r.opts.AckTimeout)
-	defer timer.Stop()
 	var failure error
-	for i := 0; ok && i < len(b.futures); i++ {
-		f := b.futures[i]
-		if f == nil {
-			ok, failure = false, errors.New("publish failed")
-			break
-		}
+	if ok {
+		timer := time.NewTimer(r.opts.AckTimeout)
 		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			ok, failure = false, err
+		case <-b.all:
+			failure = b.failed()
 		case <-timer.C:
-			ok, failure = false, fmt.Errorf("no ack within %s", r.opts.AckTimeout)
+			r.ackr.drop(b)
+			failure = fmt.Errorf("no ack within %s", r.opts.AckTimeout)
 		}
+		timer.Stop()
+		ok = failure == nil
+	} else {
+		r.ackr.drop(b) // answers arriving later are ignored
 	}
 	st.mu.Lock()
 	if b.gen != st.gen {
@@ -272,7 +271,7 @@ func (r *Relay) await(ctx context.Context, id tenant.ID, st *tstate, b *batch) {
 		return
 	}
 	b.received = true
-	r.opts.Metrics.addPublished(id.String(), len(b.futures))
+	r.opts.Metrics.addPublished(id.String(), b.n)
 	st.acked = b.to
 	// Save now if no later batch is on its way (its await saves), or if
 	// the last save is saveEvery old: a tenant publishing without pause

@@ -52,12 +52,13 @@ const (
 		ON CONFLICT (tenant_id, consumer) DO UPDATE SET seq = seq + excluded.seq RETURNING seq`
 	sqlEventInsert = `INSERT INTO tenant_events (tenant_id, seq, collection, id, op, version, at, reason, data)
 		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)`
-	// sqlEventsRead packs an event's text fields into one column,
-	// separated by char(31) (the unit separator, which collection names,
-	// ops and reasons never hold; the record id comes last): the driver
-	// takes a lock and allocates for every column of every row, and the
-	// relay reads events by the thousand.
-	sqlEventsRead = `SELECT seq || char(31) || version || char(31) || at || char(31) || collection || char(31) || op || char(31) || reason || char(31) || id, data
+	// sqlEventsRead packs an event into one text, its fields separated by
+	// char(31), the unit separator, which no number, collection name, op,
+	// reason or record id holds; the data, if any, comes last, whatever
+	// it holds (concat_ws leaves out a NULL). The driver takes a lock and
+	// allocates for every column of every row, and the relay reads events
+	// by the thousand.
+	sqlEventsRead = `SELECT concat_ws(char(31), seq, version, at, collection, op, reason, id, data)
 		FROM tenant_events
 		WHERE tenant_id = ?1 AND seq > ?2 AND (?4 IS NULL OR collection IN (SELECT value FROM json_each(?4)))
 		ORDER BY seq LIMIT ?3`
@@ -158,32 +159,28 @@ func (t *tx) Events(ctx context.Context, after int64, limit int, collections []s
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("sqlite: read events: %w", err)
 	}
-	evs = make([]store.Event, 0, min(limit, 64))
+	evs = make([]store.Event, 0, max(0, min(int64(limit), head-after)))
 	var in interner // a page's collections, ops and reasons repeat
+	var arena []byte // the page's data, back to back
 	for rows.Next() {
-		ev := store.Event{Tenant: id}
 		var packed string
-		var data sql.NullString
-		if err := rows.Scan(&packed, &data); err != nil {
+		if err := rows.Scan(&packed); err != nil {
 			return nil, 0, 0, fmt.Errorf("sqlite: read events: %w", err)
 		}
-		var f [7]string // seq, version, at, collection, op, reason, id
-		for i := range len(f) - 1 {
-			f[i], packed, _ = strings.Cut(packed, "\x1f")
+		ev, data, err := unpackEvent(packed, &in)
+		if err != nil {
+			return nil, 0, 0, fmt.Errorf("sqlite: read events after %d: %w", after, err)
 		}
-		f[6] = packed
-		var at int64
-		var err1, err2, err3 error
-		ev.Seq, err1 = strconv.ParseInt(f[0], 10, 64)
-		ev.Version, err2 = strconv.ParseInt(f[1], 10, 64)
-		at, err3 = strconv.ParseInt(f[2], 10, 64)
-		if err1 != nil || err2 != nil || err3 != nil || f[6] == "" {
-			return nil, 0, 0, fmt.Errorf("sqlite: read events: a malformed event after %d", after)
-		}
-		ev.Collection, ev.Op, ev.Reason, ev.ID = in.get(f[3]), store.Op(in.get(f[4])), in.get(f[5]), f[6]
-		ev.At = fromMicros(at)
-		if data.Valid {
-			ev.Data = json.RawMessage(data.String)
+		ev.Tenant = id
+		if data != "" {
+			if cap(arena)-len(arena) < len(data) {
+				// Room for the rows still expected if they are alike, up to
+				// 32 KiB: one event's data does not take a large block.
+				arena = make([]byte, 0, max(len(data), min(32<<10, len(data)*(cap(evs)-len(evs)))))
+			}
+			start := len(arena)
+			arena = append(arena, data...)
+			ev.Data = json.RawMessage(arena[start:len(arena):len(arena)])
 		}
 		evs = append(evs, ev)
 	}
@@ -255,6 +252,28 @@ func (t *tx) SetEventOffset(ctx context.Context, consumer string, seq int64) err
 		return fmt.Errorf("sqlite: save event offset: %w", err)
 	}
 	return nil
+}
+
+// unpackEvent splits one row of sqlEventsRead; data is "" when the event
+// has none. The record id is a slice of packed.
+func unpackEvent(packed string, in *interner) (ev store.Event, data string, err error) {
+	var f [7]string // seq, version, at, collection, op, reason, id
+	rest := packed
+	for i := range f {
+		var ok bool
+		if f[i], rest, ok = strings.Cut(rest, "\x1f"); !ok && i < len(f)-1 {
+			return ev, "", errors.New("a malformed event")
+		}
+	}
+	seq, err1 := strconv.ParseInt(f[0], 10, 64)
+	version, err2 := strconv.ParseInt(f[1], 10, 64)
+	at, err3 := strconv.ParseInt(f[2], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || f[6] == "" {
+		return ev, "", errors.New("a malformed event")
+	}
+	ev = store.Event{Seq: seq, Version: version, At: fromMicros(at), Collection: in.get(f[3]),
+		Op: store.Op(in.get(f[4])), Reason: in.get(f[5]), ID: f[6]}
+	return ev, rest, nil
 }
 
 // interner returns one string for equal bytes: a page of events holds a
