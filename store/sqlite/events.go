@@ -160,7 +160,7 @@ func (t *tx) Events(ctx context.Context, after int64, limit int, collections []s
 		return nil, 0, 0, fmt.Errorf("sqlite: read events: %w", err)
 	}
 	evs = make([]store.Event, 0, max(0, min(int64(limit), head-after)))
-	var in interner // a page's collections, ops and reasons repeat
+	var in interner  // a page's collections, ops and reasons repeat
 	var arena []byte // the page's data, back to back
 	for rows.Next() {
 		var packed string
