@@ -28,12 +28,12 @@ func encodeEvent(buf []byte, ev *store.Event) ([]byte, error) {
 	buf = append(buf, ev.Op...)
 	buf = append(buf, `","version":`...)
 	buf = strconv.AppendInt(buf, ev.Version, 10)
-	buf = append(buf, `,"at":`...)
-	at, err := ev.At.MarshalJSON()
+	buf = append(buf, `,"at":"`...)
+	buf, err := ev.At.AppendText(buf) // RFC 3339 with nanoseconds, as MarshalJSON, in place
 	if err != nil {
 		return buf, err
 	}
-	buf = append(buf, at...)
+	buf = append(buf, '"')
 	if ev.Reason != "" {
 		buf = append(buf, `,"reason":"`...)
 		buf = append(buf, ev.Reason...)

@@ -3,6 +3,7 @@ package relay
 import (
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -19,8 +20,9 @@ import (
 // header slices come from arrays allocated once per batch. Every message
 // has its own header map, in which the Nats-Msg-Id and
 // Nats-Expected-Stream headers are set directly (the publish options
-// would allocate a slice for each value). Nothing is reused across
-// batches: JetStream may hold a message until its ack.
+// would allocate a slice for each value). The header maps of a batch
+// acknowledged in full are reused (they always hold the same five keys);
+// nothing else is: JetStream holds a message until its answer.
 type pubBatch struct {
 	evs      []store.Event
 	tenant   []string // HeaderTenant's value, shared (read-only)
@@ -87,7 +89,10 @@ func (p *pubBatch) publish(r *Relay, b *batch, i int) error {
 	m := &p.msgs[i]
 	m.Subject = subj
 	m.Data = body[start:len(body):len(body)]
-	h := make(nats.Header, 5)
+	h, _ := headers.Get().(nats.Header)
+	if h == nil {
+		h = make(nats.Header, 5)
+	}
 	h[HeaderTenant] = p.tenant
 	h[HeaderSeq] = p.seqs[i : i+1 : i+1]
 	h[HeaderIncarnation] = p.inc
@@ -102,4 +107,18 @@ func (p *pubBatch) publish(r *Relay, b *batch, i int) error {
 		return err
 	}
 	return nil
+}
+
+// headers holds the header maps of acknowledged batches for reuse.
+var headers sync.Pool
+
+// recycle returns the header maps of a batch whose every message was
+// acknowledged (JetStream keeps none of them any longer).
+func (b *batch) recycle() {
+	for i := range b.msgs[:b.n] {
+		if h := b.msgs[i].Header; h != nil {
+			b.msgs[i].Header = nil
+			headers.Put(h)
+		}
+	}
 }

@@ -271,6 +271,7 @@ func (r *Relay) await(ctx context.Context, id tenant.ID, st *tstate, b *batch) {
 		return
 	}
 	b.received = true
+	b.recycle()
 	r.opts.Metrics.addPublished(id.String(), b.n)
 	st.acked = b.to
 	// Save now if no later batch is on its way (its await saves), or if
