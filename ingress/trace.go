@@ -42,6 +42,9 @@ type gateTrace struct {
 	decision  string
 	waited    bool // the rate limit or admission ran
 	wait      time.Duration
+	// attrs holds the span's attributes as it ends: the SDK copies them,
+	// and a slice of its own would be one more allocation per request.
+	attrs [6]attribute.KeyValue
 }
 
 type gateKey struct{}
@@ -69,8 +72,7 @@ func endGate(gt *gateTrace, err error) {
 	if gt == nil {
 		return
 	}
-	attrs := make([]attribute.KeyValue, 0, 6)
-	attrs = append(attrs, tracing.ActionKey.String(gt.action))
+	attrs := append(gt.attrs[:0], tracing.ActionKey.String(gt.action))
 	if gt.principal != "" {
 		attrs = append(attrs, tracing.PrincipalKey.String(gt.principal))
 	}
