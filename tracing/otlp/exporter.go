@@ -49,6 +49,9 @@ type exporter struct {
 	out       []*tracepb.ResourceSpans
 	outRes    []*resource.Resource // the resource of each of out
 
+	groups  []spanGroup               // the batch's groups, reused
+	members [][]sdktrace.ReadOnlySpan // the spans of each group, reused
+
 	// Converted once and kept: the resource and scopes seen last (a
 	// provider has one resource and Bulkhead one scope).
 	lastRes   *resource.Resource
@@ -110,6 +113,12 @@ func (e *exporter) release() {
 	e.ids = e.ids[:0]
 	clear(e.out)
 	e.out = e.out[:0]
+	clear(e.groups)
+	e.groups = e.groups[:0]
+	for i := range e.members {
+		clear(e.members[i])
+		e.members[i] = e.members[i][:0]
+	}
 	clear(e.outRes)
 	e.outRes = e.outRes[:0]
 }
@@ -117,18 +126,13 @@ func (e *exporter) release() {
 // convert groups spans by resource and instrumentation scope, in the order
 // first seen, and converts them.
 func (e *exporter) convert(spans []sdktrace.ReadOnlySpan) []*tracepb.ResourceSpans {
-	type group struct {
-		res   *resource.Resource
-		scope instrumentation.Scope
-	}
 	// Bulkhead's batches hold one group: find each span's by a linear scan.
-	var groups []group
-	var members [][]sdktrace.ReadOnlySpan
+	groups, members := e.groups[:0], e.members[:0]
 	for _, s := range spans {
 		if s == nil {
 			continue
 		}
-		g := group{res: s.Resource(), scope: s.InstrumentationScope()}
+		g := spanGroup{res: s.Resource(), scope: s.InstrumentationScope()}
 		i := 0
 		for ; i < len(groups); i++ {
 			if groups[i].scope == g.scope && sameResource(groups[i].res, g.res) {
@@ -137,7 +141,12 @@ func (e *exporter) convert(spans []sdktrace.ReadOnlySpan) []*tracepb.ResourceSpa
 		}
 		if i == len(groups) {
 			groups = append(groups, g)
-			members = append(members, nil)
+			if len(members) < cap(members) {
+				members = members[:len(members)+1]
+				members[i] = members[i][:0]
+			} else {
+				members = append(members, nil)
+			}
 		}
 		members[i] = append(members[i], s)
 	}
@@ -166,7 +175,14 @@ func (e *exporter) convert(spans []sdktrace.ReadOnlySpan) []*tracepb.ResourceSpa
 		ss.Spans = e.spanPtrs[start:len(e.spanPtrs):len(e.spanPtrs)]
 		rs.ScopeSpans = append(rs.ScopeSpans, ss)
 	}
+	e.groups, e.members = groups, members
 	return e.out
+}
+
+// spanGroup is the resource and scope that spans exported together share.
+type spanGroup struct {
+	res   *resource.Resource
+	scope instrumentation.Scope
 }
 
 func sameResource(a, b *resource.Resource) bool {
