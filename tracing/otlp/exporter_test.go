@@ -150,7 +150,7 @@ func TestExporterSendsWhatOtlptraceSends(t *testing.T) {
 }
 
 // TestExporterReportsFailure: a receiver that refuses the request is an
-// error, and the messages are reusable after it.
+// error, and the batch is let go after it.
 func TestExporterReportsFailure(t *testing.T) {
 	ctx := context.Background()
 	exp, err := newExporter(ctx, otlptracehttp.NewClient(otlptracehttp.WithEndpointURL("http://127.0.0.1:1/v1/traces"),
@@ -162,8 +162,8 @@ func TestExporterReportsFailure(t *testing.T) {
 	if err := exp.ExportSpans(ctx, spans); err == nil {
 		t.Fatal("an export to a closed port succeeded")
 	}
-	if exp.spans.n != 0 || len(exp.out) != 0 {
-		t.Errorf("after a failed export %d spans and %d resources are still held", exp.spans.n, len(exp.out))
+	if len(exp.buf) != 0 || len(exp.msgs) != 1 || len(exp.msgs[0].ProtoReflect().GetUnknown()) != 0 || len(exp.members[0]) != 0 {
+		t.Errorf("after a failed export the batch is still held: %d bytes, %d messages", len(exp.buf), len(exp.msgs))
 	}
 	if err := exp.ExportSpans(ctx, nil); err != nil {
 		t.Errorf("an empty batch: %v", err)
