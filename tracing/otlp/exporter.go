@@ -24,7 +24,9 @@ import (
 // encoded, held as the message's unknown fields, which protobuf marshals
 // verbatim: the bytes sent are those of the full message, and what a
 // receiver decodes is what otlptrace's exporter would have sent
-// (exporter_test compares the two). Exports are serialized.
+// (exporter_test compares the two). It needs the client's protocol to be
+// http/protobuf, which Setup insists on (JSON would drop unknown fields).
+// Exports are serialized.
 type exporter struct {
 	client otlptrace.Client
 
