@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/bulkhead-dev/bulkhead/tenant"
@@ -14,17 +15,19 @@ import (
 
 // Tracing: each pass through the gate (Enter) is one span, ingress.gate,
 // the child of the span in the request's context (Config.TracerProvider;
-// the global provider if nil). Its steps are events on it, each at the
-// time the step ended: "authenticated" (with the principal's kind),
+// the global provider if nil). Its steps are events on it, without
+// attributes, each at the time the step ended: "authenticated",
 // "authorized" and "admitted" (after the rate limit and the admission
-// queue; bulkhead.admission.wait_us is how long the request waited there).
-// One span with events rather than a span per step: the steps take
+// queue). One span with events rather than a span per step: the steps take
 // microseconds, and a span costs the exporter several times what an event
-// does (see docs/tracing.md). The span carries the route's
-// action, the tenant once the gate has settled it (also put on the
-// request's own span), and, when the gate refuses, bulkhead.decision and
-// the problem code. No span holds the token, a header's value, the
-// collection or an error's message.
+// does (see docs/tracing.md). What the steps learned is kept aside and set
+// on the span in one call as it ends (each SetAttributes call grows the
+// span's attributes and allocates): the route's action, the principal's
+// kind, the tenant once the gate has settled it (also put on the request's
+// own span), bulkhead.admission.wait_us (how long the request waited for
+// the rate limit and admission) and, when the gate refuses,
+// bulkhead.decision and the problem code. No span holds the token, a
+// header's value, the collection or an error's message.
 
 // The attributes of an ingress.gate span besides tracing's.
 const attrWait = attribute.Key("bulkhead.admission.wait_us")
@@ -32,9 +35,16 @@ const attrWait = attribute.Key("bulkhead.admission.wait_us")
 // gateTrace is a gate pass's span and what it learned, carried in the
 // context under gateKey while the gate runs (only when the span records).
 type gateTrace struct {
-	span     trace.Span
-	tenant   tenant.ID
-	decision string
+	span      trace.Span
+	action    string
+	principal string // the principal's kind, once authenticated
+	tenant    tenant.ID
+	decision  string
+	waited    bool // the rate limit or admission ran
+	wait      time.Duration
+	// attrs holds the span's attributes as it ends: the SDK copies them,
+	// and a slice of its own would be one more allocation per request.
+	attrs [6]attribute.KeyValue
 }
 
 type gateKey struct{}
@@ -46,8 +56,7 @@ func (g *Gate) startGate(ctx context.Context, action string) (context.Context, *
 	if !span.IsRecording() {
 		return ctx, nil
 	}
-	gt := &gateTrace{span: span}
-	span.SetAttributes(tracing.ActionKey.String(action))
+	gt := &gateTrace{span: span, action: action}
 	return context.WithValue(ctx, gateKey{}, gt), gt
 }
 
@@ -57,22 +66,30 @@ func gateFrom(ctx context.Context) *gateTrace {
 	return gt
 }
 
-// endGate ends the gate's span: the tenant, and the refusal if err is one.
+// endGate sets what the gate learned on its span, and the refusal if err
+// is one, and ends it.
 func endGate(gt *gateTrace, err error) {
 	if gt == nil {
 		return
 	}
-	attrs := make([]attribute.KeyValue, 0, 2)
+	attrs := append(gt.attrs[:0], tracing.ActionKey.String(gt.action))
+	if gt.principal != "" {
+		attrs = append(attrs, tracing.PrincipalKey.String(gt.principal))
+	}
 	if !gt.tenant.IsZero() {
 		attrs = append(attrs, tracing.TenantKey.String(gt.tenant.String()))
+	}
+	if gt.waited {
+		attrs = append(attrs, attrWait.Int64(gt.wait.Microseconds()))
 	}
 	if gt.decision != "" {
 		attrs = append(attrs, tracing.DecisionKey.String(gt.decision))
 	}
-	gt.span.SetAttributes(attrs...)
 	if err != nil {
-		tracing.Fail(gt.span, errorCode(err))
+		attrs = append(attrs, tracing.ProblemKey.String(errorCode(err)))
+		gt.span.SetStatus(codes.Error, errorCode(err))
 	}
+	gt.span.SetAttributes(attrs...)
 	gt.span.End()
 }
 
@@ -82,7 +99,8 @@ func traceAuth(ctx context.Context, p Principal, err error) {
 	if gt == nil || err != nil {
 		return
 	}
-	gt.span.AddEvent("authenticated", trace.WithAttributes(tracing.PrincipalKey.String(principalKind(p.Kind))))
+	gt.span.AddEvent("authenticated")
+	gt.principal = principalKind(p.Kind)
 	if p.IsTenant() {
 		gt.tenant = p.Tenant
 	}
@@ -129,7 +147,7 @@ func traceAdmission(ctx context.Context, start time.Time, decision string) {
 	if decision != "" {
 		gt.decision = decision
 	}
-	gt.span.SetAttributes(attrWait.Int64(time.Since(start).Microseconds()))
+	gt.waited, gt.wait = true, time.Since(start)
 	if decision == "" {
 		gt.span.AddEvent("admitted")
 	}

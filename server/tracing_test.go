@@ -125,7 +125,8 @@ func TestTracesCarryTheCredentialsTenantAndNoSecretOrData(t *testing.T) {
 				}
 			}
 			if s.Name == "ingress.gate" && (strings.Join(s.Events, ",") != "authenticated,authorized,admitted" ||
-				s.Attributes["bulkhead.action"] == "" || s.Attributes["bulkhead.admission.wait_us"] == "") {
+				s.Attributes["bulkhead.action"] == "" || s.Attributes["bulkhead.admission.wait_us"] == "" ||
+				s.Attributes["bulkhead.principal.kind"] != "tenant_key") {
 				t.Errorf("%s: gate span events %v, attributes %v", q.route, s.Events, s.Attributes)
 			}
 			if s.Name == "store.tx" {

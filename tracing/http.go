@@ -69,8 +69,7 @@ func Middleware(tp trace.TracerProvider, opts HTTPOptions) func(http.Handler) ht
 				if status == 0 {
 					status = http.StatusOK
 				}
-				attrs := make([]attribute.KeyValue, 0, 4)
-				attrs = append(attrs, attribute.String("http.request.method", method),
+				attrs := append(rec.attrs[:0], attribute.String("http.request.method", method),
 					attribute.Int("http.response.status_code", status))
 				if rt := route(r); rt != "" {
 					span.SetName(rt)
@@ -125,6 +124,9 @@ func safeMethod(m string) string {
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	// attrs holds the request span's attributes as it ends (the SDK
+	// copies them): a slice of their own would be one more allocation.
+	attrs [4]attribute.KeyValue
 }
 
 func (s *statusWriter) WriteHeader(code int) {

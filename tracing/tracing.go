@@ -122,11 +122,24 @@ func (t *Tracer) StartKind(ctx context.Context, name string, kind trace.SpanKind
 	if tr == nil {
 		return ctx, noSpan
 	}
-	if kind == trace.SpanKindInternal {
-		return tr.Start(ctx, name)
+	if int(kind) < len(kindOptions) {
+		return tr.Start(ctx, name, kindOptions[kind]...)
 	}
 	return tr.Start(ctx, name, trace.WithSpanKind(kind))
 }
+
+// kindOptions are the start options of each span kind, made once: an
+// option made per span is an allocation (boxed in an interface, in a
+// variadic slice that escapes through the Tracer interface).
+var kindOptions = func() [][]trace.SpanStartOption {
+	out := make([][]trace.SpanStartOption, trace.SpanKindConsumer+1)
+	for k := range out {
+		if trace.SpanKind(k) != trace.SpanKindInternal {
+			out[k] = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKind(k))}
+		}
+	}
+	return out
+}()
 
 // SetTenant puts the tenant on the span in ctx, if it records and id is
 // not zero.

@@ -100,7 +100,9 @@ func Setup(ctx context.Context, opts Options) (*Provider, error) {
 	if err := checkSampler(); err != nil {
 		return nil, err
 	}
-	exp, err := otlptracehttp.New(ctx)
+	// otlptracehttp's client reads the OTEL_EXPORTER_OTLP_* variables and
+	// sends; our exporter converts the spans for it (exporter.go).
+	exp, err := newExporter(ctx, otlptracehttp.NewClient())
 	if err != nil {
 		return nil, fmt.Errorf("tracing: OTLP exporter: %w", err)
 	}

@@ -57,6 +57,8 @@ func TestSetupRefusesWhatItCannotDo(t *testing.T) {
 		"gRPC":               {"OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317", "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"},
 		"gRPC for traces":    {"OTEL_TRACES_EXPORTER", "otlp", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"},
 		"an unknown sampler": {"OTEL_TRACES_EXPORTER", "otlp", "OTEL_TRACES_SAMPLER", "sometimes"},
+		// The exporter hands the client encoded protobuf (exporter.go).
+		"JSON": {"OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			clearEnv(t)

@@ -224,3 +224,18 @@ func (r *Receiver) Reset() {
 	r.spans, r.raw, r.requests, r.bytes = nil, nil, 0, 0
 	r.mu.Unlock()
 }
+
+// Messages returns the export requests received so far, decoded, in the
+// order they arrived (none while discarding).
+func (r *Receiver) Messages() []*coltracepb.ExportTraceServiceRequest {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*coltracepb.ExportTraceServiceRequest, 0, len(r.raw))
+	for _, b := range r.raw {
+		msg := new(coltracepb.ExportTraceServiceRequest)
+		if proto.Unmarshal(b, msg) == nil { // export checked it decodes
+			out = append(out, msg)
+		}
+	}
+	return out
+}
