@@ -15,22 +15,27 @@ import (
 
 // Tracing: each pass through the gate (Enter) is one span, ingress.gate,
 // the child of the span in the request's context (Config.TracerProvider;
-// the global provider if nil). Its steps are events on it, without
-// attributes, each at the time the step ended: "authenticated",
-// "authorized" and "admitted" (after the rate limit and the admission
-// queue). One span with events rather than a span per step: the steps take
-// microseconds, and a span costs the exporter several times what an event
-// does (see docs/tracing.md). What the steps learned is kept aside and set
-// on the span in one call as it ends (each SetAttributes call grows the
-// span's attributes and allocates): the route's action, the principal's
-// kind, the tenant once the gate has settled it (also put on the request's
-// own span), bulkhead.admission.wait_us (how long the request waited for
-// the rate limit and admission) and, when the gate refuses,
-// bulkhead.decision and the problem code. No span holds the token, a
-// header's value, the collection or an error's message.
+// the global provider if nil). Its steps are not spans of their own: the
+// steps take microseconds, and a span costs the exporter several times
+// what an attribute does (see docs/tracing.md). What each step took is an
+// attribute, present when the step passed: bulkhead.authentication_us
+// (from the gate's start to the credential checked),
+// bulkhead.authorization_us (the policy's decision) and
+// bulkhead.admission.wait_us (how long the request waited for the rate
+// limit and admission). What the steps learned is kept aside and set on
+// the span in one call as it ends (each SetAttributes call grows the
+// span's attributes and allocates, and an event costs more): those, the
+// route's action, the principal's kind, the tenant once the gate has
+// settled it (also put on the request's own span) and, when the gate
+// refuses, bulkhead.decision and the problem code. No span holds the
+// token, a header's value, the collection or an error's message.
 
 // The attributes of an ingress.gate span besides tracing's.
-const attrWait = attribute.Key("bulkhead.admission.wait_us")
+const (
+	attrAuthn = attribute.Key("bulkhead.authentication_us")
+	attrAuthz = attribute.Key("bulkhead.authorization_us")
+	attrWait  = attribute.Key("bulkhead.admission.wait_us")
+)
 
 // gateTrace is a gate pass's span and what it learned, carried in the
 // context under gateKey while the gate runs (only when the span records).
@@ -40,11 +45,14 @@ type gateTrace struct {
 	principal string // the principal's kind, once authenticated
 	tenant    tenant.ID
 	decision  string
-	waited    bool // the rate limit or admission ran
+	start     time.Time     // when the gate began
+	authn     time.Duration // the gate's start to the credential checked (0: not passed)
+	authz     time.Duration // the policy's decision (0: not allowed)
+	waited    bool          // the rate limit or admission ran
 	wait      time.Duration
 	// attrs holds the span's attributes as it ends: the SDK copies them,
 	// and a slice of its own would be one more allocation per request.
-	attrs [6]attribute.KeyValue
+	attrs [8]attribute.KeyValue
 }
 
 type gateKey struct{}
@@ -56,7 +64,7 @@ func (g *Gate) startGate(ctx context.Context, action string) (context.Context, *
 	if !span.IsRecording() {
 		return ctx, nil
 	}
-	gt := &gateTrace{span: span, action: action}
+	gt := &gateTrace{span: span, action: action, start: time.Now()}
 	return context.WithValue(ctx, gateKey{}, gt), gt
 }
 
@@ -79,6 +87,12 @@ func endGate(gt *gateTrace, err error) {
 	if !gt.tenant.IsZero() {
 		attrs = append(attrs, tracing.TenantKey.String(gt.tenant.String()))
 	}
+	if gt.authn > 0 {
+		attrs = append(attrs, attrAuthn.Int64(gt.authn.Microseconds()))
+	}
+	if gt.authz > 0 {
+		attrs = append(attrs, attrAuthz.Int64(gt.authz.Microseconds()))
+	}
 	if gt.waited {
 		attrs = append(attrs, attrWait.Int64(gt.wait.Microseconds()))
 	}
@@ -99,7 +113,7 @@ func traceAuth(ctx context.Context, p Principal, err error) {
 	if gt == nil || err != nil {
 		return
 	}
-	gt.span.AddEvent("authenticated")
+	gt.authn = max(time.Since(gt.start), time.Nanosecond) // present even if the clock did not move
 	gt.principal = principalKind(p.Kind)
 	if p.IsTenant() {
 		gt.tenant = p.Tenant
@@ -125,7 +139,7 @@ func traceAuthorize(ctx context.Context, allow bool) {
 		gt.decision = "deny"
 		return
 	}
-	gt.span.AddEvent("authorized")
+	gt.authz = max(time.Since(gt.start)-gt.authn, time.Nanosecond)
 }
 
 // admissionStart returns the time the request began to wait for
@@ -148,9 +162,6 @@ func traceAdmission(ctx context.Context, start time.Time, decision string) {
 		gt.decision = decision
 	}
 	gt.waited, gt.wait = true, time.Since(start)
-	if decision == "" {
-		gt.span.AddEvent("admitted")
-	}
 }
 
 // errorCode is a refusal's problem code, "internal" for anything else.

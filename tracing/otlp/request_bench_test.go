@@ -34,11 +34,9 @@ func BenchmarkRequestSpans(b *testing.B) {
 		ctx, req := tr.StartKind(context.Background(), "GET", trace.SpanKindServer)
 		req.SetAttributes(tracing.TenantKey.String("acme"))
 		_, gate := tr.Start(ctx, "ingress.gate")
-		gate.AddEvent("authenticated")
-		gate.AddEvent("authorized")
-		gate.AddEvent("admitted")
 		gate.SetAttributes(tracing.ActionKey.String("record.read"), tracing.PrincipalKey.String("tenant_key"),
-			tracing.TenantKey.String("acme"), attribute.Int64("bulkhead.admission.wait_us", 3))
+			tracing.TenantKey.String("acme"), attribute.Int64("bulkhead.admission.wait_us", 3),
+			attribute.Int64("bulkhead.authentication_us", 9), attribute.Int64("bulkhead.authorization_us", 4))
 		gate.End()
 		_, tx := tr.StartKind(ctx, "store.tx", trace.SpanKindClient)
 		tx.SetAttributes(tracing.TenantKey.String("acme"), attribute.String("bulkhead.store.shard", "local"),
