@@ -20,9 +20,10 @@ import (
 // header slices come from arrays allocated once per batch. Every message
 // has its own header map, in which the Nats-Msg-Id and
 // Nats-Expected-Stream headers are set directly (the publish options
-// would allocate a slice for each value). The header maps of a batch
-// acknowledged in full are reused (they always hold the same five keys);
-// nothing else is: JetStream holds a message until its answer.
+// would allocate a slice for each value). A batch whose every message was
+// acknowledged is reused, its messages, header maps (which always hold
+// the same five keys) and buffers: JetStream keeps no message once it
+// answered it. Nothing of a batch that failed is.
 type pubBatch struct {
 	evs      []store.Event
 	tenant   []string // HeaderTenant's value, shared (read-only)
@@ -32,7 +33,11 @@ type pubBatch struct {
 	ids      []string // each message's Nats-Msg-Id value: <tenant>.<incarnation>.<seq>
 	seqs     []string // each message's HeaderSeq value: <seq>, the id's tail
 	body     []byte   // every message's body, back to back
+	ends     []int    // scratch: where each msg id ends
 }
+
+// pubBatches holds acknowledged batches for reuse.
+var pubBatches sync.Pool
 
 func (r *Relay) newPubBatch(id tenant.ID, inc time.Time, evs []store.Event) *pubBatch {
 	incs := strconv.FormatInt(inc.UnixMicro(), 10)
@@ -41,18 +46,20 @@ func (r *Relay) newPubBatch(id tenant.ID, inc time.Time, evs []store.Event) *pub
 	for i := range evs {
 		size += 160 + len(evs[i].Collection) + len(evs[i].ID) + len(evs[i].Data)
 	}
-	p := &pubBatch{
-		evs:      evs,
-		tenant:   []string{id.String()},
-		inc:      []string{incs},
-		subjects: make(map[string]string, 1),
-		msgs:     make([]nats.Msg, len(evs)),
-		ids:      make([]string, len(evs)),
-		seqs:     make([]string, len(evs)),
-		body:     make([]byte, 0, size),
+	p, _ := pubBatches.Get().(*pubBatch)
+	if p == nil {
+		p = &pubBatch{subjects: make(map[string]string, 1)}
 	}
+	p.evs, p.tenant, p.inc = evs, []string{id.String()}, []string{incs}
+	clear(p.subjects) // another tenant's, maybe
+	p.msgs = grow(p.msgs, len(evs))
+	p.ids, p.seqs, p.ends = grow(p.ids, len(evs)), grow(p.seqs, len(evs)), grow(p.ends, len(evs))
+	if cap(p.body) < size {
+		p.body = make([]byte, 0, size)
+	}
+	p.body = p.body[:0]
 	buf := make([]byte, 0, len(evs)*(len(idBase)+20))
-	ends := make([]int, len(evs))
+	ends := p.ends
 	for i := range evs {
 		buf = append(buf, idBase...)
 		buf = strconv.AppendInt(buf, evs[i].Seq, 10)
@@ -87,9 +94,7 @@ func (p *pubBatch) publish(r *Relay, b *batch, i int) error {
 	}
 	p.body = body
 	m := &p.msgs[i]
-	m.Subject = subj
-	m.Data = body[start:len(body):len(body)]
-	h, _ := headers.Get().(nats.Header)
+	h := m.Header // a reused batch's: the same five keys, all set below
 	if h == nil {
 		h = make(nats.Header, 5)
 	}
@@ -98,7 +103,7 @@ func (p *pubBatch) publish(r *Relay, b *batch, i int) error {
 	h[HeaderIncarnation] = p.inc
 	h[jetstream.MsgIDHeader] = p.ids[i : i+1 : i+1] // as jetstream.WithMsgID
 	h[jetstream.ExpectedStreamHeader] = r.streamHdr // as jetstream.WithExpectStream
-	m.Header = h
+	*m = nats.Msg{Subject: subj, Data: body[start:len(body):len(body)], Header: h}
 	r.ackr.add(m, b)
 	if _, err := r.js.PublishMsgAsync(m); err != nil {
 		if r.ackr.take(m) != nil {
@@ -109,16 +114,17 @@ func (p *pubBatch) publish(r *Relay, b *batch, i int) error {
 	return nil
 }
 
-// headers holds the header maps of acknowledged batches for reuse.
-var headers sync.Pool
-
-// recycle returns the header maps of a batch whose every message was
-// acknowledged (JetStream keeps none of them any longer).
-func (b *batch) recycle() {
-	for i := range b.msgs[:b.n] {
-		if h := b.msgs[i].Header; h != nil {
-			b.msgs[i].Header = nil
-			headers.Put(h)
-		}
+// grow returns s with length n, reallocated if its capacity is short.
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
 	}
+	return s[:n]
+}
+
+// recycle keeps p for another batch once JetStream acknowledged every one
+// of its messages.
+func (p *pubBatch) recycle() {
+	p.evs = nil
+	pubBatches.Put(p)
 }

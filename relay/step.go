@@ -43,7 +43,8 @@ type batch struct {
 	batchAcks
 	gen      int
 	to       int64
-	n        int // messages published
+	n        int       // messages published
+	pb       *pubBatch // its messages and buffers (nil once recycled)
 	prev     *batch
 	done     chan struct{}
 	received bool // every ack arrived (set before done is closed)
@@ -169,7 +170,7 @@ func (r *Relay) step(ctx context.Context) sched.Outcome {
 	}
 	pb := r.newPubBatch(id, inc, evs)
 	b := &batch{gen: gen, to: evs[len(evs)-1].Seq, done: make(chan struct{})}
-	b.msgs, b.all = pb.msgs, make(chan struct{})
+	b.pb, b.msgs, b.all = pb, pb.msgs, make(chan struct{})
 	b.pending.Store(1) // the publisher's hold: all is not closed before every message is out
 	for i := range evs {
 		if err := pb.publish(r, b, i); err != nil {
@@ -271,7 +272,8 @@ func (r *Relay) await(ctx context.Context, id tenant.ID, st *tstate, b *batch) {
 		return
 	}
 	b.received = true
-	b.recycle()
+	b.pb.recycle()
+	b.pb, b.msgs = nil, nil
 	r.opts.Metrics.addPublished(id.String(), b.n)
 	st.acked = b.to
 	// Save now if no later batch is on its way (its await saves), or if
