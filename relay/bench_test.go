@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/bulkhead-dev/bulkhead/relay"
 	"github.com/bulkhead-dev/bulkhead/store"
@@ -106,11 +108,17 @@ func BenchmarkRelayPublish(b *testing.B) {
 		// The relay, from offset 0, to a fresh stream.
 		b.StopTimer()
 		stream, prefix := newStream(b, e)
-		if err := e.fl.Router().Tx(ctx, func(tx *store.Tx) error { return tx.SetEventOffset(ctx, relay.Consumer, 0) }); err != nil {
+		err := e.fl.Router().Tx(ctx, func(tx *store.Tx) error { return tx.SetEventOffset(ctx, relay.Consumer, 0) })
+		if err != nil {
 			b.Fatal(err)
 		}
-		e.reg = prometheus.NewRegistry() // metrics counted, as in the server
+		e.reg = prometheus.NewRegistry()
 		opts := e.options()
+		catch := &catchPublished{Registerer: prometheus.NewRegistry()} // metrics counted, as in the server
+		if opts.Metrics, err = relay.NewMetrics(catch, func(id string) string { return id }); err != nil {
+			b.Fatal(err)
+		}
+		acked := catch.vec.WithLabelValues(acme.String())
 		opts.Stream, opts.SubjectPrefix, opts.Rate = stream, prefix, -1 // the mechanism, not the per-tenant limit
 		r, err := relay.New(opts)
 		if err != nil {
@@ -121,8 +129,14 @@ func BenchmarkRelayPublish(b *testing.B) {
 		b.StartTimer()
 		t0, c0, a0 := time.Now(), cpuTime(), mallocs()
 		go func() { done <- r.Run(rctx) }()
-		for published(b, e) < n { // acked by JetStream, as the baseline's end
-			time.Sleep(time.Millisecond)
+		var m dto.Metric
+		for m.GetCounter().GetValue() < n { // acked by JetStream, as the baseline's end
+			if err := acked.Write(&m); err != nil {
+				b.Fatal(err)
+			}
+			if m.GetCounter().GetValue() < n {
+				time.Sleep(time.Millisecond)
+			}
 		}
 		relayTime += time.Since(t0)
 		relayCPU += cpuTime() - c0
@@ -182,22 +196,24 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// published reads bulkhead_relay_published_total of every tenant from
-// the env's registry (in memory: no load on NATS while it is measured).
-func published(b *testing.B, e *env) float64 {
-	mfs, err := e.reg.Gather()
-	if err != nil {
-		b.Fatal(err)
-	}
-	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() == "bulkhead_relay_published_total" {
-			for _, m := range mf.GetMetric() {
-				sum += m.GetCounter().GetValue()
-			}
+// catchPublished registers on a registry and keeps the relay's
+// bulkhead_relay_published_total: the benchmark reads the tenant's counter
+// every millisecond to see the relay's end, which costs far less than
+// gathering the registry would (that took 1.5 % of the process's CPU).
+type catchPublished struct {
+	prometheus.Registerer
+	vec *prometheus.CounterVec
+}
+
+func (c *catchPublished) Register(col prometheus.Collector) error {
+	if v, ok := col.(*prometheus.CounterVec); ok {
+		ch := make(chan *prometheus.Desc, 1)
+		v.Describe(ch)
+		if d := <-ch; strings.Contains(d.String(), `"bulkhead_relay_published_total"`) {
+			c.vec = v
 		}
 	}
-	return sum
+	return c.Registerer.Register(col)
 }
 
 // streamMsgs returns how many messages the stream holds.
