@@ -49,15 +49,7 @@ func TestRefusedMessagesArePublishedAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "every event published", func() bool { return e.offset(t, acme) == 10 })
-	msgs := e.messages(t)
-	if len(msgs) != 10 {
-		t.Fatalf("stream holds %d messages, want 10", len(msgs))
-	}
-	for i, m := range msgs {
-		if m.ev.Seq != int64(i+1) {
-			t.Fatalf("message %d holds event %d (order or once broken)", i+1, m.ev.Seq)
-		}
-	}
+	e.wantEventsOnceInOrder(t, 10)
 	if got := metric(t, e, "bulkhead_relay_published_total", "acme"); got != 10 {
 		t.Fatalf("bulkhead_relay_published_total{tenant=acme} = %v, want 10", got)
 	}

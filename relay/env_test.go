@@ -137,6 +137,21 @@ func (e *env) run(t testing.TB, opts relay.Options) (stop func()) {
 	return stop
 }
 
+// wantEventsOnceInOrder fails unless the stream holds exactly events 1 to
+// n of one tenant, each once, in order.
+func (e *env) wantEventsOnceInOrder(t testing.TB, n int) {
+	t.Helper()
+	msgs := e.messages(t)
+	if len(msgs) != n {
+		t.Fatalf("stream holds %d messages, want %d (each event once)", len(msgs), n)
+	}
+	for i, m := range msgs {
+		if m.ev.Seq != int64(i+1) {
+			t.Fatalf("message %d holds event %d (order or once broken)", i+1, m.ev.Seq)
+		}
+	}
+}
+
 // msg is one message of the stream, decoded.
 type msg struct {
 	seq     uint64 // in the stream

@@ -30,15 +30,7 @@ func TestRelayResumesFromItsOffset(t *testing.T) {
 	e.write(t, acme, "orders", 12) // while no relay runs
 	e.run(t, e.options())          // the scan at start finds them
 	waitFor(t, "the offset at 42", func() bool { return e.offset(t, acme) == 42 })
-	msgs := e.messages(t)
-	if len(msgs) != 42 {
-		t.Fatalf("stream holds %d messages, want 42 (each event once)", len(msgs))
-	}
-	for i, m := range msgs {
-		if m.ev.Seq != int64(i+1) {
-			t.Fatalf("message %d holds event %d", i+1, m.ev.Seq)
-		}
-	}
+	e.wantEventsOnceInOrder(t, 42)
 }
 
 // TestRecreatedTenantIsANewTenant: a tenant deleted and created again with
@@ -260,13 +252,5 @@ func TestTwoRelaysPublishOnce(t *testing.T) {
 		e.run(t, opts)
 	}
 	waitFor(t, "the offset at 300", func() bool { return e.offset(t, acme) == 300 })
-	msgs := e.messages(t)
-	if len(msgs) != 300 {
-		t.Fatalf("stream holds %d messages, want 300", len(msgs))
-	}
-	for i, m := range msgs {
-		if m.ev.Seq != int64(i+1) {
-			t.Fatalf("message %d holds event %d", i+1, m.ev.Seq)
-		}
-	}
+	e.wantEventsOnceInOrder(t, 300)
 }

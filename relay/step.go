@@ -236,6 +236,7 @@ func (r *Relay) await(ctx context.Context, id tenant.ID, st *tstate, b *batch) {
 	if b.prev != nil {
 		<-b.prev.done
 		ok = b.prev.received
+		b.prev = nil // else every batch would keep all the tenant's earlier ones alive
 	}
 	var failure error
 	if ok {
