@@ -10,20 +10,6 @@ import (
 	"github.com/bulkhead-dev/bulkhead/telemetry"
 )
 
-// logRequestLine logs the line the request-log middleware writes for a
-// typical data-plane request.
-func logRequestLine(l *slog.Logger) {
-	l.LogAttrs(context.Background(), slog.LevelInfo, "http request",
-		slog.String("request_id", "9f86d081884c7d659a2feaa0c55ad015"),
-		slog.String("tenant", "acme-corp"),
-		slog.String("route", "GET /v1/collections/{c}/records/{id}"),
-		slog.String("method", "GET"),
-		slog.Int("status", 200),
-		slog.Float64("duration_ms", 1.372),
-		slog.Int64("bytes", 412),
-		slog.String("client_request_id", "web-7f3a2c:checkout"))
-}
-
 // BenchmarkRedactor measures a typical request log line through a Redactor
 // over slog's JSON handler against the plain JSON handler (the baseline:
 // what a team writes without redaction). The two run in alternating
@@ -47,11 +33,11 @@ func BenchmarkRedactor(b *testing.B) {
 
 func compareLoggers(b *testing.B, plain, red *slog.Logger, extra ...slog.Attr) {
 	const batch = 64
-	line := logRequestLine
+	line := telemetry.LogRequestLine
 	if len(extra) > 0 {
 		line = func(l *slog.Logger) {
 			l.LogAttrs(context.Background(), slog.LevelInfo, "http request", extra...)
-			logRequestLine(l)
+			telemetry.LogRequestLine(l)
 		}
 	}
 	var tPlain, tRed time.Duration
