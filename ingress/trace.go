@@ -50,9 +50,6 @@ type gateTrace struct {
 	authz     time.Duration // the policy's decision (0: not allowed)
 	waited    bool          // the rate limit or admission ran
 	wait      time.Duration
-	// attrs holds the span's attributes as it ends: the SDK copies them,
-	// and a slice of its own would be one more allocation per request.
-	attrs [8]attribute.KeyValue
 }
 
 type gateKey struct{}
@@ -80,7 +77,7 @@ func endGate(gt *gateTrace, err error) {
 	if gt == nil {
 		return
 	}
-	attrs := append(gt.attrs[:0], tracing.ActionKey.String(gt.action))
+	attrs := append(tracing.Scratch(), tracing.ActionKey.String(gt.action))
 	if gt.principal != "" {
 		attrs = append(attrs, tracing.PrincipalKey.String(gt.principal))
 	}
@@ -104,6 +101,7 @@ func endGate(gt *gateTrace, err error) {
 		gt.span.SetStatus(codes.Error, errorCode(err))
 	}
 	gt.span.SetAttributes(attrs...)
+	tracing.Release(attrs)
 	gt.span.End()
 }
 

@@ -60,8 +60,7 @@ func describeTx(span trace.Span, sc Scope, opts TxOptions) {
 	if !span.IsRecording() {
 		return
 	}
-	attrs := make([]attribute.KeyValue, 0, 7)
-	attrs = append(attrs, tracing.TenantKey.String(sc.Tenant.String()),
+	attrs := append(tracing.Scratch(), tracing.TenantKey.String(sc.Tenant.String()),
 		attrShard.String(sc.Placement.Shard), attrMode.String(string(sc.Placement.Mode)),
 		attrReadOnly.Bool(opts.ReadOnly))
 	if opts.SQL {
@@ -74,6 +73,7 @@ func describeTx(span trace.Span, sc Scope, opts TxOptions) {
 		attrs = append(attrs, attrSystem.String(n.BackendName()))
 	}
 	span.SetAttributes(attrs...)
+	tracing.Release(attrs)
 }
 
 // beginFailed ends the span of a transaction that did not begin.

@@ -69,7 +69,7 @@ func Middleware(tp trace.TracerProvider, opts HTTPOptions) func(http.Handler) ht
 				if status == 0 {
 					status = http.StatusOK
 				}
-				attrs := append(rec.attrs[:0], attribute.String("http.request.method", method),
+				attrs := append(Scratch(), attribute.String("http.request.method", method),
 					attribute.Int("http.response.status_code", status))
 				if rt := route(r); rt != "" {
 					span.SetName(rt)
@@ -85,6 +85,7 @@ func Middleware(tp trace.TracerProvider, opts HTTPOptions) func(http.Handler) ht
 					}
 				}
 				span.SetAttributes(attrs...)
+				Release(attrs)
 				if status >= 500 {
 					span.SetStatus(codes.Error, "")
 				}
@@ -124,9 +125,6 @@ func safeMethod(m string) string {
 type statusWriter struct {
 	http.ResponseWriter
 	status int
-	// attrs holds the request span's attributes as it ends (the SDK
-	// copies them): a slice of their own would be one more allocation.
-	attrs [4]attribute.KeyValue
 }
 
 func (s *statusWriter) WriteHeader(code int) {

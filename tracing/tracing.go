@@ -2,6 +2,7 @@ package tracing
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
@@ -75,10 +76,15 @@ func NewTracer(tp trace.TracerProvider) *Tracer {
 	return t
 }
 
+// isNoop reports whether tp traces nothing: a no-op provider, the unset
+// global one, or one that says it is off (Enabled() false, as a
+// tracing/otlp.Provider does when no OTEL_* variable turns it on).
 func isNoop(tp trace.TracerProvider) bool {
-	switch tp.(type) {
+	switch tp := tp.(type) {
 	case noop.TracerProvider, *noop.TracerProvider:
 		return true
+	case interface{ Enabled() bool }:
+		return !tp.Enabled()
 	}
 	return tp == unsetGlobal
 }
@@ -168,4 +174,24 @@ func Fail(span trace.Span, code string) {
 	}
 	span.SetAttributes(ProblemKey.String(code))
 	span.SetStatus(codes.Error, code)
+}
+
+// scratch holds the arrays Scratch lends.
+var scratch = sync.Pool{New: func() any { return new([16]attribute.KeyValue) }}
+
+// Scratch returns an empty slice with room for 16 attributes, from a pool,
+// to gather a span's attributes for one SetAttributes call (which copies
+// them: the slice a variadic call through the Span interface makes would
+// be an allocation of its own). Hand it back with Release after the call.
+func Scratch() []attribute.KeyValue { return scratch.Get().(*[16]attribute.KeyValue)[:0] }
+
+// Release hands back a slice from Scratch, emptied. One that grew past 16
+// attributes is no longer the pool's and is left to the collector.
+func Release(attrs []attribute.KeyValue) {
+	if cap(attrs) != 16 {
+		return
+	}
+	a := (*[16]attribute.KeyValue)(attrs[:16])
+	clear(a[:])
+	scratch.Put(a)
 }

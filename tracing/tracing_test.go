@@ -15,6 +15,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/tenant"
 	"github.com/bulkhead-dev/bulkhead/tracing"
+	"github.com/bulkhead-dev/bulkhead/tracing/otlp"
 )
 
 // recorder is the real SDK with an in-memory span recorder.
@@ -26,12 +27,26 @@ func recorder(t *testing.T) (*sdktrace.TracerProvider, *tracetest.SpanRecorder) 
 	return tp, rec
 }
 
+// offProvider is what otlp.Setup returns when no OTEL_* variable turns
+// tracing on.
+func offProvider(t *testing.T) *otlp.Provider {
+	for _, k := range []string{"OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SDK_DISABLED"} {
+		t.Setenv(k, "")
+	}
+	tp, err := otlp.Setup(context.Background(), otlp.Options{})
+	if err != nil || tp.Enabled() {
+		t.Fatalf("Setup with no OTEL_* variable: enabled %v, %v", tp.Enabled(), err)
+	}
+	return tp
+}
+
 func TestTracingThatIsOffAllocatesNothing(t *testing.T) {
 	id := tenant.MustParse("acme")
 	for name, tr := range map[string]*tracing.Tracer{
 		"the global provider, never set": tracing.NewTracer(nil),
 		"a no-op provider":               tracing.NewTracer(noop.NewTracerProvider()),
 		"a nil tracer":                   nil,
+		"an OTLP provider that is off":   tracing.NewTracer(offProvider(t)),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if tr.Enabled() {

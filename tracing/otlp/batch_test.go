@@ -2,105 +2,251 @@ package otlp
 
 import (
 	"context"
+	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/bulkhead-dev/bulkhead/tracing/otlptest"
 )
 
-// gatedExporter is the SDK's in-memory exporter behind a gate the test
-// opens, to stand for a collector that is slow to answer.
-type gatedExporter struct {
-	*tracetest.InMemoryExporter
-	open chan struct{}
+// memClient is an OTLP client that keeps in memory what it is asked to
+// send, marshalled and decoded as the HTTP client and a receiver would:
+// the batcher's tests run in a synctest bubble, where no real connection
+// can be made (the tests beside them export over real HTTP). With gate
+// set, each upload waits for the test to close it, as a collector that is
+// slow to answer.
+type memClient struct {
+	gate chan struct{}
+
+	mu    sync.Mutex
+	spans int
 }
 
-func (g gatedExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
-	<-g.open
-	return g.InMemoryExporter.ExportSpans(ctx, spans)
+func (*memClient) Start(context.Context) error { return nil }
+func (*memClient) Stop(context.Context) error  { return nil }
+
+func (c *memClient) UploadTraces(ctx context.Context, rs []*tracepb.ResourceSpans) error {
+	raw, err := proto.Marshal(&coltracepb.ExportTraceServiceRequest{ResourceSpans: rs})
+	if err != nil {
+		return err
+	}
+	if c.gate != nil {
+		<-c.gate
+	}
+	var req coltracepb.ExportTraceServiceRequest
+	if err := proto.Unmarshal(raw, &req); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range req.ResourceSpans {
+		for _, s := range r.ScopeSpans {
+			c.spans += len(s.Spans)
+		}
+	}
+	return nil
 }
 
-// keptExporter is the in-memory exporter without its Shutdown, which
-// forgets the spans.
-type keptExporter struct{ *tracetest.InMemoryExporter }
+func (c *memClient) sent() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.spans
+}
 
-func (keptExporter) Shutdown(context.Context) error { return nil }
+// memProvider is the provider Setup makes, sampling every span, sending
+// through c.
+func memProvider(t *testing.T, c *memClient) *Provider {
+	t.Helper()
+	exp, err := newExporter(context.Background(), c, resource.Empty())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := newTracerProvider(sdktrace.AlwaysSample(), sdktrace.NewSpanLimits(), newBatcher(exp))
+	return &Provider{TracerProvider: tp, tp: tp}
+}
 
-func (g gatedExporter) Shutdown(context.Context) error { return nil }
-
-func endSpans(tp *sdktrace.TracerProvider, n int) {
+func endSpans(p *Provider, n int) {
 	for range n {
-		_, s := tp.Tracer("t").Start(context.Background(), "s")
+		_, s := p.Tracer("t").Start(context.Background(), "s")
 		s.End()
 	}
 }
 
 func TestBatcherExportsAFullBatchWithoutWaitingForTheDelay(t *testing.T) {
+	clearEnv(t)
 	t.Setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4")
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "3600000")
 	synctest.Test(t, func(t *testing.T) {
-		exp := keptExporter{tracetest.NewInMemoryExporter()}
-		b := newBatcher(exp)
-		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(b))
-		endSpans(tp, 3)
+		c := &memClient{}
+		p := memProvider(t, c)
+		endSpans(p, 3)
 		synctest.Wait()
-		if n := len(exp.GetSpans()); n != 0 {
+		if n := c.sent(); n != 0 {
 			t.Fatalf("%d spans exported before a batch was full", n)
 		}
-		endSpans(tp, 1)
+		endSpans(p, 1)
 		synctest.Wait()
-		if n := len(exp.GetSpans()); n != 4 {
+		if n := c.sent(); n != 4 {
 			t.Fatalf("%d spans exported once a batch was full, want 4", n)
 		}
-		endSpans(tp, 2)
-		if err := tp.Shutdown(context.Background()); err != nil {
+		endSpans(p, 2)
+		if err := p.Shutdown(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		if n := len(exp.GetSpans()); n != 6 {
+		if n := c.sent(); n != 6 {
 			t.Fatalf("%d spans exported after Shutdown, want all 6", n)
 		}
-		endSpans(tp, 1) // after Shutdown: dropped
-		if n := len(exp.GetSpans()); n != 6 {
+		_, s := p.Tracer("t").Start(context.Background(), "after")
+		if s.IsRecording() {
+			t.Error("a span started after Shutdown records")
+		}
+		s.End()
+		if err := p.ForceFlush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if n := c.sent(); n != 6 {
 			t.Fatalf("a span ended after Shutdown was exported")
 		}
 	})
 }
 
 func TestBatcherExportsOnTheScheduleDelay(t *testing.T) {
+	clearEnv(t)
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "5000")
 	synctest.Test(t, func(t *testing.T) {
-		exp := keptExporter{tracetest.NewInMemoryExporter()}
-		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(newBatcher(exp)))
-		defer tp.Shutdown(context.Background())
-		endSpans(tp, 2)
+		c := &memClient{}
+		p := memProvider(t, c)
+		defer p.Shutdown(context.Background())
+		endSpans(p, 2)
 		synctest.Wait()
-		if n := len(exp.GetSpans()); n != 0 {
+		if n := c.sent(); n != 0 {
 			t.Fatalf("%d spans exported at once", n)
 		}
 		time.Sleep(5001 * time.Millisecond) // past the delay (fake time)
 		synctest.Wait()
-		if n := len(exp.GetSpans()); n != 2 {
+		if n := c.sent(); n != 2 {
 			t.Fatalf("%d spans exported after the delay, want 2", n)
 		}
 	})
 }
 
 // A collector that does not answer never blocks the spans' callers: what
-// does not fit in the queue is dropped.
+// does not fit in the queue is dropped, and the error handler is told how
+// many spans were.
 func TestBatcherDropsRatherThanBlocks(t *testing.T) {
+	clearEnv(t)
 	t.Setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4")
 	t.Setenv("OTEL_BSP_MAX_QUEUE_SIZE", "8")
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "3600000")
-	exp := gatedExporter{tracetest.NewInMemoryExporter(), make(chan struct{})}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(newBatcher(exp)))
-	endSpans(tp, 100) // would hang here if ending a span waited for the exporter
-	close(exp.open)
-	if err := tp.Shutdown(context.Background()); err != nil {
+	var mu sync.Mutex
+	var handled []string
+	prev := otel.GetErrorHandler()
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		handled = append(handled, err.Error())
+	}))
+	t.Cleanup(func() { otel.SetErrorHandler(prev) })
+
+	c := &memClient{gate: make(chan struct{})}
+	p := memProvider(t, c)
+	endSpans(p, 100) // would hang here if ending a span waited for the exporter
+	close(c.gate)
+	if err := p.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(exp.GetSpans()); n == 0 || n >= 100 {
+	if n := c.sent(); n == 0 || n >= 100 {
 		t.Fatalf("%d of 100 spans exported: want some, and the overflow dropped", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(handled) == 0 || !strings.Contains(strings.Join(handled, "\n"), "spans dropped") {
+		t.Errorf("the error handler heard %q, want the spans dropped", handled)
+	}
+}
+
+// A span changed from many goroutines while others start and end spans
+// of their own keeps every change, once, and every span is exported (run
+// with -race).
+func TestSpansAreSafeForConcurrentUse(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "16")
+	rcv := otlptest.NewReceiver(t)
+	exp, err := newExporter(context.Background(), otlptracehttp.NewClient(otlptracehttp.WithEndpointURL(rcv.URL+"/v1/traces")), resource.Empty())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := newTracerProvider(sdktrace.AlwaysSample(), sdktrace.NewSpanLimits(), newBatcher(exp))
+	p := &Provider{TracerProvider: tp, tp: tp}
+	ctx, shared := p.Tracer("t").Start(context.Background(), "shared")
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 50 {
+				shared.SetAttributes(attribute.Int(string(rune('a'+g)), i))
+				shared.AddEvent("e")
+				_, s := p.Tracer("t").Start(ctx, "child")
+				s.SetAttributes(attribute.Int("i", i))
+				s.End()
+			}
+		})
+	}
+	wg.Wait()
+	shared.End()
+	if err := p.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	spans := rcv.Spans()
+	if len(spans) != 8*50+1 {
+		t.Fatalf("%d spans exported, want %d", len(spans), 8*50+1)
+	}
+	for _, s := range spans {
+		if s.Name == "shared" {
+			for g := range 8 {
+				if v := s.Attributes[string(rune('a'+g))]; v != "49" {
+					t.Errorf("attribute %c is %q, want the last value set, 49", 'a'+g, v)
+				}
+			}
+			if len(s.Events) != 128 { // the default event limit; 400 were added
+				t.Errorf("%d events kept, want 128", len(s.Events))
+			}
+		}
+	}
+}
+
+// An export that fails is an error, and the batch is let go after it.
+func TestExporterReportsFailure(t *testing.T) {
+	clearEnv(t)
+	ctx := context.Background()
+	exp, err := newExporter(ctx, otlptracehttp.NewClient(otlptracehttp.WithEndpointURL("http://127.0.0.1:1/v1/traces"),
+		otlptracehttp.WithRetry(otlptracehttp.RetryConfig{Enabled: false})), resource.Empty())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := newTracerProvider(sdktrace.AlwaysSample(), sdktrace.NewSpanLimits(), newBatcher(exp))
+	p := &Provider{TracerProvider: tp, tp: tp}
+	endSpans(p, 3)
+	if err := p.ForceFlush(ctx); err == nil {
+		t.Fatal("an export to a closed port succeeded")
+	}
+	if len(exp.buf) != 0 || len(exp.msgs[0].ProtoReflect().GetUnknown()) != 0 || tp.batch.cur.n != 0 {
+		t.Errorf("after a failed export the batch is still held: %d bytes", len(exp.buf))
+	}
+	if err := p.ForceFlush(ctx); err != nil {
+		t.Errorf("an empty flush: %v", err)
+	}
+	if err := p.Shutdown(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

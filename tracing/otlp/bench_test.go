@@ -32,7 +32,7 @@ func BenchmarkSpan(b *testing.B) {
 	}
 	b.Run("off", func(b *testing.B) { run(b, tracing.NewTracer(nil)) })
 	b.Run("exported", func(b *testing.B) {
-		clearEnv(b)
+		otlp.ClearEnv(b)
 		rcv := otlptest.NewReceiver(b)
 		rcv.Discard()
 		b.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rcv.URL)

@@ -7,7 +7,6 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/resource"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -221,64 +220,67 @@ func appendScope(b []byte, s instrumentation.Scope) []byte {
 	return end(b, at)
 }
 
-// appendSpan appends s as a ScopeSpans' spans field.
-func appendSpan(b []byte, s sdktrace.ReadOnlySpan) []byte {
+// appendSpan appends s, which has ended, as a ScopeSpans' spans field.
+func appendSpan(b []byte, s *span) []byte {
 	b, at := begin(b, fScopeSpansSpans)
-	sc := s.SpanContext()
-	tid, sid := sc.TraceID(), sc.SpanID()
+	tid, sid := s.sc.TraceID(), s.sc.SpanID()
 	b = appendBytes(b, fSpanTraceID, tid[:])
 	b = appendBytes(b, fSpanSpanID, sid[:])
-	b = appendString(b, fSpanTraceState, sc.TraceState().String())
-	parent := s.Parent()
-	if psid := parent.SpanID(); psid.IsValid() {
-		b = appendBytes(b, fSpanParentSpanID, psid[:])
+	if s.sc.TraceState().Len() > 0 {
+		b = appendString(b, fSpanTraceState, s.sc.TraceState().String())
 	}
-	b = appendString(b, fSpanName, s.Name())
-	b = appendUint(b, fSpanKind, uint64(spanKind(s.SpanKind())))
-	b = appendFixed64(b, fSpanStart, unixNano(s.StartTime().UnixNano()))
-	b = appendFixed64(b, fSpanEnd, unixNano(s.EndTime().UnixNano()))
-	b = appendKeyValues(b, fSpanAttributes, s.Attributes())
-	b = appendUint(b, fSpanDroppedAttrs, uint64(clampUint32(s.DroppedAttributes())))
-	for _, ev := range s.Events() {
+	if s.parentID.IsValid() {
+		b = appendBytes(b, fSpanParentSpanID, s.parentID[:])
+	}
+	b = appendString(b, fSpanName, s.name)
+	b = appendUint(b, fSpanKind, uint64(spanKind(s.kind)))
+	b = appendFixed64(b, fSpanStart, unixNano(s.start.UnixNano()))
+	b = appendFixed64(b, fSpanEnd, unixNano(s.end.UnixNano()))
+	b = appendKeyValues(b, fSpanAttributes, s.attrs)
+	b = appendUint(b, fSpanDroppedAttrs, uint64(clampUint32(s.dropped)))
+	var x spanExtra
+	if s.more != nil {
+		x = *s.more
+	}
+	for _, ev := range x.events {
 		var eat int
 		b, eat = begin(b, fSpanEvents)
-		b = appendFixed64(b, fEventTime, unixNano(ev.Time.UnixNano()))
-		b = appendString(b, fEventName, ev.Name)
-		b = appendKeyValues(b, fEventAttributes, ev.Attributes)
-		b = appendUint(b, fEventDroppedAttrs, uint64(clampUint32(ev.DroppedAttributeCount)))
+		b = appendFixed64(b, fEventTime, unixNano(ev.at.UnixNano()))
+		b = appendString(b, fEventName, ev.name)
+		b = appendKeyValues(b, fEventAttributes, ev.attrs)
+		b = appendUint(b, fEventDroppedAttrs, uint64(clampUint32(ev.dropped)))
 		b = end(b, eat)
 	}
-	b = appendUint(b, fSpanDroppedEvents, uint64(clampUint32(s.DroppedEvents())))
-	for _, l := range s.Links() {
+	b = appendUint(b, fSpanDroppedEvents, uint64(clampUint32(x.droppedEvents)))
+	for _, l := range x.links {
 		var lat int
 		b, lat = begin(b, fSpanLinks)
-		ltid, lsid := l.SpanContext.TraceID(), l.SpanContext.SpanID()
+		ltid, lsid := l.sc.TraceID(), l.sc.SpanID()
 		b = appendBytes(b, fLinkTraceID, ltid[:])
 		b = appendBytes(b, fLinkSpanID, lsid[:])
-		b = appendString(b, fLinkTraceState, l.SpanContext.TraceState().String())
-		b = appendKeyValues(b, fLinkAttributes, l.Attributes)
-		b = appendUint(b, fLinkDroppedAttrs, uint64(clampUint32(l.DroppedAttributeCount)))
-		b = appendFixed32(b, fLinkFlags, spanFlags(l.SpanContext.TraceFlags(), l.SpanContext))
+		b = appendString(b, fLinkTraceState, l.sc.TraceState().String())
+		b = appendKeyValues(b, fLinkAttributes, l.attrs)
+		b = appendUint(b, fLinkDroppedAttrs, uint64(clampUint32(l.dropped)))
+		b = appendFixed32(b, fLinkFlags, spanFlags(l.sc.TraceFlags(), l.sc.IsRemote()))
 		b = end(b, lat)
 	}
-	b = appendUint(b, fSpanDroppedLinks, uint64(clampUint32(s.DroppedLinks())))
-	st := s.Status()
+	b = appendUint(b, fSpanDroppedLinks, uint64(clampUint32(x.droppedLinks)))
 	var sat int
 	b, sat = begin(b, fSpanStatus)
-	b = appendString(b, fStatusMessage, st.Description)
-	b = appendUint(b, fStatusCode, uint64(statusCode(st.Code)))
+	b = appendString(b, fStatusMessage, s.statusDesc)
+	b = appendUint(b, fStatusCode, uint64(statusCode(s.status)))
 	b = end(b, sat)
-	b = appendFixed32(b, fSpanFlags, spanFlags(sc.TraceFlags(), parent))
+	b = appendFixed32(b, fSpanFlags, spanFlags(s.sc.TraceFlags(), s.parentRemote))
 	return end(b, at)
 }
 
 func unixNano(n int64) uint64 { return uint64(max(0, n)) }
 
-func spanFlags(tf trace.TraceFlags, parent trace.SpanContext) uint32 {
+func spanFlags(tf trace.TraceFlags, remote bool) uint32 {
 	// The low 8 bits are the W3C trace flags; the exporter always says
 	// whether it knows the parent is remote.
 	flags := uint32(tf) | uint32(tracepb.SpanFlags_SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK)
-	if parent.IsRemote() {
+	if remote {
 		flags |= uint32(tracepb.SpanFlags_SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK)
 	}
 	return flags

@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -45,21 +46,19 @@ type Options struct {
 	ServiceName string
 	// ServiceVersion is service.version, if set.
 	ServiceVersion string
-	// SpanProcessor, if set, replaces the batching processor in front of
-	// the exporter (most programs leave it nil).
-	SpanProcessor func(sdktrace.SpanExporter) sdktrace.SpanProcessor
 }
 
-// Provider is the TracerProvider Setup made: the SDK's, exporting over
-// OTLP/HTTP, or a no-op one when tracing is off.
+// Provider is the TracerProvider Setup made: Bulkhead's own
+// implementation of the trace API (provider.go), exporting over OTLP/HTTP,
+// or a no-op one when tracing is off.
 type Provider struct {
 	trace.TracerProvider
-	sdk      *sdktrace.TracerProvider // nil when off
+	tp       *tracerProvider // nil when off
 	endpoint string
 }
 
 // Enabled reports whether spans are exported.
-func (p *Provider) Enabled() bool { return p.sdk != nil }
+func (p *Provider) Enabled() bool { return p.tp != nil }
 
 // Endpoint returns the URL spans are sent to, without any user
 // information or query (which may hold credentials), or "" when off.
@@ -67,19 +66,20 @@ func (p *Provider) Endpoint() string { return p.endpoint }
 
 // ForceFlush exports the spans that have ended and not yet been sent.
 func (p *Provider) ForceFlush(ctx context.Context) error {
-	if p.sdk == nil {
+	if p.tp == nil {
 		return nil
 	}
-	return p.sdk.ForceFlush(ctx)
+	return p.tp.batch.ForceFlush(ctx)
 }
 
 // Shutdown exports the spans not yet sent, within ctx, and stops the
 // provider: spans started later are dropped. It does nothing when off.
 func (p *Provider) Shutdown(ctx context.Context) error {
-	if p.sdk == nil {
+	if p.tp == nil {
 		return nil
 	}
-	return p.sdk.Shutdown(ctx)
+	p.tp.stopped.Store(true)
+	return p.tp.batch.Shutdown(ctx)
 }
 
 // Setup returns a Provider configured by the OTEL_* environment variables:
@@ -97,14 +97,9 @@ func Setup(ctx context.Context, opts Options) (*Provider, error) {
 	if err := checkProtocol(); err != nil {
 		return nil, err
 	}
-	if err := checkSampler(); err != nil {
-		return nil, err
-	}
-	// otlptracehttp's client reads the OTEL_EXPORTER_OTLP_* variables and
-	// sends; our exporter converts the spans for it (exporter.go).
-	exp, err := newExporter(ctx, otlptracehttp.NewClient())
+	sampler, err := samplerFromEnv()
 	if err != nil {
-		return nil, fmt.Errorf("tracing: OTLP exporter: %w", err)
+		return nil, err
 	}
 	name := opts.ServiceName
 	if name == "" {
@@ -117,18 +112,18 @@ func Setup(ctx context.Context, opts Options) (*Provider, error) {
 	// Later detectors win: the environment over the defaults.
 	res, err := resource.New(ctx, resource.WithTelemetrySDK(), resource.WithAttributes(attrs...), resource.WithFromEnv())
 	if err != nil {
-		_ = exp.Shutdown(ctx)
 		return nil, fmt.Errorf("%w: OTEL_RESOURCE_ATTRIBUTES or OTEL_SERVICE_NAME: %v (use key=value pairs separated by commas)", ErrConfig, err)
 	}
-	var sp sdktrace.SpanProcessor
-	if opts.SpanProcessor != nil {
-		sp = opts.SpanProcessor(exp)
-	} else {
-		sp = newBatcher(exp) // sizes and delays from OTEL_BSP_*
+	// otlptracehttp's client reads the OTEL_EXPORTER_OTLP_* variables and
+	// sends; our exporter hands it the encoded spans (exporter.go).
+	exp, err := newExporter(ctx, otlptracehttp.NewClient(), res)
+	if err != nil {
+		return nil, fmt.Errorf("tracing: OTLP exporter: %w", err)
 	}
-	// The sampler comes from OTEL_TRACES_SAMPLER (checked above).
-	tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithSpanProcessor(sp))
-	return &Provider{TracerProvider: tp, sdk: tp, endpoint: endpoint()}, nil
+	// The limits come from OTEL_SPAN_*, the batch's sizes and delays from
+	// OTEL_BSP_*.
+	tp := newTracerProvider(sampler, sdktrace.NewSpanLimits(), newBatcher(exp))
+	return &Provider{TracerProvider: tp, tp: tp, endpoint: endpoint()}, nil
 }
 
 // enabled reads OTEL_SDK_DISABLED and OTEL_TRACES_EXPORTER.
@@ -158,13 +153,40 @@ func checkProtocol() error {
 	return nil
 }
 
-// checkSampler refuses a sampler the SDK would ignore with only a log line.
-func checkSampler() error {
+// samplerFromEnv returns the SDK's sampler that OTEL_TRACES_SAMPLER and
+// OTEL_TRACES_SAMPLER_ARG name (default parentbased_always_on), refusing
+// what the SDK would replace with a default and only a log line.
+func samplerFromEnv() (sdktrace.Sampler, error) {
+	ratio := func() (sdktrace.Sampler, error) {
+		arg := strings.TrimSpace(os.Getenv("OTEL_TRACES_SAMPLER_ARG"))
+		if arg == "" {
+			return sdktrace.TraceIDRatioBased(1), nil
+		}
+		v, err := strconv.ParseFloat(arg, 64)
+		if err != nil || v < 0 || v > 1 {
+			return nil, fmt.Errorf("%w: OTEL_TRACES_SAMPLER_ARG=%q is not a ratio (use a number from 0 to 1, such as 0.1)", ErrConfig, arg)
+		}
+		return sdktrace.TraceIDRatioBased(v), nil
+	}
 	switch v := strings.ToLower(strings.TrimSpace(os.Getenv("OTEL_TRACES_SAMPLER"))); v {
-	case "", "always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio":
-		return nil
+	case "", "parentbased_always_on":
+		return sdktrace.ParentBased(sdktrace.AlwaysSample()), nil
+	case "always_on":
+		return sdktrace.AlwaysSample(), nil
+	case "always_off":
+		return sdktrace.NeverSample(), nil
+	case "parentbased_always_off":
+		return sdktrace.ParentBased(sdktrace.NeverSample()), nil
+	case "traceidratio":
+		return ratio()
+	case "parentbased_traceidratio":
+		r, err := ratio()
+		if err != nil {
+			return nil, err
+		}
+		return sdktrace.ParentBased(r), nil
 	default:
-		return fmt.Errorf("%w: OTEL_TRACES_SAMPLER=%q is not supported (use always_on, always_off, traceidratio, "+
+		return nil, fmt.Errorf("%w: OTEL_TRACES_SAMPLER=%q is not supported (use always_on, always_off, traceidratio, "+
 			"parentbased_always_on, parentbased_always_off or parentbased_traceidratio)", ErrConfig, v)
 	}
 }

@@ -11,14 +11,6 @@ import (
 )
 
 // clearEnv unsets every OTEL_* variable Setup reads, for this test.
-func clearEnv(t testing.TB) {
-	for _, k := range []string{"OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT",
-		"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-		"OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"} {
-		t.Setenv(k, "")
-	}
-}
-
 func TestSetupIsOffUnlessConfigured(t *testing.T) {
 	for name, env := range map[string][]string{
 		"nothing set":                nil,
@@ -29,7 +21,7 @@ func TestSetupIsOffUnlessConfigured(t *testing.T) {
 		"exporter none, in capitals": {"OTEL_TRACES_EXPORTER", "NONE", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://127.0.0.1:1/v1/traces"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			clearEnv(t)
+			otlp.ClearEnv(t)
 			for i := 0; i+1 < len(env); i += 2 {
 				t.Setenv(env[i], env[i+1])
 			}
@@ -61,7 +53,7 @@ func TestSetupRefusesWhatItCannotDo(t *testing.T) {
 		"JSON": {"OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			clearEnv(t)
+			otlp.ClearEnv(t)
 			for i := 0; i+1 < len(env); i += 2 {
 				t.Setenv(env[i], env[i+1])
 			}
@@ -74,7 +66,7 @@ func TestSetupRefusesWhatItCannotDo(t *testing.T) {
 }
 
 func TestSetupExportsToTheConfiguredEndpoint(t *testing.T) {
-	clearEnv(t)
+	otlp.ClearEnv(t)
 	rcv := otlptest.NewReceiver(t)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rcv.URL)
 	t.Setenv("OTEL_SERVICE_NAME", "notes")
@@ -107,7 +99,7 @@ func TestSetupExportsToTheConfiguredEndpoint(t *testing.T) {
 }
 
 func TestEndpointIsLoggedWithoutCredentials(t *testing.T) {
-	clearEnv(t)
+	otlp.ClearEnv(t)
 	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://user:s3cret@collector.example:4318/custom/path?token=s3cret")
 	tp, err := otlp.Setup(context.Background(), otlp.Options{})
 	if err != nil {

@@ -18,7 +18,7 @@ import (
 // to a receiver in this process that discards them. Its ns/op and
 // allocs/op are what tracing adds to a request, without the request.
 func BenchmarkRequestSpans(b *testing.B) {
-	clearEnv(b)
+	otlp.ClearEnv(b)
 	rcv := otlptest.NewReceiver(b)
 	rcv.Discard()
 	b.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rcv.URL)
