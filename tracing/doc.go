@@ -19,9 +19,9 @@
 //	handler := tracing.Middleware(tp, tracing.HTTPOptions{})(mux)
 //
 // The spans: the HTTP request (a server span named by its route pattern,
-// the child of a valid W3C traceparent), ingress.gate (authentication,
-// policy and admission as its events, and how long the request waited for
-// admission) and store.tx (one per
+// the child of a valid W3C traceparent), ingress.gate (what
+// authentication, policy and admission each took, as attributes) and
+// store.tx (one per
 // transaction, with its shard, isolation mode, backend, read-only or write,
 // and whether a replica served it). Each carries the tenant (TenantKey)
 // where it is known.

@@ -16,8 +16,8 @@ const tracingFlushTimeout = 5 * time.Second
 
 // setupTracing makes the server's TracerProvider from the OTEL_* variables
 // (package tracing/otlp) and logs where it exports, or that tracing is
-// off. The SDK's own errors (a collector that cannot be reached) go to the
-// log as warnings.
+// off. Export failures (a collector that cannot be reached, spans dropped
+// because it did not keep up) go to the log as warnings.
 func setupTracing(ctx context.Context, logger *slog.Logger) (*otlp.Provider, error) {
 	tp, err := otlp.Setup(ctx, otlp.Options{ServiceName: "bulkhead", ServiceVersion: readVersion().Version})
 	if err != nil {

@@ -9,12 +9,19 @@
 // and OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is
 // set; OTEL_TRACES_EXPORTER=none or OTEL_SDK_DISABLED=true turn it off.
 // The exporter reads the rest: the endpoints, OTEL_EXPORTER_OTLP_HEADERS,
-// _TIMEOUT, _COMPRESSION, _CERTIFICATE and their TRACES_ forms; the SDK
-// reads OTEL_TRACES_SAMPLER (default parentbased_always_on) with
-// OTEL_TRACES_SAMPLER_ARG, OTEL_SPAN_*_LIMIT, OTEL_SERVICE_NAME and
-// OTEL_RESOURCE_ATTRIBUTES; the batching processor in front of the
-// exporter reads OTEL_BSP_SCHEDULE_DELAY, _MAX_EXPORT_BATCH_SIZE,
-// _MAX_QUEUE_SIZE and _EXPORT_TIMEOUT.
+// _TIMEOUT, _COMPRESSION, _CERTIFICATE and their TRACES_ forms (otel's
+// OTLP/HTTP client sends); the provider reads OTEL_TRACES_SAMPLER
+// (default parentbased_always_on, the SDK's samplers) with
+// OTEL_TRACES_SAMPLER_ARG, the OTEL_SPAN_*, OTEL_EVENT_* and OTEL_LINK_*
+// limits (as the SDK reads them), OTEL_SERVICE_NAME and
+// OTEL_RESOURCE_ATTRIBUTES; the batching in front of the exporter reads
+// OTEL_BSP_SCHEDULE_DELAY, _MAX_EXPORT_BATCH_SIZE, _MAX_QUEUE_SIZE and
+// _EXPORT_TIMEOUT.
+//
+// The provider is Bulkhead's own implementation of the trace API
+// (provider.go), lighter than the SDK's on a request's path, and held to
+// what the SDK exports by this package's tests. Code of your own can use
+// it as any TracerProvider: tp.Tracer("notes").Start(ctx, "step").
 package otlp
 
 import (
