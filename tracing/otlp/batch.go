@@ -51,8 +51,8 @@ type chunk struct {
 	buf []byte
 }
 
-// add encodes s into the chunk of its tracer.
-func (b *batch) add(s *span) {
+// add encodes s, with its record, into the chunk of its tracer.
+func (b *batch) add(s *span, r *record) {
 	i := 0
 	for i < len(b.chunks) && b.chunks[i].t != s.t {
 		i++
@@ -65,7 +65,7 @@ func (b *batch) add(s *span) {
 			b.chunks = append(b.chunks, chunk{t: s.t})
 		}
 	}
-	b.chunks[i].buf = appendSpan(b.chunks[i].buf, s)
+	b.chunks[i].buf = appendSpan(b.chunks[i].buf, s, r)
 	b.n++
 }
 
@@ -108,13 +108,13 @@ func newBatcher(exp *exporter) *batcher {
 
 // add encodes an ended, sampled span into the current batch, and hands
 // the batch to the exporter once it is full.
-func (b *batcher) add(s *span) {
+func (b *batcher) add(s *span, r *record) {
 	b.mu.Lock()
 	if b.stopped {
 		b.mu.Unlock()
 		return
 	}
-	b.cur.add(s)
+	b.cur.add(s, r)
 	if b.cur.n < b.max {
 		b.mu.Unlock()
 		return

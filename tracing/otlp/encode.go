@@ -220,8 +220,9 @@ func appendScope(b []byte, s instrumentation.Scope) []byte {
 	return end(b, at)
 }
 
-// appendSpan appends s, which has ended, as a ScopeSpans' spans field.
-func appendSpan(b []byte, s *span) []byte {
+// appendSpan appends s, which has ended, with its record, as a
+// ScopeSpans' spans field.
+func appendSpan(b []byte, s *span, r *record) []byte {
 	b, at := begin(b, fScopeSpansSpans)
 	tid, sid := s.sc.TraceID(), s.sc.SpanID()
 	b = appendBytes(b, fSpanTraceID, tid[:])
@@ -236,13 +237,9 @@ func appendSpan(b []byte, s *span) []byte {
 	b = appendUint(b, fSpanKind, uint64(spanKind(s.kind)))
 	b = appendFixed64(b, fSpanStart, unixNano(s.start.UnixNano()))
 	b = appendFixed64(b, fSpanEnd, unixNano(s.end.UnixNano()))
-	b = appendKeyValues(b, fSpanAttributes, s.attrs)
-	b = appendUint(b, fSpanDroppedAttrs, uint64(clampUint32(s.dropped)))
-	var x spanExtra
-	if s.more != nil {
-		x = *s.more
-	}
-	for _, ev := range x.events {
+	b = appendKeyValues(b, fSpanAttributes, r.attrs)
+	b = appendUint(b, fSpanDroppedAttrs, uint64(clampUint32(r.dropped)))
+	for _, ev := range r.events {
 		var eat int
 		b, eat = begin(b, fSpanEvents)
 		b = appendFixed64(b, fEventTime, unixNano(ev.at.UnixNano()))
@@ -251,8 +248,8 @@ func appendSpan(b []byte, s *span) []byte {
 		b = appendUint(b, fEventDroppedAttrs, uint64(clampUint32(ev.dropped)))
 		b = end(b, eat)
 	}
-	b = appendUint(b, fSpanDroppedEvents, uint64(clampUint32(x.droppedEvents)))
-	for _, l := range x.links {
+	b = appendUint(b, fSpanDroppedEvents, uint64(clampUint32(r.droppedEvents)))
+	for _, l := range r.links {
 		var lat int
 		b, lat = begin(b, fSpanLinks)
 		ltid, lsid := l.sc.TraceID(), l.sc.SpanID()
@@ -264,7 +261,7 @@ func appendSpan(b []byte, s *span) []byte {
 		b = appendFixed32(b, fLinkFlags, spanFlags(l.sc.TraceFlags(), l.sc.IsRemote()))
 		b = end(b, lat)
 	}
-	b = appendUint(b, fSpanDroppedLinks, uint64(clampUint32(x.droppedLinks)))
+	b = appendUint(b, fSpanDroppedLinks, uint64(clampUint32(r.droppedLinks)))
 	var sat int
 	b, sat = begin(b, fSpanStatus)
 	b = appendString(b, fStatusMessage, s.statusDesc)

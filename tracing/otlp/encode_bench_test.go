@@ -45,7 +45,6 @@ func BenchmarkEncode(b *testing.B) {
 	}
 	for _, s := range spans { // ended, without a batcher to hand them to
 		s.end = s.start
-		s.ended.Store(true)
 	}
 	var bt batch
 	var buf []byte
@@ -53,7 +52,7 @@ func BenchmarkEncode(b *testing.B) {
 	for b.Loop() {
 		bt.reset()
 		for _, s := range spans {
-			bt.add(s)
+			bt.add(s, s.rec)
 		}
 		buf = exp.assemble(buf[:0], &bt)
 		exp.msgs[0].ProtoReflect().SetUnknown(protoreflect.RawFields(buf))

@@ -123,7 +123,7 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	if s.start.IsZero() {
 		s.start = time.Now()
 	}
-	s.attrs = s.inline[:0]
+	s.rec = newRecord()
 	for _, l := range c.Links() {
 		s.AddLink(l)
 	}

@@ -35,28 +35,40 @@ type span struct {
 	end        time.Time
 	status     codes.Code
 	statusDesc string
-	attrs      []attribute.KeyValue // inline's, until it outgrows it
-	dropped    int                  // attributes over the limit or invalid
-	more       *spanExtra           // events and links, once there are any
-	// inline holds the first attributes: a request's spans carry a
-	// handful, and a slice of their own would be one more allocation.
-	inline [6]attribute.KeyValue
+	rec        *record // nil once ended
 }
 
-// spanExtra is what few spans have: events and links.
-type spanExtra struct {
+// record is what a span records besides its name, times and status: its
+// attributes, events and links. The trace API has no way to read them
+// back, so once ending the span has encoded them its record goes back to a
+// pool, and a span is a small object (about 200 bytes) wherever the
+// caller keeps it.
+type record struct {
+	attrs         []attribute.KeyValue // inline's, until it outgrows it
+	dropped       int                  // attributes over the limit or invalid
 	events        []event
 	droppedEvents int
 	links         []link
 	droppedLinks  int
+	// inline holds the first attributes: a request's spans carry a
+	// handful.
+	inline [8]attribute.KeyValue
 }
 
-// extra returns s.more, made if need be. s.mu must be held.
-func (s *span) extra() *spanExtra {
-	if s.more == nil {
-		s.more = &spanExtra{}
-	}
-	return s.more
+var records = sync.Pool{New: func() any {
+	r := new(record)
+	r.attrs = r.inline[:0]
+	return r
+}}
+
+func newRecord() *record { return records.Get().(*record) }
+
+// release empties r, letting go of everything the span's caller gave it,
+// and hands it back to the pool.
+func (r *record) release() {
+	*r = record{} // all of it, the inline attributes too
+	r.attrs = r.inline[:0]
+	records.Put(r)
 }
 
 type event struct {
@@ -94,10 +106,13 @@ func (s *span) End(opts ...trace.SpanEndOption) {
 		}
 	}
 	s.ended.Store(true)
+	rec := s.rec
+	s.rec = nil
 	s.mu.Unlock()
 	if s.sc.IsSampled() {
-		s.t.p.batch.add(s)
+		s.t.p.batch.add(s, rec)
 	}
+	rec.release()
 }
 
 func (s *span) SetName(name string) {
@@ -135,29 +150,29 @@ func (s *span) SetAttributes(kv ...attribute.KeyValue) {
 	if s.ended.Load() {
 		return
 	}
-	limits := &s.t.p.limits
+	limits, r := &s.t.p.limits, s.rec
 	if limits.AttributeCountLimit == 0 {
-		s.dropped += len(kv)
+		r.dropped += len(kv)
 		return
 	}
 next:
 	for _, a := range kv {
 		if !a.Valid() {
-			s.dropped++
+			r.dropped++
 			continue
 		}
 		a = truncateAttr(limits.AttributeValueLengthLimit, a)
-		for i := range s.attrs {
-			if s.attrs[i].Key == a.Key {
-				s.attrs[i] = a
+		for i := range r.attrs {
+			if r.attrs[i].Key == a.Key {
+				r.attrs[i] = a
 				continue next
 			}
 		}
-		if limits.AttributeCountLimit > 0 && len(s.attrs) >= limits.AttributeCountLimit {
-			s.dropped++
+		if limits.AttributeCountLimit > 0 && len(r.attrs) >= limits.AttributeCountLimit {
+			r.dropped++
 			continue
 		}
-		s.attrs = append(s.attrs, a)
+		r.attrs = append(r.attrs, a)
 	}
 }
 
@@ -176,8 +191,8 @@ func (s *span) addEvent(name string, at time.Time, attrs []attribute.KeyValue) {
 	}
 	e := event{name: name, at: at}
 	e.attrs, e.dropped = limitAttrs(attrs, s.t.p.limits.AttributePerEventCountLimit)
-	x := s.extra()
-	x.events, x.droppedEvents = evict(x.events, e, s.t.p.limits.EventCountLimit, x.droppedEvents)
+	r := s.rec
+	r.events, r.droppedEvents = evict(r.events, e, s.t.p.limits.EventCountLimit, r.droppedEvents)
 }
 
 // AddLink links the span to another, as the SDK does: a link to nothing
@@ -193,8 +208,8 @@ func (s *span) AddLink(l trace.Link) {
 	}
 	k := link{sc: l.SpanContext}
 	k.attrs, k.dropped = limitAttrs(l.Attributes, s.t.p.limits.AttributePerLinkCountLimit)
-	x := s.extra()
-	x.links, x.droppedLinks = evict(x.links, k, s.t.p.limits.LinkCountLimit, x.droppedLinks)
+	r := s.rec
+	r.links, r.droppedLinks = evict(r.links, k, s.t.p.limits.LinkCountLimit, r.droppedLinks)
 }
 
 // RecordError adds an "exception" event with the error's type and
