@@ -17,6 +17,12 @@ import (
 // is.
 func tracedEnv(t *testing.T) (*env, *otlptest.Receiver, *otlp.Provider) {
 	t.Helper()
+	return tracedEnvWith(t, server.Options{})
+}
+
+// tracedEnvWith is tracedEnv with other options for the server.
+func tracedEnvWith(t *testing.T, opts server.Options) (*env, *otlptest.Receiver, *otlp.Provider) {
+	t.Helper()
 	rcv := otlptest.NewReceiver(t)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rcv.URL)
 	t.Setenv("OTEL_TRACES_SAMPLER", "parentbased_always_on")
@@ -28,7 +34,8 @@ func tracedEnv(t *testing.T) (*env, *otlptest.Receiver, *otlp.Provider) {
 		t.Fatalf("tracing enabled %v, endpoint %q; want on, %s/v1/traces", tp.Enabled(), tp.Endpoint(), rcv.URL)
 	}
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	e := newEnvIn(t, t.TempDir(), server.Options{TracerProvider: tp})
+	opts.TracerProvider = tp
+	e := newEnvIn(t, t.TempDir(), opts)
 	return e, rcv, tp
 }
 
@@ -216,6 +223,38 @@ func TestTracesRecordRefusalsByTheirProblemCode(t *testing.T) {
 	}
 	if rcv.Contains(forged) || rcv.Contains(key) || rcv.Contains("globex") {
 		t.Error("the exported spans contain a token or the act-as header's value")
+	}
+}
+
+// A request the rate limit refuses has its gate's span failed with the
+// decision and the problem code, the tenant, and how long the admission
+// step took; it opens no transaction.
+func TestTracesRecordThrottlingOnTheGate(t *testing.T) {
+	e, rcv, tp := tracedEnvWith(t, server.Options{RateLimits: tinyBurst})
+	key := e.tenantWithKey("acme", "pooled")
+	var throttled string
+	for range 5 { // a burst of 3
+		id := randomHex(16)
+		if r := e.req("GET", "/v1/collections/c/records/x", key, nil, "traceparent", "00-"+id+"-"+randomHex(8)+"-01"); r.status == 429 {
+			throttled = id
+		}
+	}
+	if throttled == "" {
+		t.Fatal("no request was rate-limited")
+	}
+	gate := false
+	for _, s := range flush(t, tp, rcv)[throttled] {
+		switch s.Name {
+		case "ingress.gate":
+			gate = s.StatusCode == 2 && s.Attributes["bulkhead.decision"] == "throttled" &&
+				s.Attributes["bulkhead.problem.code"] == "rate_limited" && s.Attributes["bulkhead.tenant"] == "acme" &&
+				s.Attributes["bulkhead.admission.wait_us"] != ""
+		case "store.tx":
+			t.Error("a throttled request opened a transaction")
+		}
+	}
+	if !gate {
+		t.Errorf("throttled: no gate span failed as throttled, with the tenant and the admission's wait: %+v", flush(t, tp, rcv)[throttled])
 	}
 }
 

@@ -93,7 +93,7 @@ func (s *span) TracerProvider() trace.TracerProvider { return s.t.p }
 // End ends the span (at the option's timestamp, or now) and hands it to
 // the batch if it is sampled. Only the first End counts.
 func (s *span) End(opts ...trace.SpanEndOption) {
-	now := time.Now()
+	now := s.start.Add(time.Since(s.start)) // on the monotonic clock, as the SDK does
 	s.mu.Lock()
 	if s.ended.Load() {
 		s.mu.Unlock()
