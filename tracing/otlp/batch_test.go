@@ -2,6 +2,7 @@ package otlp
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
@@ -248,5 +250,62 @@ func TestExporterReportsFailure(t *testing.T) {
 	}
 	if err := p.Shutdown(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A span's record goes back to a pool when the span ends and is taken by
+// the next span (of whichever tenant): nothing of the first may show in
+// the second, whatever the first span's holder does with it afterwards.
+func TestARecordReusedCarriesNothingOver(t *testing.T) {
+	clearEnv(t)
+	rcv := otlptest.NewReceiver(t)
+	exp, err := newExporter(context.Background(), otlptracehttp.NewClient(otlptracehttp.WithEndpointURL(rcv.URL+"/v1/traces")), resource.Empty())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := newTracerProvider(sdktrace.AlwaysSample(), sdktrace.NewSpanLimits(), newBatcher(exp))
+	p := &Provider{TracerProvider: tp, tp: tp}
+	tr := p.Tracer("t")
+	for range 50 {
+		_, a := tr.Start(context.Background(), "acme")
+		a.SetAttributes(attribute.String("bulkhead.tenant", "acme"), attribute.String("acme.secret", "acme-data"))
+		a.AddEvent("acme-event", trace.WithAttributes(attribute.String("acme.event", "acme-data")))
+		a.AddLink(trace.Link{SpanContext: a.SpanContext(), Attributes: []attribute.KeyValue{attribute.String("acme.link", "acme-data")}})
+		a.End()
+		_, b := tr.Start(context.Background(), "globex")
+		// The holder of the ended span goes on using it while the
+		// record it had serves the next span.
+		a.SetAttributes(attribute.String("late", "acme-data"))
+		a.AddEvent("late", trace.WithAttributes(attribute.String("late", "acme-data")))
+		a.RecordError(errors.New("acme-data"))
+		a.AddLink(trace.Link{SpanContext: a.SpanContext()})
+		a.SetName("acme-data")
+		a.End()
+		b.SetAttributes(attribute.String("bulkhead.tenant", "globex"))
+		b.End()
+	}
+	if err := p.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	spans := rcv.Spans()
+	if len(spans) != 100 {
+		t.Fatalf("%d spans exported, want 100", len(spans))
+	}
+	for _, s := range spans {
+		switch s.Name {
+		case "globex":
+			if len(s.Attributes) != 1 || s.Attributes["bulkhead.tenant"] != "globex" || len(s.Events) != 0 {
+				t.Fatalf("globex's span carries %v, events %v", s.Attributes, s.Events)
+			}
+		case "acme":
+			if len(s.Attributes) != 2 || s.Attributes["acme.secret"] != "acme-data" || len(s.Events) != 1 || s.Events[0] != "acme-event" {
+				t.Fatalf("acme's span carries %v, events %v", s.Attributes, s.Events)
+			}
+		default:
+			t.Fatalf("a span renamed after it ended: %q", s.Name)
+		}
+	}
+	if rcv.Contains("late") || rcv.Contains("exception") {
+		t.Error("what was done with a span after it ended was exported")
 	}
 }

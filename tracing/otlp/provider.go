@@ -17,10 +17,11 @@ import (
 
 // tracerProvider is the TracerProvider Setup makes when tracing is on:
 // an implementation of the OpenTelemetry trace API of this package's own,
-// lighter than the SDK's on a request's path. A span is one allocation
-// (its first attributes live in it); ending it encodes it, in OTLP's
-// protobuf, straight into the batch the exporter sends, with no snapshot
-// and no conversion. It keeps the SDK's rules where a span's content is
+// lighter than the SDK's on a request's path. A span is one small
+// allocation: what it records lives in a record from a pool (span.go),
+// handed back once ending the span has encoded it, in OTLP's protobuf,
+// straight into the batch the exporter sends, with no snapshot and no
+// conversion. It keeps the SDK's rules where a span's content is
 // concerned: the samplers (the SDK's own, from OTEL_TRACES_SAMPLER), the
 // limits (sdktrace.NewSpanLimits, from OTEL_SPAN_*), a repeated attribute
 // key keeping its first place and its last value, the oldest event or
