@@ -11,6 +11,7 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -66,16 +67,22 @@ func (c *memClient) sent() int {
 	return c.spans
 }
 
-// memProvider is the provider Setup makes, sampling every span, sending
-// through c.
-func memProvider(t *testing.T, c *memClient) *Provider {
+// testProvider is the provider Setup makes, sampling every span, sending
+// through client.
+func testProvider(t *testing.T, client otlptrace.Client) *Provider {
 	t.Helper()
-	exp, err := newExporter(context.Background(), c, resource.Empty())
+	exp, err := newExporter(context.Background(), client, resource.Empty())
 	if err != nil {
 		t.Fatal(err)
 	}
 	tp := newTracerProvider(sdktrace.AlwaysSample(), sdktrace.NewSpanLimits(), newBatcher(exp))
 	return &Provider{TracerProvider: tp, tp: tp}
+}
+
+// httpProvider is testProvider sending to rcv over OTLP/HTTP.
+func httpProvider(t *testing.T, rcv *otlptest.Receiver) *Provider {
+	t.Helper()
+	return testProvider(t, otlptracehttp.NewClient(otlptracehttp.WithEndpointURL(rcv.URL+"/v1/traces")))
 }
 
 func endSpans(p *Provider, n int) {
@@ -91,7 +98,7 @@ func TestBatcherExportsAFullBatchWithoutWaitingForTheDelay(t *testing.T) {
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "3600000")
 	synctest.Test(t, func(t *testing.T) {
 		c := &memClient{}
-		p := memProvider(t, c)
+		p := testProvider(t, c)
 		endSpans(p, 3)
 		synctest.Wait()
 		if n := c.sent(); n != 0 {
@@ -128,7 +135,7 @@ func TestBatcherExportsOnTheScheduleDelay(t *testing.T) {
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "5000")
 	synctest.Test(t, func(t *testing.T) {
 		c := &memClient{}
-		p := memProvider(t, c)
+		p := testProvider(t, c)
 		defer p.Shutdown(context.Background())
 		endSpans(p, 2)
 		synctest.Wait()
@@ -162,7 +169,7 @@ func TestBatcherDropsRatherThanBlocks(t *testing.T) {
 	t.Cleanup(func() { otel.SetErrorHandler(prev) })
 
 	c := &memClient{gate: make(chan struct{})}
-	p := memProvider(t, c)
+	p := testProvider(t, c)
 	endSpans(p, 100) // would hang here if ending a span waited for the exporter
 	close(c.gate)
 	if err := p.Shutdown(context.Background()); err != nil {
@@ -185,12 +192,7 @@ func TestSpansAreSafeForConcurrentUse(t *testing.T) {
 	clearEnv(t)
 	t.Setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "16")
 	rcv := otlptest.NewReceiver(t)
-	exp, err := newExporter(context.Background(), otlptracehttp.NewClient(otlptracehttp.WithEndpointURL(rcv.URL+"/v1/traces")), resource.Empty())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tp := newTracerProvider(sdktrace.AlwaysSample(), sdktrace.NewSpanLimits(), newBatcher(exp))
-	p := &Provider{TracerProvider: tp, tp: tp}
+	p := httpProvider(t, rcv)
 	ctx, shared := p.Tracer("t").Start(context.Background(), "shared")
 	var wg sync.WaitGroup
 	for g := range 8 {
@@ -231,18 +233,13 @@ func TestSpansAreSafeForConcurrentUse(t *testing.T) {
 func TestExporterReportsFailure(t *testing.T) {
 	clearEnv(t)
 	ctx := context.Background()
-	exp, err := newExporter(ctx, otlptracehttp.NewClient(otlptracehttp.WithEndpointURL("http://127.0.0.1:1/v1/traces"),
-		otlptracehttp.WithRetry(otlptracehttp.RetryConfig{Enabled: false})), resource.Empty())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tp := newTracerProvider(sdktrace.AlwaysSample(), sdktrace.NewSpanLimits(), newBatcher(exp))
-	p := &Provider{TracerProvider: tp, tp: tp}
+	p := testProvider(t, otlptracehttp.NewClient(otlptracehttp.WithEndpointURL("http://127.0.0.1:1/v1/traces"),
+		otlptracehttp.WithRetry(otlptracehttp.RetryConfig{Enabled: false})))
 	endSpans(p, 3)
 	if err := p.ForceFlush(ctx); err == nil {
 		t.Fatal("an export to a closed port succeeded")
 	}
-	if len(exp.buf) != 0 || len(exp.msgs[0].ProtoReflect().GetUnknown()) != 0 || tp.batch.cur.n != 0 {
+	if exp := p.tp.batch.exp; len(exp.buf) != 0 || len(exp.msgs[0].ProtoReflect().GetUnknown()) != 0 || p.tp.batch.cur.n != 0 {
 		t.Errorf("after a failed export the batch is still held: %d bytes", len(exp.buf))
 	}
 	if err := p.ForceFlush(ctx); err != nil {
@@ -259,12 +256,7 @@ func TestExporterReportsFailure(t *testing.T) {
 func TestARecordReusedCarriesNothingOver(t *testing.T) {
 	clearEnv(t)
 	rcv := otlptest.NewReceiver(t)
-	exp, err := newExporter(context.Background(), otlptracehttp.NewClient(otlptracehttp.WithEndpointURL(rcv.URL+"/v1/traces")), resource.Empty())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tp := newTracerProvider(sdktrace.AlwaysSample(), sdktrace.NewSpanLimits(), newBatcher(exp))
-	p := &Provider{TracerProvider: tp, tp: tp}
+	p := httpProvider(t, rcv)
 	tr := p.Tracer("t")
 	for range 50 {
 		_, a := tr.Start(context.Background(), "acme")
