@@ -39,8 +39,9 @@ func (s *Server) newGate() (*ingress.Gate, error) {
 		Admission:     s.admission,
 		AlwaysAudit:   alwaysAudited,
 		Logger:        s.log,
-		// The gate's steps as spans (package tracing).
+		// The gate's span, and its steps' (package tracing).
 		TracerProvider: s.opts.TracerProvider,
+		TraceSteps:     s.opts.TraceSteps,
 	}
 	if s.audit != nil {
 		cfg.Audit = s.audit

@@ -251,4 +251,7 @@ type Options struct {
 	// the OTEL_* variables. Nil: the global provider, which traces nothing
 	// unless the program set one.
 	TracerProvider trace.TracerProvider
+	// TraceSteps makes each of the gate's steps (authentication, the
+	// policy, admission) a span of its own (ingress.Config.TraceSteps).
+	TraceSteps bool
 }

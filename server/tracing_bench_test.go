@@ -28,6 +28,7 @@ var (
 	tracingOnly    = flag.String("tracing.only", "", `BenchmarkTracing: "traced" or "off" runs that variant alone (for a CPU profile of it)`)
 	tracingSampler = flag.String("tracing.sampler", "always_on", `BenchmarkTracing: the traced server's OTEL_TRACES_SAMPLER, e.g. "parentbased_traceidratio" with -tracing.sampler-arg 0.1`)
 	tracingArg     = flag.String("tracing.sampler-arg", "", "BenchmarkTracing: the traced server's OTEL_TRACES_SAMPLER_ARG")
+	tracingSteps   = flag.Bool("tracing.steps", false, "BenchmarkTracing: the traced server makes each of the gate's steps a span (server.Options.TraceSteps)")
 )
 
 func BenchmarkTracing(b *testing.B) {
@@ -41,7 +42,7 @@ func BenchmarkTracing(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	traced := newBenchServerWith(b, server.Options{TracerProvider: tp}, "pooled")
+	traced := newBenchServerWith(b, server.Options{TracerProvider: tp, TraceSteps: *tracingSteps}, "pooled")
 	off := newBenchServerWith(b, server.Options{}, "pooled")
 	if err := tp.ForceFlush(context.Background()); err != nil {
 		b.Fatal(err)

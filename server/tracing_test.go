@@ -125,6 +125,9 @@ func TestTracesCarryTheCredentialsTenantAndNoSecretOrData(t *testing.T) {
 				t.Errorf("%s %s: %d spans %q, want 1 (spans: %v)", q.tenant, q.route, names[n], n, names)
 			}
 		}
+		if names["ingress.authenticate"]+names["ingress.authorize"]+names["ingress.admit"] != 0 {
+			t.Errorf("%s %s: the gate's steps are spans without TraceSteps: %v", q.tenant, q.route, names)
+		}
 		for _, s := range spans {
 			if s.Name == "store.tx" || strings.HasPrefix(s.Name, "ingress.") {
 				if s.ParentSpanID != root.SpanID {
@@ -255,6 +258,61 @@ func TestTracesRecordThrottlingOnTheGate(t *testing.T) {
 	}
 	if !gate {
 		t.Errorf("throttled: no gate span failed as throttled, with the tenant and the admission's wait: %+v", flush(t, tp, rcv)[throttled])
+	}
+}
+
+// With TraceSteps each of the gate's steps is a span under the gate's,
+// with the tenant, and the step that refused a request is the one failed.
+func TestTracesCanMakeEachGateStepASpan(t *testing.T) {
+	e, rcv, tp := tracedEnvWith(t, server.Options{TraceSteps: true, RateLimits: tinyBurst})
+	key := e.tenantWithKey("acme", "pooled")
+	traces := map[int]string{}                                                     // by status: the last request's trace
+	for _, tok := range []string{"bk_" + randomHex(20), key, key, key, key, key} { // a forged key, then past a burst of 3
+		id := randomHex(16)
+		r := e.req("GET", "/v1/collections/c/records/x", tok, nil, "traceparent", "00-"+id+"-"+randomHex(8)+"-01")
+		traces[r.status] = id
+	}
+	byTrace := flush(t, tp, rcv)
+	steps := func(status int) map[string]otlptest.Span {
+		t.Helper()
+		out := map[string]otlptest.Span{}
+		var gate string
+		for _, s := range byTrace[traces[status]] {
+			out[s.Name] = s
+			if s.Name == "ingress.gate" {
+				gate = s.SpanID
+			}
+		}
+		for n, s := range out {
+			if strings.HasPrefix(n, "ingress.") && n != "ingress.gate" && s.ParentSpanID != gate {
+				t.Errorf("%d: step span %q is not under the gate's", status, n)
+			}
+		}
+		return out
+	}
+	ok := steps(404) // the record does not exist: every step passed
+	for _, n := range []string{"ingress.authenticate", "ingress.authorize", "ingress.admit"} {
+		if s, found := ok[n]; !found || s.StatusCode == 2 || s.Attributes["bulkhead.tenant"] != "acme" {
+			t.Errorf("404: step %q found %v, %+v", n, found, s)
+		}
+	}
+	if ok["ingress.authenticate"].Attributes["bulkhead.principal.kind"] != "tenant_key" {
+		t.Errorf("authentication step %+v", ok["ingress.authenticate"])
+	}
+	denied := steps(401)
+	if s := denied["ingress.authenticate"]; s.StatusCode != 2 || s.Attributes["bulkhead.problem.code"] != "unauthenticated" {
+		t.Errorf("401: authentication step %+v, want failed unauthenticated", s)
+	}
+	if _, found := denied["ingress.authorize"]; found {
+		t.Error("401: a request refused at authentication has a policy step")
+	}
+	throttled := steps(429)
+	if s := throttled["ingress.admit"]; s.StatusCode != 2 || s.Attributes["bulkhead.decision"] != "throttled" ||
+		s.Attributes["bulkhead.problem.code"] != "rate_limited" || s.Attributes["bulkhead.tenant"] != "acme" {
+		t.Errorf("429: admission step %+v, want failed throttled", s)
+	}
+	if s := throttled["ingress.authorize"]; s.StatusCode == 2 {
+		t.Errorf("429: the policy step failed: %+v", s)
 	}
 }
 

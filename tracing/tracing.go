@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -132,6 +133,17 @@ func (t *Tracer) StartKind(ctx context.Context, name string, kind trace.SpanKind
 		return tr.Start(ctx, name, kindOptions[kind]...)
 	}
 	return tr.Start(ctx, name, trace.WithSpanKind(kind))
+}
+
+// StartAt is Start for a span that began at start, earlier: a step
+// recorded once it has ended. Its option is allocated only when tracing
+// is on.
+func (t *Tracer) StartAt(ctx context.Context, name string, start time.Time) (context.Context, trace.Span) {
+	tr := t.current()
+	if tr == nil {
+		return ctx, noSpan
+	}
+	return tr.Start(ctx, name, trace.WithTimestamp(start))
 }
 
 // kindOptions are the start options of each span kind, made once: an

@@ -29,6 +29,7 @@ func newServeCommand(g *globals) *cobra.Command {
 	var redisURL string
 	var instances int
 	var failClosed bool
+	var traceSteps bool
 	var limitsFile string
 	var usageTop int
 	var usageSweep, retention time.Duration
@@ -173,6 +174,7 @@ record data.`,
 			}
 			opts.Logger = telemetry.NewLogger(cmd.ErrOrStderr(), level)
 			opts.LogRedactKeys, opts.LogRedactPatterns = redactKeys, redactPatterns
+			opts.TraceSteps = traceSteps
 			if _, err := telemetry.CompileRedactPatterns(redactPatterns); err != nil {
 				return &usageError{cmd: cmd.CommandPath(), err: fmt.Errorf("--log-redact-patterns: %w", err)}
 			}
@@ -213,6 +215,8 @@ record data.`,
 		"pause between background runs that trim tenants' outboxes to --events-max-age and --events-max-count; 0: no trimming")
 	ev.register(cmd.Flags())
 	dash.register(cmd.Flags())
+	cmd.Flags().BoolVar(&traceSteps, "trace-steps", false,
+		"with tracing on (OTEL_EXPORTER_OTLP_ENDPOINT), make each of the gate's steps (authentication, policy, admission) a span of its own; costs about 3% of throughput")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error (logs are JSON lines on stderr)")
 	cmd.Flags().StringSliceVar(&redactKeys, "log-redact-keys", nil,
 		"more attribute keys whose values the log hides (comma-separated), besides authorization, cookie, token, secret, password, api_key...")
