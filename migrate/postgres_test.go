@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -160,7 +161,43 @@ func TestRunOnPostgresStopsAtAFailingTenantAndLeavesOthersConsistent(t *testing.
 		migrate.Migration{Version: 3, Name: "audit", SQL: `CREATE TABLE audit (tenant_id text NOT NULL, x int, PRIMARY KEY (tenant_id, x)); ALTER TABLE invoices ADD COLUMN paid bool`})
 	plan := f.plan(t, f.backend, ms)
 	plan.Concurrency = 2
+	// Hold the tables of the tenants after cask, on a connection of its
+	// own, until the run has recorded cask's failure: however fast cask
+	// fails on a loaded machine, none of them can finish before it, so
+	// the run must stop with some of them not started.
+	locker, err := pgx.Connect(ctx, f.env.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer locker.Close(context.Background())
+	lockTx, err := locker.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"dune", "echo", "fern"} {
+		if _, err := lockTx.Exec(ctx, fmt.Sprintf(`LOCK TABLE %s.invoices IN ACCESS EXCLUSIVE MODE`,
+			pgx.Identifier{tenant.MustParse(id).StorageName()}.Sanitize())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	caskDone := make(chan struct{})
+	plan.Progress = func(p migrate.Progress) { // called under the runner's lock: never block here
+		if p.Done && p.Unit.Tenant.String() == "cask" {
+			close(caskDone)
+		}
+	}
+	released := make(chan struct{})
+	go func() {
+		defer close(released)
+		select {
+		case <-caskDone:
+		case <-time.After(time.Minute): // cask never finished: the run fails below rather than hangs
+		}
+		_ = lockTx.Commit(context.Background())
+	}()
 	rep, err := migrate.Run(ctx, plan)
+	<-released
+	plan.Progress = nil
 	var ue *migrate.UnitError
 	if !errors.As(err, &ue) || ue.Unit.Tenant.String() != "cask" {
 		t.Fatalf("Run error = %v, want a UnitError for tenant cask", err)
