@@ -62,7 +62,13 @@ type gateKey struct{}
 // startGate starts the gate's span and returns ctx carrying it for the
 // steps (the request's own span stays the context's current span).
 func (g *Gate) startGate(ctx context.Context, action string) (context.Context, *gateTrace) {
-	sctx, span := g.tracer.Start(ctx, "ingress.gate")
+	var span trace.Span
+	var sctx context.Context
+	if g.cfg.TraceSteps { // the steps' spans are the gate span's children
+		sctx, span = g.tracer.Start(ctx, "ingress.gate")
+	} else {
+		span = g.tracer.StartLeaf(ctx, "ingress.gate", trace.SpanKindInternal)
+	}
 	if !span.IsRecording() {
 		return ctx, nil
 	}

@@ -51,8 +51,7 @@ type ReplicaReporter interface {
 
 // startTx starts the span of a transaction in ctx.
 func (r *Router) startTx(ctx context.Context) trace.Span {
-	_, span := r.tracer.StartKind(ctx, "store.tx", trace.SpanKindClient)
-	return span
+	return r.tracer.StartLeaf(ctx, "store.tx", trace.SpanKindClient)
 }
 
 // describeTx sets the attributes of a transaction known once it began.

@@ -135,6 +135,32 @@ func (t *Tracer) StartKind(ctx context.Context, name string, kind trace.SpanKind
 	return tr.Start(ctx, name, trace.WithSpanKind(kind))
 }
 
+// StartLeaf is StartKind for a span that will have no children: it
+// returns no context. A provider that can start a span without making a
+// context for it (tracing/otlp's) then allocates none.
+func (t *Tracer) StartLeaf(ctx context.Context, name string, kind trace.SpanKind) trace.Span {
+	tr := t.current()
+	if tr == nil {
+		return noSpan
+	}
+	var opts []trace.SpanStartOption
+	if int(kind) < len(kindOptions) {
+		opts = kindOptions[kind]
+	} else {
+		opts = []trace.SpanStartOption{trace.WithSpanKind(kind)}
+	}
+	if l, ok := tr.(leafStarter); ok {
+		return l.StartLeaf(ctx, name, opts...)
+	}
+	_, span := tr.Start(ctx, name, opts...)
+	return span
+}
+
+// leafStarter is a tracer that can start a span without a context.
+type leafStarter interface {
+	StartLeaf(ctx context.Context, name string, opts ...trace.SpanStartOption) trace.Span
+}
+
 // StartAt is Start for a span that began at start, earlier: a step
 // recorded once it has ended. Its option is allocated only when tracing
 // is on.
@@ -166,14 +192,22 @@ func SetTenant(ctx context.Context, id tenant.ID) {
 		return
 	}
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
-		span.SetAttributes(TenantKey.String(id.String()))
+		set(span, TenantKey.String(id.String()))
 	}
+}
+
+// set sets one attribute on span, through a Scratch slice: the slice of a
+// variadic call would be an allocation of its own.
+func set(span trace.Span, kv attribute.KeyValue) {
+	attrs := append(Scratch(), kv)
+	span.SetAttributes(attrs...)
+	Release(attrs)
 }
 
 // RecordProblem puts a problem code on the span in ctx, if it records.
 func RecordProblem(ctx context.Context, code string) {
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
-		span.SetAttributes(ProblemKey.String(code))
+		set(span, ProblemKey.String(code))
 	}
 }
 
@@ -184,7 +218,7 @@ func Fail(span trace.Span, code string) {
 	if !span.IsRecording() {
 		return
 	}
-	span.SetAttributes(ProblemKey.String(code))
+	set(span, ProblemKey.String(code))
 	span.SetStatus(codes.Error, code)
 }
 

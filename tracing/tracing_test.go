@@ -61,6 +61,9 @@ func TestTracingThatIsOffAllocatesNothing(t *testing.T) {
 				tracing.SetTenant(c, id)
 				tracing.Fail(span, "not_found")
 				span.End()
+				if leaf := tr.StartLeaf(ctx, "ingress.gate", trace.SpanKindInternal); leaf.IsRecording() {
+					t.Fatal("a leaf span that is off records")
+				}
 			})
 			if allocs != 0 {
 				t.Errorf("%v allocations per span, want 0", allocs)
@@ -91,6 +94,30 @@ func TestTracerRecordsOnARealProvider(t *testing.T) {
 	}
 	if len(want) != 0 || got[0].Status().Description != "quota_exceeded" {
 		t.Errorf("missing attributes %v; status %v", want, got[0].Status())
+	}
+}
+
+func TestLeafSpansAreChildrenOfTheSpanInTheContext(t *testing.T) {
+	tp, rec := recorder(t) // the SDK: StartLeaf falls back to Start
+	tr := tracing.NewTracer(tp)
+	ctx, parent := tr.Start(context.Background(), "request")
+	for _, kind := range []trace.SpanKind{trace.SpanKindClient, trace.SpanKindInternal, trace.SpanKind(42)} {
+		leaf := tr.StartLeaf(ctx, "leaf", kind)
+		if !leaf.IsRecording() {
+			t.Fatal("a leaf span does not record")
+		}
+		leaf.End()
+	}
+	parent.End()
+	ended := rec.Ended()
+	if len(ended) != 4 {
+		t.Fatalf("%d spans ended, want 4", len(ended))
+	}
+	for i, want := range []trace.SpanKind{trace.SpanKindClient, trace.SpanKindInternal, trace.SpanKindInternal} {
+		s := ended[i]
+		if s.Parent().SpanID() != parent.SpanContext().SpanID() || s.SpanKind() != want {
+			t.Errorf("leaf %d: parent %v kind %v, want %v and %v", i, s.Parent().SpanID(), s.SpanKind(), parent.SpanContext().SpanID(), want)
+		}
 	}
 }
 

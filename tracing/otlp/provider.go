@@ -89,6 +89,20 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	s := t.start(ctx, name, opts)
+	return trace.ContextWithSpan(ctx, s), s
+}
+
+// StartLeaf is Start for a span that will have no children: it returns
+// no context, and so allocates none (tracing.Tracer.StartLeaf uses it).
+func (t *tracer) StartLeaf(ctx context.Context, name string, opts ...trace.SpanStartOption) trace.Span {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return t.start(ctx, name, opts)
+}
+
+func (t *tracer) start(ctx context.Context, name string, opts []trace.SpanStartOption) trace.Span {
 	c := trace.NewSpanStartConfig(opts...)
 	pctx := ctx // the parent as the sampler sees it
 	var psc trace.SpanContext
@@ -117,8 +131,7 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	}
 	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: flags, TraceState: res.Tracestate})
 	if decision == sdktrace.Drop {
-		s := droppedSpan{sc: sc, p: t.p}
-		return trace.ContextWithSpan(ctx, s), s
+		return droppedSpan{sc: sc, p: t.p}
 	}
 	s := &span{t: t, sc: sc, parentID: psc.SpanID(), parentRemote: psc.IsRemote(), kind: trace.ValidateSpanKind(c.SpanKind()), name: name, start: c.Timestamp()}
 	if s.start.IsZero() {
@@ -130,7 +143,7 @@ func (t *tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	}
 	s.SetAttributes(res.Attributes...)
 	s.SetAttributes(c.Attributes()...)
-	return trace.ContextWithSpan(ctx, s), s
+	return s
 }
 
 // randomIDs makes trace and span ids from the runtime's random source

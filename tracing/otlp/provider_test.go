@@ -118,6 +118,11 @@ func script(t *testing.T, tp trace.TracerProvider) {
 		s.SetStatus(codes.Ok, "")
 		s.End(at(20))
 	}
+	for i, k := range []trace.SpanKind{trace.SpanKindClient, trace.SpanKindInternal} {
+		l := startLeaf(tr, cctx, "leaf", trace.WithSpanKind(k), at(23+i), trace.WithAttributes(attribute.String("l", "x")))
+		l.SetAttributes(attribute.Int("i", i))
+		l.End(at(25))
+	}
 	_, nr := tr.Start(ctx, "new root", trace.WithNewRoot(), at(21))
 	nr.End(at(22))
 	root.End(at(30))
@@ -131,6 +136,23 @@ func script(t *testing.T, tp trace.TracerProvider) {
 		c.End(at(42))
 		r.End(at(43))
 	}
+}
+
+// leafStarter is what tracing.Tracer.StartLeaf looks for; our tracer is one.
+type leafStarter interface {
+	StartLeaf(ctx context.Context, name string, opts ...trace.SpanStartOption) trace.Span
+}
+
+var _ leafStarter = (*tracer)(nil)
+
+// startLeaf starts a span as tracing.Tracer.StartLeaf does: without a
+// context on a tracer that can (ours), with Start on one that cannot.
+func startLeaf(tr trace.Tracer, ctx context.Context, name string, opts ...trace.SpanStartOption) trace.Span {
+	if l, ok := tr.(leafStarter); ok {
+		return l.StartLeaf(ctx, name, opts...)
+	}
+	_, s := tr.Start(ctx, name, opts...)
+	return s
 }
 
 // spansOf flattens what a receiver decoded: each span, with its scope and
