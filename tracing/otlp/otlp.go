@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -117,7 +118,7 @@ func Setup(ctx context.Context, opts Options) (*Provider, error) {
 		attrs = append(attrs, attribute.String("service.version", opts.ServiceVersion))
 	}
 	// Later detectors win: the environment over the defaults.
-	res, err := resource.New(ctx, resource.WithTelemetrySDK(), resource.WithAttributes(attrs...), resource.WithFromEnv())
+	res, err := resource.New(ctx, resource.WithAttributes(sdkAttributes()...), resource.WithAttributes(attrs...), resource.WithFromEnv())
 	if err != nil {
 		return nil, fmt.Errorf("%w: OTEL_RESOURCE_ATTRIBUTES or OTEL_SERVICE_NAME: %v (use key=value pairs separated by commas)", ErrConfig, err)
 	}
@@ -226,3 +227,34 @@ func redactURL(raw, suffix string) string {
 	}
 	return u.String()
 }
+
+// sdkAttributes name the SDK that makes the spans, this package, as
+// OpenTelemetry's semantic conventions ask of an implementation other than
+// theirs (telemetry.sdk.name "opentelemetry" would claim their SDK): its
+// import path, the language, and the version of the module that holds it
+// in this binary ("(devel)" when built from a work tree or in a test).
+func sdkAttributes() []attribute.KeyValue {
+	version := "(devel)"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, m := range append([]*debug.Module{&bi.Main}, bi.Deps...) {
+			if m.Path == sdkModule && m.Version != "" {
+				version = m.Version
+				if m.Replace != nil && m.Replace.Version != "" {
+					version = m.Replace.Version
+				}
+				break
+			}
+		}
+	}
+	return []attribute.KeyValue{
+		attribute.String("telemetry.sdk.name", sdkName),
+		attribute.String("telemetry.sdk.language", "go"),
+		attribute.String("telemetry.sdk.version", version),
+	}
+}
+
+// sdkName is this package's import path; sdkModule, its module's.
+const (
+	sdkName   = sdkModule + "/tracing/otlp"
+	sdkModule = "github.com/bulkhead-dev/bulkhead"
+)

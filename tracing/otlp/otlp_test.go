@@ -94,6 +94,12 @@ func TestSetupExportsToTheConfiguredEndpoint(t *testing.T) {
 	if r := spans[0].Resource; r["service.name"] != "notes" || r["service.version"] != "v9" {
 		t.Errorf("resource %v: want OTEL_SERVICE_NAME over the option, and the version", r)
 	}
+	// The spans are made by this package, not by OpenTelemetry's SDK, and
+	// the resource says so.
+	if r := spans[0].Resource; r["telemetry.sdk.name"] != "github.com/bulkhead-dev/bulkhead/tracing/otlp" ||
+		r["telemetry.sdk.language"] != "go" || r["telemetry.sdk.version"] == "" {
+		t.Errorf("resource %v: want telemetry.sdk.* naming this package", r)
+	}
 	// After Shutdown, spans are dropped.
 	_, late := tp.Tracer("test").Start(context.Background(), "late")
 	late.End()
