@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
@@ -133,6 +134,9 @@ type dataPlaneResult struct {
 	// goCPU is the CPU time of this process (the server or baseline and
 	// the load generator); pgCPU that of local PostgreSQL, -1 if unknown.
 	goCPU, pgCPU time.Duration
+	// gcCPU is the part of goCPU the garbage collector took (estimated by
+	// the runtime, runtime/metrics).
+	gcCPU time.Duration
 }
 
 func (r *dataPlaneResult) add(o dataPlaneResult) {
@@ -140,6 +144,7 @@ func (r *dataPlaneResult) add(o dataPlaneResult) {
 	r.elapsed += o.elapsed
 	r.lat = append(r.lat, o.lat...)
 	r.goCPU += o.goCPU
+	r.gcCPU += o.gcCPU
 	if r.pgCPU >= 0 {
 		r.pgCPU += o.pgCPU
 	}
@@ -165,7 +170,7 @@ func dataPlaneLoad(b *testing.B, bs *benchServer, d time.Duration) dataPlaneResu
 	var res dataPlaneResult
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	go0, pg0 := processCPU(), postgresCPU()
+	go0, pg0, gc0 := processCPU(), postgresCPU(), gcCPU()
 	start := time.Now()
 	deadline := start.Add(d)
 	for range dataPlaneClients {
@@ -201,6 +206,7 @@ func dataPlaneLoad(b *testing.B, bs *benchServer, d time.Duration) dataPlaneResu
 	wg.Wait()
 	res.elapsed = time.Since(start)
 	res.goCPU = processCPU() - go0
+	res.gcCPU = gcCPU() - gc0
 	if pg1 := postgresCPU(); pg0 >= 0 && pg1 >= 0 {
 		res.pgCPU = pg1 - pg0
 	} else {
@@ -216,6 +222,17 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// gcCPU returns the CPU time the garbage collector has used in this
+// process, as the runtime estimates it.
+func gcCPU() time.Duration {
+	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindFloat64 {
+		return 0
+	}
+	return time.Duration(s[0].Value.Float64() * float64(time.Second))
 }
 
 // postgresCPU returns the CPU time used by the processes named postgres

@@ -92,6 +92,7 @@ func BenchmarkTracing(b *testing.B) {
 		r := map[string]dataPlaneResult{"traced": t, "off": o}[*tracingOnly]
 		b.ReportMetric(r.opsPerSec(), *tracingOnly+"-ops/s")
 		b.ReportMetric(r.cpuPerOp(r.goCPU), *tracingOnly+"-go-µs/op")
+		b.ReportMetric(r.cpuPerOp(r.gcCPU), *tracingOnly+"-gc-µs/op")
 		return
 	}
 	b.ReportMetric(t.opsPerSec(), "traced-ops/s")
@@ -110,6 +111,8 @@ func BenchmarkTracing(b *testing.B) {
 	}
 	b.ReportMetric(t.cpuPerOp(t.goCPU), "traced-go-µs/op")
 	b.ReportMetric(o.cpuPerOp(o.goCPU), "off-go-µs/op")
+	b.ReportMetric(t.cpuPerOp(t.gcCPU), "traced-gc-µs/op")
+	b.ReportMetric(o.cpuPerOp(o.gcCPU), "off-gc-µs/op")
 	b.ReportMetric(float64(rcv.Bytes())/float64(t.ops), "exported-B/op")
 }
 
