@@ -41,6 +41,13 @@ func TestBrowserSignInFleetDrillDownSignOut(t *testing.T) {
 	if !slices.Equal(rows, ids) {
 		t.Fatalf("fleet table rows %q, want the server's tenants %q", rows, ids)
 	}
+	// The page preloads the fleet, and the script's request takes the
+	// preloaded answer: one request before the first render, not two (the
+	// page's refresh, every 15 s, comes later).
+	if n := eval[int](b, `performance.getEntriesByType("resource").filter(r => new URL(r.name).pathname.endsWith("/api/fleet") &&
+		r.startTime < performance.getEntriesByName("fleet-rendered")[0].startTime).length`); n != 1 {
+		t.Fatalf("the fleet was fetched %d times, want once (the preload must match the script's fetch)", n)
+	}
 	// The hostile name is text in its cell, and no element came of it.
 	if got := eval[string](b, `document.querySelector('#fleet tr[data-id="tenant-03"] td:nth-child(2)').textContent`); got != xssName {
 		t.Fatalf("tenant-03's name cell reads %q, want the name as text %q", got, xssName)
