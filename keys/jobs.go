@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/bulkhead-dev/bulkhead/internal/pgddl"
 )
 
 // Job kinds.
@@ -70,13 +72,83 @@ const pgJobsSQL = `CREATE TABLE IF NOT EXISTS bulkhead_keys.key_jobs (
 	body  text NOT NULL
 )`
 
+// The lease columns, added to a table made before leases existed: the
+// worker that holds a job's lease steps it alone (see claimJob).
+const (
+	sqliteLeaseOwnerSQL = `ALTER TABLE key_jobs ADD COLUMN lease_owner TEXT NOT NULL DEFAULT ''`
+	sqliteLeaseUntilSQL = `ALTER TABLE key_jobs ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0`
+	pgLeaseSQL          = `ALTER TABLE bulkhead_keys.key_jobs
+	ADD COLUMN IF NOT EXISTS lease_owner text NOT NULL DEFAULT '',
+	ADD COLUMN IF NOT EXISTS lease_until bigint NOT NULL DEFAULT 0`
+)
+
 func (s *SQLStore) jobsTable(ctx context.Context) error {
-	ddl := sqliteJobsSQL
 	if s.postgres {
-		ddl = pgJobsSQL
+		return pgddl.Apply(ctx, s.db, "bulkhead_keys", pgJobsSQL+";\n"+pgLeaseSQL)
 	}
-	_, err := s.db.ExecContext(ctx, ddl)
-	return err
+	if _, err := s.db.ExecContext(ctx, sqliteJobsSQL); err != nil {
+		return err
+	}
+	for col, ddl := range map[string]string{"lease_owner": sqliteLeaseOwnerSQL, "lease_until": sqliteLeaseUntilSQL} {
+		var n int
+		if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('key_jobs') WHERE name = ?`, col).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			continue
+		}
+		if _, err := s.db.ExecContext(ctx, ddl); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// JobLease is how long a worker holds a job it claimed without stepping
+// it again: another instance's worker takes over a job whose worker has
+// stopped (or stalled) once its lease has run out.
+const JobLease = time.Minute
+
+// ErrLeaseLost: the worker's lease on a job ran out and another worker
+// holds it now; the first one's progress is not saved over the second's.
+var ErrLeaseLost = errors.New("keys: the job's lease is another worker's")
+
+// claimJob takes, or renews, owner's lease on the running job id until
+// until, unless another worker's lease is still valid at now; it returns
+// the job as last saved and whether owner holds it.
+func (s *SQLStore) claimJob(ctx context.Context, id, owner string, now, until time.Time) (Job, bool, error) {
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE key_jobs SET lease_owner = ?, lease_until = ?
+		WHERE id = ? AND state = ? AND (lease_owner = ? OR lease_until <= ?)`),
+		owner, until.UnixMilli(), id, JobRunning, owner, now.UnixMilli())
+	if err != nil {
+		return Job{}, false, fmt.Errorf("keys: claim job %s: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return Job{}, false, err
+	}
+	j, err := s.Job(ctx, id)
+	return j, err == nil, err
+}
+
+// saveLeased saves j, stepped by owner, and extends owner's lease to
+// until; it fails with ErrLeaseLost, saving nothing, if another worker
+// has taken the job over.
+func (s *SQLStore) saveLeased(ctx context.Context, j Job, owner string, until time.Time) error {
+	body, err := json.Marshal(j)
+	if err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE key_jobs SET state = ?, body = ?, lease_until = ?
+		WHERE id = ? AND lease_owner = ?`), j.State, string(body), until.UnixMilli(), j.ID, owner)
+	if err != nil {
+		return fmt.Errorf("keys: save job %s: %w", j.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("keys: save job %s: %w", j.ID, err)
+	} else if n == 0 {
+		return fmt.Errorf("%w: job %s", ErrLeaseLost, j.ID)
+	}
+	return nil
 }
 
 // SaveJob stores j (new or updated).

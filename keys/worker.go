@@ -32,10 +32,17 @@ type WorkerConfig struct {
 // bounded batch of every running job, so tenants take turns and a big
 // tenant's rotation does not hold back a small one's. Progress is saved
 // after every batch; a restarted worker picks up where it stopped.
+//
+// With several instances on one key store, each job is stepped by one
+// worker at a time: a worker claims a job's lease (JobLease) before a
+// step and saves the step only while it still holds the lease, so two
+// instances neither do the same batch twice nor save older progress over
+// newer; a job whose worker stopped is taken over once its lease runs out.
 type Worker struct {
-	cfg  WorkerConfig
-	wake chan struct{}
-	mu   sync.Mutex // one round at a time
+	cfg   WorkerConfig
+	owner string // this worker's name on the leases it holds
+	wake  chan struct{}
+	mu    sync.Mutex // one round at a time
 }
 
 // maxAttempts is how many failed steps in a row fail a job.
@@ -49,7 +56,7 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Worker{cfg: cfg, wake: make(chan struct{}, 1)}
+	return &Worker{cfg: cfg, owner: "worker_" + newJobID()[len("job_"):], wake: make(chan struct{}, 1)}
 }
 
 func (w *Worker) now() time.Time { return w.cfg.Keys.now() }
@@ -163,7 +170,15 @@ func (w *Worker) Round(ctx context.Context) (busy bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	for _, j := range jobs {
+	for _, listed := range jobs {
+		now := w.now()
+		j, mine, err := w.cfg.Store.claimJob(ctx, listed.ID, w.owner, now, now.Add(JobLease))
+		if err != nil {
+			return busy, err
+		}
+		if !mine { // another instance's worker steps it
+			continue
+		}
 		progressed, serr := w.step(ctx, &j)
 		if serr != nil {
 			j.Attempts++
@@ -180,7 +195,13 @@ func (w *Worker) Round(ctx context.Context) (busy bool, err error) {
 			continue
 		}
 		j.UpdatedAt = w.now()
-		if err := w.cfg.Store.SaveJob(ctx, j); err != nil {
+		if err := w.cfg.Store.saveLeased(ctx, j, w.owner, j.UpdatedAt.Add(JobLease)); errors.Is(err, ErrLeaseLost) {
+			// This step outlasted the lease and another worker took the
+			// job over: its progress stands, this step's is dropped (the
+			// work is idempotent; the other worker does it again).
+			w.cfg.Logger.Warn("key job taken over by another worker", slog.String("job", j.ID))
+			continue
+		} else if err != nil {
 			return busy, err
 		}
 		busy = busy || progressed

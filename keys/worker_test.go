@@ -316,3 +316,63 @@ func TestARotationDoesNotReachATenantCreatedAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestTwoWorkersStepAJobOneAtATime: two instances' workers on one key
+// store; the one that claimed a job steps it, the other leaves it alone
+// until the first one's lease runs out (it stopped), then carries on from
+// the progress the first one saved, and the job ends with every record
+// re-sealed once.
+func TestTwoWorkersStepAJobOneAtATime(t *testing.T) {
+	e := newWorkerEnv(t, 4)
+	_ = e.tenant(t, "acme", 30)
+	j, err := e.w.StartRotation(context.Background(), tenant.MustParse("acme"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := keys.NewWorker(keys.WorkerConfig{Keys: e.m, Store: e.f.store, Router: e.router, Batch: 4})
+	round := func(w *keys.Worker) (bool, keys.Job) {
+		t.Helper()
+		busy, err := w.Round(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := e.w.Job(context.Background(), j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return busy, got
+	}
+	for range 3 { // lists the collections, then two batches
+		round(e.w)
+	}
+	_, before := round(e.w)
+	if before.Resealed == 0 {
+		t.Fatalf("the first worker made no progress: %+v", before)
+	}
+	for range 3 {
+		if busy, got := round(other); busy || got.Resealed != before.Resealed || got.After != before.After {
+			t.Fatalf("the second worker stepped a job the first one holds: busy %v, %+v", busy, got)
+		}
+	}
+	// The first worker stops; once its lease has run out the second one
+	// takes the job over from where it was.
+	e.clk.t = e.clk.t.Add(keys.JobLease + time.Second)
+	busy, got := round(other)
+	if !busy || got.Resealed <= before.Resealed {
+		t.Fatalf("the second worker did not take over after the lease ran out: busy %v, %+v", busy, got)
+	}
+	// The first one, back, leaves it to the second (whose lease is fresh).
+	if busy, again := round(e.w); busy || again.Resealed != got.Resealed {
+		t.Fatalf("the first worker stepped a job the second one holds now: %+v", again)
+	}
+	for range 1000 {
+		if got.State != keys.JobRunning {
+			break
+		}
+		e.clk.t = e.clk.t.Add(5 * time.Second)
+		_, got = round(other)
+	}
+	if got.State != keys.JobDone || got.Resealed != 30 {
+		t.Fatalf("the job ended %+v, want done with 30 records re-sealed once", got)
+	}
+}
