@@ -130,6 +130,14 @@ func (s *SQLStore) claimJob(ctx context.Context, id, owner string, now, until ti
 	return j, err == nil, err
 }
 
+// releaseJobs ends owner's leases.
+func (s *SQLStore) releaseJobs(ctx context.Context, owner string) error {
+	if _, err := s.db.ExecContext(ctx, s.q(`UPDATE key_jobs SET lease_until = 0 WHERE lease_owner = ?`), owner); err != nil {
+		return fmt.Errorf("keys: release job leases: %w", err)
+	}
+	return nil
+}
+
 // saveLeased saves j, stepped by owner, and extends owner's lease to
 // until; it fails with ErrLeaseLost, saving nothing, if another worker
 // has taken the job over.

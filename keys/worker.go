@@ -141,6 +141,15 @@ func (w *Worker) Job(ctx context.Context, id string) (Job, error) { return w.cfg
 // Run runs rounds until ctx is done, waiting interval (or a new job)
 // between rounds that had nothing to do.
 func (w *Worker) Run(ctx context.Context, interval time.Duration) {
+	defer func() {
+		// Hand the jobs over now rather than when the leases run out: a
+		// restarted server (or another instance) resumes them at once.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := w.Release(rctx); err != nil {
+			w.cfg.Logger.Warn("key jobs: release leases", slog.String("error", err.Error()))
+		}
+	}()
 	for {
 		busy, err := w.Round(ctx)
 		if err != nil && ctx.Err() == nil {
@@ -159,6 +168,15 @@ func (w *Worker) Run(ctx context.Context, interval time.Duration) {
 		}
 		t.Stop()
 	}
+}
+
+// Release gives up the leases this worker holds, so that another worker
+// takes its jobs over at once (Run does as it returns). A worker that
+// runs a Round after Release claims its jobs again.
+func (w *Worker) Release(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.cfg.Store.releaseJobs(ctx, w.owner)
 }
 
 // Round does one batch of every running job and reports whether any job

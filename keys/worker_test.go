@@ -376,3 +376,34 @@ func TestTwoWorkersStepAJobOneAtATime(t *testing.T) {
 		t.Fatalf("the job ended %+v, want done with 30 records re-sealed once", got)
 	}
 }
+
+// TestAWorkerThatStopsHandsItsJobsOver: a worker that releases its
+// leases (as Run does when it stops) lets another take its jobs over at
+// once, without waiting for the leases to run out.
+func TestAWorkerThatStopsHandsItsJobsOver(t *testing.T) {
+	e := newWorkerEnv(t, 4)
+	_ = e.tenant(t, "acme", 30)
+	j, err := e.w.StartRotation(context.Background(), tenant.MustParse("acme"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := keys.NewWorker(keys.WorkerConfig{Keys: e.m, Store: e.f.store, Router: e.router, Batch: 4})
+	for range 3 {
+		if _, err := e.w.Round(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if busy, err := other.Round(context.Background()); err != nil || busy {
+		t.Fatalf("the second worker stepped a job the first one holds: %v %v", busy, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	e.w.Run(ctx, time.Hour) // stops at once, releasing its leases
+	before, _ := e.w.Job(context.Background(), j.ID)
+	if busy, err := other.Round(context.Background()); err != nil || !busy {
+		t.Fatalf("the second worker did not take the job over once released: %v %v", busy, err)
+	}
+	if after, _ := e.w.Job(context.Background(), j.ID); after.Resealed <= before.Resealed {
+		t.Fatalf("no progress after the takeover: %+v", after)
+	}
+}
