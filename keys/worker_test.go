@@ -323,13 +323,7 @@ func TestARotationDoesNotReachATenantCreatedAgain(t *testing.T) {
 // the progress the first one saved, and the job ends with every record
 // re-sealed once.
 func TestTwoWorkersStepAJobOneAtATime(t *testing.T) {
-	e := newWorkerEnv(t, 4)
-	_ = e.tenant(t, "acme", 30)
-	j, err := e.w.StartRotation(context.Background(), tenant.MustParse("acme"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	other := keys.NewWorker(keys.WorkerConfig{Keys: e.m, Store: e.f.store, Router: e.router, Batch: 4})
+	e, j, other := twoWorkers(t)
 	round := func(w *keys.Worker) (bool, keys.Job) {
 		t.Helper()
 		busy, err := w.Round(context.Background())
@@ -381,13 +375,7 @@ func TestTwoWorkersStepAJobOneAtATime(t *testing.T) {
 // leases (as Run does when it stops) lets another take its jobs over at
 // once, without waiting for the leases to run out.
 func TestAWorkerThatStopsHandsItsJobsOver(t *testing.T) {
-	e := newWorkerEnv(t, 4)
-	_ = e.tenant(t, "acme", 30)
-	j, err := e.w.StartRotation(context.Background(), tenant.MustParse("acme"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	other := keys.NewWorker(keys.WorkerConfig{Keys: e.m, Store: e.f.store, Router: e.router, Batch: 4})
+	e, j, other := twoWorkers(t)
 	for range 3 {
 		if _, err := e.w.Round(context.Background()); err != nil {
 			t.Fatal(err)
@@ -406,4 +394,17 @@ func TestAWorkerThatStopsHandsItsJobsOver(t *testing.T) {
 	if after, _ := e.w.Job(context.Background(), j.ID); after.Resealed <= before.Resealed {
 		t.Fatalf("no progress after the takeover: %+v", after)
 	}
+}
+
+// twoWorkers is a rotation of a tenant of 30 records, started on e.w, and
+// a second worker on the same key store (another instance's).
+func twoWorkers(t *testing.T) (*workerEnv, keys.Job, *keys.Worker) {
+	t.Helper()
+	e := newWorkerEnv(t, 4)
+	_ = e.tenant(t, "acme", 30)
+	j, err := e.w.StartRotation(context.Background(), tenant.MustParse("acme"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, j, keys.NewWorker(keys.WorkerConfig{Keys: e.m, Store: e.f.store, Router: e.router, Batch: 4})
 }
