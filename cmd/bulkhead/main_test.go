@@ -5,9 +5,12 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -135,16 +138,31 @@ func (ts *testServer) request(t *testing.T, method, path, token, body string, he
 	return resp.StatusCode, string(b)
 }
 
-// closedAddr returns a loopback host:port that nothing listens on.
+// closedAddr returns a loopback host:port that nothing listens on, below
+// the kernel's ephemeral range: a port that "127.0.0.1:0" gave and that
+// was closed can be handed to the next listener on port 0, such as the
+// server under test (a test of an unreachable Redis once found the
+// server answering there).
 func closedAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	low := 32768 // Linux's default start of the ephemeral range
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				low = n
+			}
+		}
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	for port := low - 1 - rand.IntN(low/2); port > 1024; port-- {
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue // taken
+		}
+		ln.Close()
+		return ln.Addr().String()
+	}
+	t.Fatal("no free port below the ephemeral range")
+	return ""
 }
 
 // syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
