@@ -115,19 +115,42 @@ var ErrLeaseLost = errors.New("keys: the job's lease is another worker's")
 
 // claimJob takes, or renews, owner's lease on the running job id until
 // until, unless another worker's lease is still valid at now; it returns
-// the job as last saved and whether owner holds it.
+// the job as last saved and whether owner holds it (one statement: the
+// claim returns the body).
 func (s *SQLStore) claimJob(ctx context.Context, id, owner string, now, until time.Time) (Job, bool, error) {
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE key_jobs SET lease_owner = ?, lease_until = ?
-		WHERE id = ? AND state = ? AND (lease_owner = ? OR lease_until <= ?)`),
-		owner, until.UnixMilli(), id, JobRunning, owner, now.UnixMilli())
+	var body string
+	err := s.db.QueryRowContext(ctx, s.q(`UPDATE key_jobs SET lease_owner = ?, lease_until = ?
+		WHERE id = ? AND state = ? AND (lease_owner = ? OR lease_until <= ?) RETURNING body`),
+		owner, until.UnixMilli(), id, JobRunning, owner, now.UnixMilli()).Scan(&body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Job{}, false, nil
+	}
 	if err != nil {
 		return Job{}, false, fmt.Errorf("keys: claim job %s: %w", id, err)
 	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return Job{}, false, err
+	var j Job
+	if err := json.Unmarshal([]byte(body), &j); err != nil {
+		return Job{}, false, fmt.Errorf("keys: claim job %s: %w", id, err)
 	}
-	j, err := s.Job(ctx, id)
-	return j, err == nil, err
+	return j, true, nil
+}
+
+// runningJobIDs returns the ids of the jobs still running, oldest first.
+func (s *SQLStore) runningJobIDs(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id FROM key_jobs WHERE state = ? ORDER BY id`), JobRunning)
+	if err != nil {
+		return nil, fmt.Errorf("keys: running jobs: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
 }
 
 // releaseJobs ends owner's leases.
@@ -210,8 +233,11 @@ func (s *SQLStore) RunningJobs(ctx context.Context) ([]Job, error) {
 }
 
 // newJobID returns a random job id: "job_" and 16 hex digits.
-func newJobID() string {
+func newJobID() string { return randomName("job_") }
+
+// randomName returns prefix and 16 random hex digits.
+func randomName(prefix string) string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	return "job_" + hex.EncodeToString(b[:])
+	return prefix + hex.EncodeToString(b[:])
 }

@@ -56,7 +56,7 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Worker{cfg: cfg, owner: "worker_" + newJobID()[len("job_"):], wake: make(chan struct{}, 1)}
+	return &Worker{cfg: cfg, owner: randomName("worker_"), wake: make(chan struct{}, 1)}
 }
 
 func (w *Worker) now() time.Time { return w.cfg.Keys.now() }
@@ -184,13 +184,13 @@ func (w *Worker) Release(ctx context.Context) error {
 func (w *Worker) Round(ctx context.Context) (busy bool, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	jobs, err := w.cfg.Store.RunningJobs(ctx)
+	ids, err := w.cfg.Store.runningJobIDs(ctx)
 	if err != nil {
 		return false, err
 	}
-	for _, listed := range jobs {
+	for _, id := range ids {
 		now := w.now()
-		j, mine, err := w.cfg.Store.claimJob(ctx, listed.ID, w.owner, now, now.Add(JobLease))
+		j, mine, err := w.cfg.Store.claimJob(ctx, id, w.owner, now, now.Add(JobLease))
 		if err != nil {
 			return busy, err
 		}
